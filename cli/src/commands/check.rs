@@ -1,0 +1,73 @@
+//! `aosc check`: parse and check files, print diagnostics.
+
+use aos_compiler::check::FsLoader;
+use aos_compiler::diagnostic::{render_human, to_json};
+
+use super::exit;
+
+/// Parse and check `.aos` files: names, types, the step graph, roles, policy,
+/// secrets and the worst-case cost of a run.
+#[derive(clap::Args)]
+#[command(after_help = "Exit status: 0 no errors, 1 errors found, 2 usage or I/O error.
+
+Examples:
+  aosc check pipeline.aos
+  aosc check --format json pipeline.aos     one JSON object for tools and CI
+  aosc check --cost pipeline.aos            per-step worst-case cost table")]
+pub struct CheckArgs {
+    /// The files to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Source excerpts with labels, for people.
+    Human,
+    /// `{"diagnostics": [...]}` on stdout, for tools.
+    Json,
+}
+
+pub fn run(args: &CheckArgs) -> u8 {
+    let mut all_json = Vec::new();
+    let mut errors = 0usize;
+    let mut warnings = 0usize;
+    for path in &args.files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read `{path}`: {e}");
+                return exit::USAGE;
+            }
+        };
+        let analysis = aos_compiler::check(path, &text, &FsLoader);
+        errors += analysis.diagnostics.iter().filter(|d| d.is_error()).count();
+        warnings += analysis.diagnostics.iter().filter(|d| !d.is_error()).count();
+        match args.format {
+            Format::Human => {
+                eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
+            }
+            Format::Json => {
+                if let serde_json::Value::Object(mut obj) = to_json(&analysis.diagnostics, &analysis.sources) {
+                    if let Some(serde_json::Value::Array(list)) = obj.remove("diagnostics") {
+                        all_json.extend(list);
+                    }
+                }
+            }
+        }
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::json!({ "diagnostics": all_json })),
+        Format::Human => {
+            if errors == 0 && warnings == 0 {
+                eprintln!("ok: {} file(s) checked", args.files.len());
+            } else {
+                eprintln!("{errors} error(s), {warnings} warning(s)");
+            }
+        }
+    }
+    if errors > 0 { exit::ERRORS } else { exit::OK }
+}

@@ -1,0 +1,24 @@
+//! One module per subcommand. Each `run` returns the process exit status.
+
+pub mod check;
+pub mod fmt;
+
+use std::io::IsTerminal;
+
+use aos_compiler::diagnostic::Color;
+
+/// Exit statuses shared by all commands (LANGUAGE.md §6, §6a).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERRORS: u8 = 1;
+    pub const USAGE: u8 = 2;
+}
+
+/// Colour when stderr is a terminal and `NO_COLOR` is not set.
+pub fn stderr_color() -> Color {
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        Color::Always
+    } else {
+        Color::Never
+    }
+}

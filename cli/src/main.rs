@@ -1,0 +1,44 @@
+//! `aosc`: the one binary of AUTOOS.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Write, check and run LLM automation pipelines (`.aos` files).
+#[derive(Parser)]
+#[command(name = "aosc", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Examples:
+  aosc check examples/hello.aos           prove a pipeline safe to run
+  aosc check --cost examples/weekly_sales_report.aos
+                                          explain the worst-case cost of a run
+  aosc fmt --check examples/*.aos         verify canonical formatting
+
+Run `aosc help COMMAND` for the options of one command.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Check(commands::check::CheckArgs),
+    Fmt(commands::fmt::FmtArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are not usage errors.
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let code = match cli.command {
+        Command::Check(args) => commands::check::run(&args),
+        Command::Fmt(args) => commands::fmt::run(&args),
+    };
+    ExitCode::from(code)
+}

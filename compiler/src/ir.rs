@@ -1,0 +1,374 @@
+//! The checked program, as the runtime consumes it.
+//!
+//! The IR is self-contained: names are resolved, types are known (with the
+//! JSON Schema of every structured LLM output), the step graph is explicit,
+//! risk and cost bounds are computed, and the policy rules that could not be
+//! decided at check time are carried for the runtime to enforce. The runtime
+//! never re-parses source. `aosc check --emit-ir` prints it as JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the IR format; bumped when the shape changes.
+pub const IR_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub version: u32,
+    /// Every model declared (in this file and the files it uses), by name.
+    pub models: BTreeMap<String, Model>,
+    /// Every role bound to models: the ordered fallback chain of model names.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Every tool a workflow calls, by dotted name.
+    pub tools: BTreeMap<String, Tool>,
+    /// The policy rules the runtime must evaluate before steps start.
+    pub rules: Vec<PolicyRule>,
+    /// Every workflow, by name.
+    pub workflows: BTreeMap<String, Workflow>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Openai,
+    Anthropic,
+    Gemini,
+    Sim,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Gemini => "gemini",
+            Provider::Sim => "sim",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub name: String,
+    pub provider: Provider,
+    /// The provider's own id for the model (`gpt-4o`).
+    pub model_id: String,
+    /// USD per million input tokens.
+    pub input_per_m: f64,
+    /// USD per million output tokens.
+    pub output_per_m: f64,
+    /// Context window in tokens.
+    pub context: u64,
+    pub base_url: Option<String>,
+    /// Test attributes of `sim` models (§7); ignored by other providers.
+    pub sim: SimOptions,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SimOptions {
+    pub latency_ms: u64,
+    pub fail_first: u32,
+    pub malformed_first: u32,
+    pub confidence: Option<f64>,
+    pub seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Pure,
+    Read,
+    External,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    Untrusted,
+    Basic,
+    Trusted,
+    Admin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    Tool,
+    Llm,
+    Workflow,
+}
+
+/// A tool signature and how it is implemented.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub params: Vec<Param>,
+    pub ret: Type,
+    pub risk: Risk,
+    pub effect: Effect,
+    /// The output bound in tokens (`max_output_tokens`, default 8192).
+    pub max_output_tokens: u64,
+    pub timeout_ms: Option<u64>,
+    pub implementation: ToolImpl,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ToolImpl {
+    /// Implemented by the runtime (the standard library).
+    Builtin,
+    /// `http: "METHOD URL"`.
+    Http { method: String, url: String },
+    /// `exec: ["program", "arg", …]`, run sandboxed.
+    Exec { argv: Vec<String> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    pub ty: Type,
+    /// The default value, if the parameter has one.
+    pub default: Option<Expr>,
+}
+
+/// A resolved type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Type {
+    String,
+    Int,
+    Float,
+    Bool,
+    Json,
+    Duration,
+    Money,
+    Secret,
+    Null,
+    List { item: Box<Type> },
+    Optional { inner: Box<Type> },
+    Record { name: Option<String>, fields: Vec<(String, Type)> },
+    Enum { name: String, variants: Vec<String> },
+}
+
+/// A policy rule left for the runtime: its condition mentions `trust` (or
+/// otherwise could not be decided at check time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRule {
+    pub policy: String,
+    /// The rule as written, for messages and the audit log.
+    pub text: String,
+    pub action: PolicyAction,
+    pub cond: Cond,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyAction {
+    RequireApproval,
+    RequireVerify,
+    Deny,
+}
+
+/// A policy condition over step facts and run facts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Cond {
+    True,
+    False,
+    And { a: Box<Cond>, b: Box<Cond> },
+    Or { a: Box<Cond>, b: Box<Cond> },
+    Not { a: Box<Cond> },
+    /// `FACT OP VALUE`, e.g. `trust < trusted`, `tool == "shell.exec"`.
+    Compare { fact: Fact, cmp: Cmp, value: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fact {
+    Risk,
+    Kind,
+    Tool,
+    Effect,
+    Trust,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub name: String,
+    pub params: Vec<Param>,
+    /// The declared or inferred return type; `None` when it returns nothing.
+    pub ret: Option<Type>,
+    pub ret_expr: Option<Expr>,
+    pub intent: Option<String>,
+    pub budget_usd: Option<f64>,
+    /// Ceiling for unattended steps.
+    pub risk: Risk,
+    pub max_concurrency: Option<u32>,
+    /// Per-parameter token bound checked at run start (default 2048).
+    pub max_param_tokens: u64,
+    pub trigger: Option<Trigger>,
+    /// Steps in a topological order of the step graph.
+    pub steps: Vec<Step>,
+    /// The worst-case cost of one run, in USD.
+    pub cost_bound_usd: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Trigger {
+    Cron { expr: String },
+    Event { name: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub kind: StepKind,
+    /// The step's value type (already `Optional` when it has `when:`).
+    pub ty: Type,
+    /// For an LLM step whose type is not `String`: the JSON Schema its
+    /// reply must validate against. For a tool step whose declared type
+    /// refines `Json`: the schema the value must conform to.
+    pub schema: Option<serde_json::Value>,
+    pub call: Call,
+    /// `for VAR in ITEMS => call`.
+    pub fan_out: Option<FanOut>,
+    /// Names of the steps this one waits for (data and `after:` edges).
+    pub deps: Vec<String>,
+    pub when: Option<Expr>,
+    pub retry: u32,
+    pub backoff: Option<Backoff>,
+    pub timeout_ms: Option<u64>,
+    /// The approver group of an approval gate.
+    pub approval: Option<String>,
+    pub verify: Option<Verify>,
+    /// The maximum output tokens of an LLM attempt (default 1024).
+    pub max_tokens: u64,
+    pub max_input_tokens: Option<u64>,
+    /// The output bound of a tool step.
+    pub max_output_tokens: u64,
+    pub risk: Risk,
+    pub effect: Effect,
+    pub fallback: Option<Call>,
+    pub idempotency_key: Option<Expr>,
+    /// The worst-case cost of this step in USD, and how it was reached.
+    pub cost: CostBound,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FanOut {
+    pub var: String,
+    pub items: Expr,
+    pub max_items: Option<u64>,
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verify {
+    pub role: String,
+    pub min_confidence: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Backoff {
+    Fixed { ms: u64 },
+    Exponential { ms: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Call {
+    Tool { tool: String, args: BTreeMap<String, Expr> },
+    Llm { role: String, prompt: Expr },
+    Workflow { workflow: String, args: BTreeMap<String, Expr> },
+}
+
+/// The worst-case cost of a step and the figures it came from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostBound {
+    pub usd: f64,
+    /// Upper bound on prompt tokens of one attempt (LLM steps).
+    pub prompt_tokens: u64,
+    /// Output tokens of one attempt (LLM steps).
+    pub output_tokens: u64,
+    /// Billed attempts of the step's own model (1 + repairs) × (1 + retry).
+    pub attempts: u64,
+    /// Fan-out multiplier.
+    pub items: u64,
+    /// The model that gives the maximum.
+    pub model: Option<String>,
+    /// A sentence a user can follow.
+    pub explanation: String,
+}
+
+/// An expression the runtime evaluates. Names are resolved to what they
+/// refer to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
+pub enum Expr {
+    /// A literal value (numbers, strings without interpolation, booleans,
+    /// null, durations in ms, money in USD, enum variants as strings).
+    Lit { value: serde_json::Value },
+    /// An interpolated string.
+    Interp { parts: Vec<InterpPart> },
+    /// A workflow parameter.
+    Param { name: String },
+    /// Another step's value.
+    Step { name: String },
+    /// The fan-out variable.
+    Var { name: String },
+    Field { of: Box<Expr>, field: String },
+    Index { of: Box<Expr>, index: Box<Expr> },
+    List { items: Vec<Expr> },
+    Record { fields: Vec<(String, Expr)> },
+    Not { a: Box<Expr> },
+    Neg { a: Box<Expr> },
+    Binary { op: BinOp, a: Box<Expr>, b: Box<Expr> },
+    /// A pure built-in: `len`, `json`, `join`, `lower`, `upper`, `trim`.
+    Builtin { name: String, args: Vec<Expr> },
+    /// `secret("NAME")`: resolved by the runtime, redacted everywhere.
+    Secret { name: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "p", rename_all = "snake_case")]
+pub enum InterpPart {
+    Text { text: String },
+    Expr { expr: Expr },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    Coalesce,
+}
