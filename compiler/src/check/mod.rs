@@ -1,9 +1,13 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
+pub mod cost;
 pub mod env;
+pub mod models;
 pub mod resolve;
+pub mod roles;
 pub mod suggest;
+pub mod tokens;
 
 use std::path::Path;
 
@@ -66,13 +70,10 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
 /// Every pass after parsing; returns the IR when nothing is wrong.
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> Option<ir::Program> {
     let env = resolve::build_env(loaded, diags);
-    let _ = &env;
-    // ---- passes of the other helpers (issue 3) --------------------------
-    // models:  let models = models::lower_models(&env, diags);
-    // roles:   roles::check(&env, &models, diags);
-    // cost:    let cost = cost::analyze(&env, &models, diags);
-    // policy:  let policy = policy::analyze(&env, diags);
-    // ----------------------------------------------------------------------
+    let models = models::lower_models(&env, diags);
+    let _roles = roles::check(&env, diags);
+    let _cost = cost::analyze(&env, &models, diags);
+    // policy helper: let policy = policy::analyze(&env, diags);
     if diags.iter().any(Diagnostic::is_error) {
         return None;
     }
