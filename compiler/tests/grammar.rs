@@ -196,7 +196,7 @@ fn render(pair: Pair<'_, Rule>) -> String {
             for op in parts {
                 let op = op.into_inner().next().expect("a postfix operator");
                 acc = match op.as_rule() {
-                    Rule::field_access => format!("{acc}.{}", op.as_str().trim_start_matches('.').trim()),
+                    Rule::field_access | Rule::condition_field => format!("{acc}.{}", op.as_str().trim_start_matches('.').trim()),
                     _ => format!("{acc}[{}]", render(op.into_inner().next().expect("an index"))),
                 };
             }
@@ -294,6 +294,95 @@ fn grammar_and_parser_agree_on_every_file() {
     );
 }
 
+/// Corner cases of the language, each a whole file, that both parsers must
+/// give the same verdict (the files of the repository rarely reach them).
+fn corner_cases() -> Vec<String> {
+    let exprs = [
+        // precedence and operators
+        "a or b and c", "not a == b", "not not a", "a ?? b ?? c == d", "-a.b[0]", "(a < b) == c",
+        "a < b < c", "a == b == c", "a == not b", "a ?? not b", "- -a", "--a",
+        // calls and postfix
+        "f(x).field[0]", "f(x)(y)", "xs[0](y)", "f(a b)", "f(a,)", "f(,)", "f(type: 1, when: 2)",
+        "a . b", "x.type", "f(x)[0].y(z)",
+        // llm and for in expressions
+        "llm executor(\"hi\")", "llm executor(\"a\",)", "llm executor(\"a\", \"b\")",
+        "llm executor(prompt: \"a\")", "for x in xs => f(x)", "for x in xs => x", "for x in xs => (f(x))",
+        // keywords
+        "kind == workflow", "format ?? stepper ?? uses ?? order ?? nothing ?? inner ?? android",
+        // lists and records
+        "[a, b,]", "[a b]", "[,]", "[]", "{}", "{ a: 1 b: 2 }", "{ a: 1,, }", "{ type: 1, for: 2 }",
+        // strings
+        r#""tags: {join(tags, ", ")}""#, r#""{ "{ "deep" }" }""#, r#""{}""#, r#""{ }""#, r#""{ /* c */ }""#,
+        r#""a } b""#, r#""\{ x \}""#, r#""\q""#, r#""\u0041""#, "\"one\ntwo\"", "\"{ a\n }\"",
+        "\"\"\"\n  a\n  {b}\n  \"\"\"", r#""""say "hi"""""#, r#""""""""#, "\"\"\"{ f(\n a) }\"\"\"",
+        "\"unterminated", "\"\"\"unterminated\n",
+        // numbers, durations, money
+        "42", "1_000_000", "1__0_", "9223372036854775807", "9223372036854775808", "0.7", "1.5e3", "2E-6",
+        "1.", "1.foo", "250ms", "5m", "5min", "1.5s", "5 s", "42abc", "$0.50", "$12", "$1_000", "$0.000001",
+        "$0.1234567", "$2.50/M", "$0/M", "$2.50 /M", "$2.50/K", "$", "$.5",
+    ];
+    let conditions = [
+        "kind == llm", "tool == \"shell.exec\" and trust < trusted", "not (kind == for)", "kind == and",
+        "x == true", "step.for == in", "llm executor(\"x\")", "contains(tool, \"s\")", "risk >= high < x",
+    ];
+    let files = [
+        "", "// only a comment", "/* a /* nested */ comment */", "/* unterminated", "/// doc\n//// line\nenum E {}",
+        "use std.email", "use std", "use \"./x.aos\"", "use \"{x}.aos\"", "use other.x",
+        "type T = { a: Int?, b: List<{ c: String }>? }", "type T = Int??", "type T = Map<String>",
+        "type T = { type: String }", "enum E { a, b, }", "enum E { a b }", "enum E {}",
+        "model m = sim(\"x\")", "model m = sim(name)", "model m = sim(\"{x}\")", "model m = sim(\"x\") { a: 1, }",
+        "role r = []", "role r = [a, b,]", "role r = [a b]", "role r = [,]",
+        "tool a.b()", "tool single()", "tool a.b(x: Int,) -> { y: Int } { risk: low }",
+        "policy p {}", "policy p { require approval when x deny when y }", "policy p { require when x }",
+        "policy p { allow when x }", "policy p { deny when x, deny when y }",
+        "workflow w() {}", "workflow w(a: Int = 1, b: String?,) -> Int { return a }",
+        "workflow w(a: Int b: Int) {}", "workflow w() { budget: }", "workflow w() { budget: $0, risk: low }",
+        "workflow w() { step a = f() budget: $0 }", "workflow w() { return 1 step a = f() }",
+        "workflow w() { return 1 return 2 }", "workflow w() { return }", "workflow w() { step: 1 }",
+        "workflow w() { step a = f() { when: x, type: 1 } }", "workflow w() { step = f() }",
+        "workflow w() { step b: = f() }", "workflow w() { step b f() }", "workflow w() { step a = \"x\" }",
+        "workflow w() { step a = b }", "workflow w() { step a = f(x).y }", "workflow w() { step a = (f(x)) }",
+        "workflow w() { step a = for x in xs => llm r(\"{x}\") { max_items: 2 } }",
+        "workflow w() { step a = for x in xs => for y in x => f(y) }", "workflow w() { step for = f() }",
+        "workflow w() { x: { a: 42abc: 1 } }", "workflow w() { x: { a: 5min: 1 } }",
+        "workflow w() { budget: $0.50step a = f() }",
+    ];
+    let mut cases: Vec<String> = files.iter().map(|f| format!("{f}\n")).collect();
+    cases.extend(exprs.iter().map(|e| expr_file(e)));
+    cases.extend(conditions.iter().map(|c| condition_file(c)));
+    cases
+}
+
+/// Corner cases on which the two parsers are known to disagree, with the
+/// verdict LANGUAGE.md and docs/language.md call for. Each is written up in
+/// docs/grammar-disagreements.md; the list may only shrink (a case that
+/// starts agreeing must be taken off).
+const KNOWN_DISAGREEMENTS: &[&str] = &[];
+
+/// Both parsers give every corner case the same verdict, except the known
+/// disagreements, which must still disagree.
+#[test]
+#[ignore = "enable once the real parser lands on main"]
+fn grammar_and_parser_agree_on_corner_cases() {
+    let mut unexpected = Vec::new();
+    for case in corner_cases() {
+        let by_grammar = pest_accepts(&case);
+        let by_parser = parser_accepts(&case);
+        let known = KNOWN_DISAGREEMENTS.contains(&case.as_str());
+        if (by_grammar != by_parser) != known {
+            unexpected.push(if known {
+                format!("now agree ({}), take off KNOWN_DISAGREEMENTS:\n{case}", verdict(by_grammar))
+            } else {
+                format!("the grammar {} and the parser {}:\n{case}", verdict(by_grammar), verdict(by_parser))
+            });
+        }
+    }
+    for u in &unexpected {
+        eprintln!("{u}");
+    }
+    assert!(unexpected.is_empty(), "{} corner cases are not as expected (listed above)", unexpected.len());
+}
+
 // ---------------------------------------------------------------------------
 // Precedence
 // ---------------------------------------------------------------------------
@@ -355,6 +444,8 @@ fn llm_and_for_are_primaries() {
     assert_accepts(&expr_file("llm executor(\"hi\")"));
     assert_accepts(&expr_file("for x in xs => f(item: x)"));
     assert_rejects(&expr_file("llm executor(\"a\", \"b\")"));
+    assert_rejects(&expr_file("llm executor(\"a\",)"));
+    assert_rejects(&expr_file("llm executor(prompt: \"a\")"));
     assert_rejects(&expr_file("llm(\"a\")"));
 }
 
@@ -393,6 +484,21 @@ fn keywords_are_not_names_outside_policy_conditions() {
     assert_rejects("model type = sim(\"echo\")\n");
     // A keyword is only a keyword as a whole word.
     assert_accepts(&expr_file("format ?? stepper ?? uses ?? android ?? order ?? nothing ?? inner"));
+}
+
+#[test]
+fn keywords_are_not_llm_calls_or_fan_outs_in_policy_conditions() {
+    assert_rejects(&condition_file("llm executor(\"x\")"));
+    assert_rejects(&condition_file("for x in xs => f(x)"));
+    assert_eq!(grouping(&condition_file("step.for == in")), "(== step.for in)");
+    assert_accepts(&condition_file("contains(tool, \"shell\") and effect != pure"));
+}
+
+#[test]
+fn keywords_are_keys_of_arguments_and_records() {
+    assert_accepts(&expr_file("f(type: 1, when: 2)"));
+    assert_accepts(&expr_file("{ type: 1, for: 2 }"));
+    assert_rejects("type T = { type: String }\n");
 }
 
 #[test]
@@ -439,6 +545,10 @@ fn only_the_listed_escapes_are_allowed() {
 fn simple_strings_end_on_their_line() {
     assert_rejects(&expr_file("\"one\ntwo\""));
     assert_rejects(&expr_file("\"unterminated"));
+    // Interpolations of a one-line string stay on its line too.
+    assert_rejects(&expr_file("\"{ a\n }\""));
+    assert_rejects(&expr_file("\"{ f(\"x\",\n y) }\""));
+    assert_accepts(&expr_file("\"{ f(\"}\", { k: \"{y}\" }) }\""));
 }
 
 #[test]
@@ -450,6 +560,11 @@ fn triple_quoted_strings_span_lines() {
     assert_accepts(&expr_file(r#""""""""#));
     assert_accepts(&expr_file("\"\"\"{ \"\"\"inner {x}\"\"\" }\"\"\""));
     assert_rejects(&expr_file("\"\"\"never closed\n"));
+    // More than three quotes: the last three close the string.
+    assert_accepts(&expr_file(r#""""say "hi"""""#));
+    assert_accepts(&expr_file(r#""""say "hi""""""#));
+    // An interpolation of a triple-quoted string may span lines.
+    assert_accepts(&expr_file("\"\"\"{ f(\n a,\n b) }\"\"\""));
     let text = expr_file("\"\"\"a\nb\"\"\"");
     let file = pest_parse(&text).unwrap();
     assert!(find(&file, Rule::triple_string).is_some());
@@ -466,9 +581,14 @@ fn numbers() {
     assert_eq!(literal_kind("0.7"), Rule::float);
     assert_eq!(literal_kind("1.5e3"), Rule::float);
     assert_eq!(literal_kind("2E-6"), Rule::float);
-    assert_rejects(&expr_file("1__000"));
-    assert_rejects(&expr_file("1_"));
+    // Underscores anywhere after the first digit, as in Rust.
+    assert_eq!(literal_kind("1__000_"), Rule::integer);
+    assert_eq!(literal_kind("1_000.000_1"), Rule::float);
+    assert_eq!(grouping(&expr_file("_1")), "_1"); // a name
+    assert_rejects(&expr_file("1.5e_3"));
+    // A number must not run into a letter.
     assert_rejects(&expr_file("42abc"));
+    assert_rejects("workflow w() {\n  x: { a: 42abc: 1 }\n}\n");
 }
 
 #[test]
@@ -486,6 +606,7 @@ fn money_and_prices() {
     assert_eq!(literal_kind("$0.50"), Rule::money);
     assert_eq!(literal_kind("$12"), Rule::money);
     assert_eq!(literal_kind("$0.000001"), Rule::money);
+    assert_eq!(literal_kind("$1_000"), Rule::money);
     assert_eq!(literal_kind("$2.50/M"), Rule::price);
     assert_eq!(literal_kind("$0/M"), Rule::price);
     assert_rejects(&expr_file("$0.1234567"));
