@@ -2,6 +2,8 @@
 //! secrets, cost — and lowering to the IR.
 
 pub mod env;
+pub mod policy;
+pub mod risk;
 
 use std::path::Path;
 
