@@ -1,7 +1,11 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
+pub mod cost;
 pub mod env;
+pub mod models;
+pub mod roles;
+pub mod tokens;
 
 use std::path::Path;
 
