@@ -203,7 +203,7 @@ mod random_programs {
     /// A triple-quoted string inside an interpolation has no one-line form
     /// the formatter could keep: the random trees hold plain ones there.
     fn plain_inside_interpolations(e: &mut Expr, inside: bool) {
-        let mut visit = |x: &mut Expr| plain_inside_interpolations(x, inside);
+        let visit = |x: &mut Expr| plain_inside_interpolations(x, inside);
         match &mut e.kind {
             ExprKind::Str(s) => {
                 if inside {
