@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
   aosc check --cost examples/weekly_sales_report.aos
                                           explain the worst-case cost of a run
   aosc fmt --check examples/*.aos         verify canonical formatting
+  aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
 struct Cli {
@@ -25,6 +26,7 @@ struct Cli {
 enum Command {
     Check(commands::check::CheckArgs),
     Fmt(commands::fmt::FmtArgs),
+    Lsp(commands::lsp::LspArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Fmt(args) => commands::fmt::run(&args),
+        Command::Lsp(args) => commands::lsp::run(&args),
     };
     ExitCode::from(code)
 }

@@ -15,6 +15,7 @@ pub mod format;
 pub mod ir;
 pub mod lexer;
 pub mod parser;
+pub mod query;
 pub mod source;
 pub mod span;
 pub mod stdlib;

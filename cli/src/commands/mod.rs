@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod fmt;
+pub mod lsp;
 
 use std::io::IsTerminal;
 

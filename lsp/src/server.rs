@@ -1,0 +1,303 @@
+//! The tower-lsp server: keeps the open documents, runs the checker
+//! (debounced) and converts between the protocol and [`crate::features`].
+//! Logs go to stderr; stdout carries the protocol only.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::lsp_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+
+use crate::features;
+use crate::position::LineMap;
+use crate::snapshot::{uri_to_path, DocLoader, Snapshot};
+
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Log every check (with its timing) on stderr.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How long a burst of edits must pause before the document is re-checked.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// Serves the protocol over stdin/stdout until the client exits.
+pub async fn serve_stdio() {
+    serve(tokio::io::stdin(), tokio::io::stdout()).await;
+}
+
+/// Serves the protocol over any byte streams (tests and the benchmark use
+/// in-memory pipes).
+pub async fn serve<I, O>(input: I, output: O)
+where
+    I: AsyncRead + Unpin,
+    O: AsyncWrite,
+{
+    let (service, socket) = LspService::new(Backend::new);
+    Server::new(input, output, socket).serve(service).await;
+}
+
+struct Doc {
+    text: String,
+    version: i32,
+}
+
+#[derive(Default)]
+struct State {
+    docs: HashMap<Uri, Doc>,
+    /// The last analysis of each document, with the version it analysed.
+    snapshots: HashMap<Uri, (i32, Arc<Snapshot>)>,
+    /// Bumped by every edit; a scheduled check runs only if it is still
+    /// the latest.
+    generation: HashMap<Uri, u64>,
+    last_edit: HashMap<Uri, Instant>,
+}
+
+/// The language server.
+pub struct Backend {
+    client: Client,
+    state: Arc<Mutex<State>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves plain data behind: keep going.
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Backend {
+    pub fn new(client: Client) -> Backend {
+        Backend { client, state: Arc::new(Mutex::new(State::default())) }
+    }
+
+    /// The analysis of the current text of a document (re-checked when the
+    /// text changed since the last one).
+    async fn snapshot(&self, uri: &Uri) -> Option<Arc<Snapshot>> {
+        analyze(&self.state, uri).await
+    }
+
+    /// Re-checks a document after the debounce and publishes diagnostics.
+    fn schedule(&self, uri: Uri) {
+        let delay;
+        let generation;
+        {
+            let mut st = lock(&self.state);
+            let now = Instant::now();
+            let recent = st.last_edit.get(&uri).is_some_and(|t| now.duration_since(*t) < DEBOUNCE);
+            // The first edit after a pause is checked at once; a burst waits
+            // until it pauses.
+            delay = if recent { DEBOUNCE } else { Duration::ZERO };
+            st.last_edit.insert(uri.clone(), now);
+            let g = st.generation.entry(uri.clone()).or_insert(0);
+            *g += 1;
+            generation = *g;
+        }
+        let state = Arc::clone(&self.state);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if lock(&state).generation.get(&uri) != Some(&generation) {
+                return;
+            }
+            let started = Instant::now();
+            let Some(snap) = analyze(&state, &uri).await else { return };
+            if lock(&state).generation.get(&uri) != Some(&generation) {
+                return;
+            }
+            let version = lock(&state).docs.get(&uri).map(|d| d.version);
+            let files = features::diagnostics::publish(&snap);
+            let count: usize = files.iter().map(|(_, d)| d.len()).sum();
+            for (file_uri, diags) in files {
+                let v = if file_uri == uri { version } else { None };
+                client.publish_diagnostics(file_uri, diags, v).await;
+            }
+            if verbose() {
+                eprintln!("aosc lsp: checked {} in {:?} ({count} diagnostics)", uri.as_str(), started.elapsed());
+            }
+        });
+    }
+}
+
+async fn analyze(state: &Arc<Mutex<State>>, uri: &Uri) -> Option<Arc<Snapshot>> {
+    let (version, text, loader) = {
+        let st = lock(state);
+        let doc = st.docs.get(uri)?;
+        if let Some((v, snap)) = st.snapshots.get(uri)
+            && *v == doc.version {
+                return Some(Arc::clone(snap));
+            }
+        let mut loader = DocLoader::default();
+        for (u, d) in &st.docs {
+            loader.open.insert(PathBuf::from(uri_to_path(u)), d.text.clone());
+        }
+        (doc.version, doc.text.clone(), loader)
+    };
+    let path = uri_to_path(uri);
+    let snap = tokio::task::spawn_blocking(move || Arc::new(Snapshot::new(&path, &text, &loader))).await.ok()?;
+    let mut st = lock(state);
+    if st.docs.get(uri).is_some_and(|d| d.version == version) {
+        st.snapshots.insert(uri.clone(), (version, Arc::clone(&snap)));
+    }
+    Some(snap)
+}
+
+/// Applies one content change (a range edit, or the whole text).
+fn apply_change(text: &mut String, change: TextDocumentContentChangeEvent) {
+    match change.range {
+        Some(range) => {
+            let map = LineMap::new(text);
+            let span = map.span(text, range);
+            if let Some(end) = text.get(span.start as usize..span.end as usize).map(|_| span.end as usize) {
+                text.replace_range(span.start as usize..end, &change.text);
+            }
+        }
+        None => *text = change.text,
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, _: InitializeParams) -> Result<InitializeResult> {
+        Ok(InitializeResult {
+            server_info: Some(ServerInfo { name: "aosc lsp".to_string(), version: Some(env!("CARGO_PKG_VERSION").to_string()) }),
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    ..TextDocumentSyncOptions::default()
+                })),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                definition_provider: Some(OneOf::Left(true)),
+                references_provider: Some(OneOf::Left(true)),
+                rename_provider: Some(OneOf::Right(RenameOptions {
+                    prepare_provider: Some(true),
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
+                })),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec![".".to_string()]),
+                    ..CompletionOptions::default()
+                }),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                document_formatting_provider: Some(OneOf::Left(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
+                    SemanticTokensOptions {
+                        legend: features::semantic_tokens::legend(),
+                        full: Some(SemanticTokensFullOptions::Bool(true)),
+                        range: None,
+                        work_done_progress_options: WorkDoneProgressOptions::default(),
+                    },
+                )),
+                ..ServerCapabilities::default()
+            },
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        eprintln!("aosc lsp: initialized");
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        eprintln!("aosc lsp: shutting down");
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let doc = params.text_document;
+        lock(&self.state).docs.insert(doc.uri.clone(), Doc { text: doc.text, version: doc.version });
+        self.schedule(doc.uri);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.uri;
+        {
+            let mut st = lock(&self.state);
+            let Some(doc) = st.docs.get_mut(&uri) else { return };
+            for change in params.content_changes {
+                apply_change(&mut doc.text, change);
+            }
+            doc.version = params.text_document.version;
+        }
+        self.schedule(uri);
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let uri = params.text_document.uri;
+        {
+            let mut st = lock(&self.state);
+            st.docs.remove(&uri);
+            st.snapshots.remove(&uri);
+            st.generation.remove(&uri);
+        }
+        self.client.publish_diagnostics(uri, Vec::new(), None).await;
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        let p = params.text_document_position_params;
+        let Some(snap) = self.snapshot(&p.text_document.uri).await else { return Ok(None) };
+        Ok(features::hover::hover(&snap, p.position))
+    }
+
+    async fn goto_definition(&self, params: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
+        let p = params.text_document_position_params;
+        let Some(snap) = self.snapshot(&p.text_document.uri).await else { return Ok(None) };
+        Ok(features::definition::definition(&snap, p.position).map(GotoDefinitionResponse::Scalar))
+    }
+
+    async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
+        let p = params.text_document_position;
+        let Some(snap) = self.snapshot(&p.text_document.uri).await else { return Ok(None) };
+        Ok(Some(features::references::references(&snap, p.position, params.context.include_declaration)))
+    }
+
+    async fn prepare_rename(&self, params: TextDocumentPositionParams) -> Result<Option<PrepareRenameResponse>> {
+        let Some(snap) = self.snapshot(&params.text_document.uri).await else { return Ok(None) };
+        match features::rename::prepare(&snap, params.position) {
+            Ok(range) => Ok(Some(PrepareRenameResponse::Range(range))),
+            Err(message) => Err(Error::invalid_params(message)),
+        }
+    }
+
+    async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
+        let p = params.text_document_position;
+        let Some(snap) = self.snapshot(&p.text_document.uri).await else { return Ok(None) };
+        features::rename::rename(&snap, p.position, &params.new_name).map(Some).map_err(Error::invalid_params)
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let p = params.text_document_position;
+        let Some(snap) = self.snapshot(&p.text_document.uri).await else { return Ok(None) };
+        Ok(Some(CompletionResponse::Array(features::completion::completion(&snap, p.position))))
+    }
+
+    async fn document_symbol(&self, params: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
+        let Some(snap) = self.snapshot(&params.text_document.uri).await else { return Ok(None) };
+        Ok(Some(DocumentSymbolResponse::Nested(features::symbols::document_symbols(&snap))))
+    }
+
+    async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
+        let text = lock(&self.state).docs.get(&params.text_document.uri).map(|d| d.text.clone());
+        Ok(text.and_then(|t| features::formatting::format(&t)))
+    }
+
+    async fn semantic_tokens_full(&self, params: SemanticTokensParams) -> Result<Option<SemanticTokensResult>> {
+        let Some(snap) = self.snapshot(&params.text_document.uri).await else { return Ok(None) };
+        let data = features::semantic_tokens::tokens(&snap);
+        Ok(Some(SemanticTokensResult::Tokens(SemanticTokens { result_id: None, data })))
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let uri = params.text_document.uri;
+        let Some(snap) = self.snapshot(&uri).await else { return Ok(None) };
+        Ok(Some(features::code_actions::code_actions(&snap, &uri, params.range)))
+    }
+}
