@@ -48,7 +48,7 @@ pub fn describe(snap: &Snapshot, facts: &Facts, sym: &Symbol) -> Option<String> 
             if let Some(cost) = facts.cost.workflows.get(&wf.name.name).and_then(|w| w.steps.get(&step.name.name)) {
                 out.push_str(&format!("\n**worst-case cost** {}", fmt_usd(cost.usd)));
                 if !cost.explanation.is_empty() {
-                    out.push_str(&format!(": {}", cost.explanation));
+                    out.push_str(&format!(":  \n{}", cost.explanation.replace('\n', "  \n")));
                 }
                 out.push('\n');
             }
