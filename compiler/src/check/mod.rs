@@ -8,6 +8,8 @@ pub mod resolve;
 pub mod roles;
 pub mod suggest;
 pub mod tokens;
+pub mod ty;
+pub mod types;
 
 use std::path::Path;
 
@@ -70,6 +72,7 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
 /// Every pass after parsing; returns the IR when nothing is wrong.
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> Option<ir::Program> {
     let env = resolve::build_env(loaded, diags);
+    let _types = types::check(&env, diags);
     let models = models::lower_models(&env, diags);
     let _roles = roles::check(&env, diags);
     let _cost = cost::analyze(&env, &models, diags);
