@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod env;
+pub mod graph;
 pub mod models;
 pub mod resolve;
 pub mod roles;
@@ -73,6 +74,7 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> Option<ir::Program> {
     let env = resolve::build_env(loaded, diags);
     let _types = types::check(&env, diags);
+    let _graphs = graph::check(&env, diags);
     let models = models::lower_models(&env, diags);
     let _roles = roles::check(&env, diags);
     let _cost = cost::analyze(&env, &models, diags);

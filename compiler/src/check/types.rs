@@ -535,10 +535,22 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             let expected = self.cx.resolve(&p.ty);
             self.expect(&t, &expected, a.value.span, &Sink::Param { callee, param: &p.name.name });
         }
+        // A positional argument or a misspelt name already has its
+        // diagnostic; the parameter it was meant for is not "missing" too.
+        if args.iter().any(|a| a.name.is_none()) {
+            return;
+        }
+        let misspelt: Vec<&str> = args
+            .iter()
+            .filter_map(|a| a.name.as_ref())
+            .filter(|n| !names.contains(&n.name.as_str()))
+            .filter_map(|n| suggest::closest(&n.name, names.iter().copied()))
+            .collect();
         let missing: Vec<&ast::Param> = params
             .iter()
             .filter(|p| {
                 !given.contains_key(p.name.name.as_str())
+                    && !misspelt.contains(&p.name.name.as_str())
                     && p.default.is_none()
                     && !matches!(p.ty.kind, ast::TypeExprKind::Optional(_))
             })
@@ -554,11 +566,9 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         };
         let mut d = Diagnostic::error("E0202", self.file, path_span, msg).with_primary_label("called here");
         for p in &missing {
-            let ty = &p.ty;
-            let _ = ty;
             d = d.with_label(decl_file, p.name.span, format!("`{}` is declared here", p.name.name));
         }
-        let example: Vec<String> = missing.iter().map(|p| format!("{}: …", p.name.name)).collect();
+        let example: Vec<String> = missing.iter().map(|p| format!("`{}: …`", p.name.name)).collect();
         d = d.with_help(format!("add {}", example.join(", ")));
         self.push(d);
     }
@@ -783,7 +793,11 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             Ty::Record(name, fields) => match fields.iter().find(|(n, _)| *n == field.name) {
                 Some((_, t)) => t.clone(),
                 None => {
-                    let what = name.as_ref().map_or_else(|| "this record".to_string(), |n| format!("`{n}`"));
+                    let what = match (name, &base.kind) {
+                        (_, ExprKind::Name(id)) => format!("`{}`", id.name),
+                        (Some(n), _) => format!("`{n}`"),
+                        (None, _) => "this record".to_string(),
+                    };
                     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
                     let mut d = Diagnostic::error("E0101", self.file, field.span, format!("{what} has no field `{}`", field.name))
                         .with_primary_label("unknown field");
