@@ -21,9 +21,6 @@ use super::ty::{self, BUILTIN_TYPES, Ty, assignable};
 /// The constructors usable in attribute values and `secret(…)`.
 pub const CONSTRUCTORS: &[&str] = &["cron", "event", "fixed", "exponential", "secret"];
 
-/// The risk levels, lowest first.
-pub const RISK_LEVELS: &[&str] = &["low", "medium", "high", "critical"];
-
 /// What the pass learned: the value type of every step, for lowering.
 #[derive(Debug, Default)]
 pub struct TypeInfo {
@@ -248,7 +245,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             "intent" => self.attr_expect(a, &Ty::String),
             "budget" => self.attr_expect(a, &Ty::Money),
             "max_concurrency" | "max_param_tokens" => self.attr_expect(a, &Ty::Int),
-            "risk" => self.risk_level(a),
+            // `risk:` levels are read (and reported) by the risk pass.
             "trigger" => self.attr_expect(a, &Ty::Trigger),
             _ => {}
         }
@@ -257,23 +254,6 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
     fn attr_expect(&mut self, a: &ast::Attr, expected: &Ty) {
         let t = self.expr(&a.value);
         self.expect(&t, expected, a.value.span, &Sink::Attr(&a.key.name));
-    }
-
-    fn risk_level(&mut self, a: &ast::Attr) {
-        let ok = matches!(&a.value.kind, ExprKind::Name(id) if RISK_LEVELS.contains(&id.name.as_str()));
-        if ok {
-            return;
-        }
-        let mut d = Diagnostic::error("E0201", self.file, a.value.span, "`risk:` expects a risk level")
-            .with_primary_label("not a risk level");
-        let mut help = "write one of `low`, `medium`, `high`, `critical`".to_string();
-        if let ExprKind::Name(id) = &a.value.kind {
-            if let Some(near) = suggest::closest(&id.name, RISK_LEVELS.iter().copied()) {
-                help = format!("did you mean `{near}`? {help}");
-            }
-        }
-        d = d.with_help(help);
-        self.push(d);
     }
 
     fn step(&mut self, s: &'a ast::Step) {
@@ -404,7 +384,6 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             "backoff" => self.attr_expect(a, &Ty::Backoff),
             "approval" => self.attr_expect(a, &Ty::String),
             "min_confidence" => self.attr_expect(a, &Ty::Float),
-            "risk" => self.risk_level(a),
             "verify" => match &a.value.kind {
                 ExprKind::Name(id) => self.role_name(id),
                 _ => self.push(
