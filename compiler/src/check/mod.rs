@@ -4,7 +4,9 @@
 pub mod cost;
 pub mod env;
 pub mod models;
+pub mod policy;
 pub mod resolve;
+pub mod risk;
 pub mod roles;
 pub mod suggest;
 pub mod tokens;
@@ -73,7 +75,7 @@ fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> Option<i
     let models = models::lower_models(&env, diags);
     let _roles = roles::check(&env, diags);
     let _cost = cost::analyze(&env, &models, diags);
-    // policy helper: let policy = policy::analyze(&env, diags);
+    let _policy = policy::analyze(&env, diags);
     if diags.iter().any(Diagnostic::is_error) {
         return None;
     }
