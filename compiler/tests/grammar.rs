@@ -261,7 +261,6 @@ fn grammar_gives_the_expected_verdict_on_every_case() {
 /// The pest grammar and the compiler's parser give every `.aos` file of the
 /// repository and of the conformance suite the same verdict.
 #[test]
-#[ignore = "enable once the real parser lands on main"]
 fn grammar_and_parser_agree_on_every_file() {
     let files = all_sources();
     let mut disagreements = Vec::new();
@@ -389,7 +388,6 @@ const OUT_OF_RANGE: &[&str] = &[
 /// Both parsers give every corner case the same verdict, except the known
 /// disagreements, which must still disagree in the known direction.
 #[test]
-#[ignore = "enable once the real parser lands on main"]
 fn grammar_and_parser_agree_on_corner_cases() {
     let mut unexpected = Vec::new();
     for case in corner_cases() {
