@@ -17,3 +17,5 @@ echo "== vscode: package =="
 rm -f ./*.vsix
 npm run --silent package </dev/null
 ls -l ./*.vsix
+echo "== vscode: the packaged (bundled) client starts a server =="
+node --test tests/client/

@@ -74,8 +74,9 @@ async function start(): Promise<void> {
     synchronize: { fileEvents: watcher },
     outputChannel: output,
   };
-  const next = new LanguageClient('aos', 'AUTOOS Language Server', serverOptions, clientOptions);
+  let next: LanguageClient | undefined;
   try {
+    next = new LanguageClient('aos', 'AUTOOS Language Server', serverOptions, clientOptions);
     await next.start();
     client = next;
   } catch (err) {
@@ -84,7 +85,7 @@ async function start(): Promise<void> {
     output?.appendLine(message);
     void showError(message);
     try {
-      await next.dispose();
+      await next?.dispose();
     } catch {
       // The client never fully started; nothing else to release.
     }
