@@ -764,7 +764,10 @@ mod tests {
     use super::build::*;
     use super::*;
 
-    fn facts_of(p: &Program) -> (Vec<(String, String, Risk, Effect, StepKind)>, Vec<Diagnostic>) {
+    /// (workflow, step, risk, effect, kind) of every step.
+    type Flat = Vec<(String, String, Risk, Effect, StepKind)>;
+
+    fn facts_of(p: &Program) -> (Flat, Vec<Diagnostic>) {
         let env = p.env();
         let mut diags = Vec::new();
         let facts = analyze(&env, &mut diags);
