@@ -73,14 +73,20 @@ pub enum Token<'s> {
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice())]
     Ident(&'s str),
     /// Digits and underscores, as written.
-    #[regex(r"[0-9][0-9_]*", |lex| lex.slice())]
+    #[regex(r"[0-9][0-9_]*", |lex| lex.slice(), priority = 5)]
     Int(&'s str),
-    #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9]+)?", |lex| lex.slice())]
-    #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9]+", |lex| lex.slice())]
+    #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9]+)?", |lex| lex.slice(), priority = 5)]
+    #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9]+", |lex| lex.slice(), priority = 5)]
     Float(&'s str),
     /// An integer immediately followed by a unit: `250ms`, `2h`.
-    #[regex(r"[0-9][0-9_]*(ms|s|m|h|d)", |lex| lex.slice())]
+    #[regex(r"[0-9][0-9_]*(ms|s|m|h|d)", |lex| lex.slice(), priority = 5)]
     Duration(&'s str),
+    /// A number or amount running into letters (`5min`, `42abc`,
+    /// `$0.50step`): one bad token, reported by the lexer, so that it is not
+    /// read as a number followed by a name.
+    #[regex(r"[0-9][0-9_]*(\.[0-9][0-9_]*)?[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice(), priority = 1)]
+    #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice(), priority = 1)]
+    BadNumber(&'s str),
     /// `$12`, `$0.50` (with the `$`).
     #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?", |lex| lex.slice())]
     Money(&'s str),
@@ -190,7 +196,7 @@ impl Token<'_> {
     pub fn describe(&self) -> String {
         match self {
             Token::Ident(s) => format!("`{s}`"),
-            Token::Int(s) | Token::Float(s) => format!("the number `{s}`"),
+            Token::Int(s) | Token::Float(s) | Token::BadNumber(s) => format!("the number `{s}`"),
             Token::Duration(s) => format!("the duration `{s}`"),
             Token::Money(s) | Token::Price(s) => format!("the amount `{s}`"),
             Token::StrStart(_) | Token::StrText(_) | Token::Quote | Token::TripleQuote => {
@@ -234,7 +240,8 @@ impl Token<'_> {
             | Token::Float(s)
             | Token::Duration(s)
             | Token::Money(s)
-            | Token::Price(s) => s,
+            | Token::Price(s)
+            | Token::BadNumber(s) => s,
             Token::LParen => "(",
             Token::RParen => ")",
             Token::LBracket => "[",
@@ -402,6 +409,13 @@ impl<'s> Lx<'s> {
                             self.error(open, "unterminated block comment")
                                 .with_primary_label_mut("this comment is never closed with `*/`");
                         }
+                    }
+                    Token::BadNumber(text) => {
+                        let what = if text.starts_with('$') { "an amount" } else { "a number or a duration" };
+                        self.error(span, format!("`{text}` is not {what}"))
+                            .with_primary_label_mut("a number must not run into letters")
+                            .with_help_mut("durations are written `250ms 30s 5m 2h 1d`; put a space or an operator between a number and a name");
+                        self.out.tokens.push((tok, span));
                     }
                     Token::LBrace => {
                         depth += 1;

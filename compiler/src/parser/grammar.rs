@@ -282,6 +282,22 @@ fn merge_text(parts: Vec<StrPart>) -> Vec<StrPart> {
     out
 }
 
+/// The CALL of a step or a `for`: an expression that must be a call, an
+/// `llm` call or a `for`, not parenthesised (parentheses leave no trace in
+/// the tree, so the first token is looked at here).
+fn call_expr<'t, 's: 't, I, P>(ex: P, after: &'static str) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+{
+    any().rewind().then(ex).validate(move |(first, call): (Token<'s>, Expr), _, emitter| {
+        if first == Token::LParen || !is_call(&call) {
+            emitter.emit(Rich::custom(call.span, format!("expected a call after `{after}`")));
+        }
+        call
+    })
+}
+
 fn is_call(e: &Expr) -> bool {
     matches!(
         e.kind,
@@ -384,12 +400,7 @@ where
                 .then_ignore(just(Token::In))
                 .then(expr.clone())
                 .then_ignore(just(Token::FatArrow))
-                .then(expr.clone().validate(|body: Expr, _, emitter| {
-                    if !is_call(&body) {
-                        emitter.emit(Rich::custom(body.span, "expected a call after `=>`"));
-                    }
-                    body
-                }))
+                .then(call_expr(expr.clone(), "=>"))
                 .map_with(|((var, iter), body), e| Expr {
                     kind: ExprKind::For {
                         var,
@@ -576,7 +587,7 @@ where
             });
         named
             .or(record)
-            .foldl_with(just(Token::Question).repeated(), |inner, _, e| TypeExpr {
+            .foldl_with(just(Token::Question).repeated().at_most(1), |inner, _, e| TypeExpr {
                 kind: TypeExprKind::Optional(Box::new(inner)),
                 span: e.span(),
             })
@@ -709,14 +720,7 @@ where
         .then(just(Token::Colon).ignore_then(ty_or_error(t)).or_not())
         .then_ignore(just(Token::Assign))
         .then(
-            ex.clone()
-                .labelled("a call")
-                .validate(|call: Expr, _, emitter| {
-                    if !is_call(&call) {
-                        emitter.emit(Rich::custom(call.span, "expected a call after `=`"));
-                    }
-                    call
-                }),
+            call_expr(ex.clone(), "=").labelled("a call"),
         )
         .then(attrs(ex).or_not())
         .map_with(|(((name, ty), call), attrs), e| {
