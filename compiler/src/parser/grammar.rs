@@ -638,7 +638,6 @@ where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
 {
     key()
-        .filter(|k: &Ident| k.name != "step" && k.name != "return")
         .labelled("an attribute name")
         .then_ignore(just(Token::Colon))
         .then(ex)
