@@ -33,11 +33,6 @@ pub fn format(text: &str) -> Result<String, Vec<Diagnostic>> {
     if !syntax.is_empty() {
         return Err(syntax);
     }
-    if file.items.is_empty() && file.comments.is_empty() && !text.trim().is_empty() {
-        // Text with neither items nor comments did not really parse (a
-        // parser that is not there yet): keep it rather than erase it.
-        return Ok(text.to_string());
-    }
     Ok(print_file(&file, text))
 }
 
