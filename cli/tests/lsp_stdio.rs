@@ -215,7 +215,7 @@ fn a_whole_session_over_stdio() {
     // two interpolations.
     let r = s.request(
         "textDocument/references",
-        json!({ "textDocument": doc, "position": pos(&text, "region: String", 0, 0), "context": { "includeDeclaration": true } }),
+        json!({ "textDocument": doc, "position": pos(&text, "(region: String", 0, 1), "context": { "includeDeclaration": true } }),
     );
     assert_eq!(r.as_array().unwrap().len(), 4, "{r}");
 
