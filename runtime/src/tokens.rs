@@ -1,10 +1,17 @@
-//! Token counting by the checker's rule: a sound upper bound for any
-//! tokenizer is the UTF-8 byte length (LANGUAGE.md §4, "Cost"). When the
-//! checker exposes its own counter, this delegates to it.
+//! Token counting by the checker's rules (LANGUAGE.md §4, "Cost"): the
+//! model's real tokenizer where one is known, UTF-8 bytes otherwise.
 
-/// Tokens of `text`, by the same rule the checker uses for cost bounds.
+use aos_compiler::ir::Model;
+
+/// Tokens of `text` for no particular model: UTF-8 bytes, an upper bound
+/// for every tokenizer (used to fit prompts and bound parameters).
 pub fn count(text: &str) -> u64 {
     text.len() as u64
+}
+
+/// Tokens of `text` as `model` counts them, exactly as the checker does.
+pub fn count_for(model: &Model, text: &str) -> u64 {
+    aos_compiler::check::tokens::count(model, text)
 }
 
 /// The longest prefix of `text` (on a char boundary) that fits `max` tokens.

@@ -6,7 +6,7 @@
 //! passes look names up here and silently skip what is absent: the resolver
 //! already reported it, and one mistake gives one diagnostic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast;
 use crate::source::FileId;
@@ -47,6 +47,8 @@ pub struct Env<'a> {
     /// Stdlib tools that exist but whose module is not `use`d (for the
     /// help of E0103: "add `use std.file`").
     pub unused_std_tools: BTreeMap<String, &'static str>,
+    /// The stdlib modules the program `use`s (`email`, `sql`, …).
+    pub used_std: BTreeSet<String>,
 }
 
 /// The built-in roles: they exist without a declaration, but an LLM step

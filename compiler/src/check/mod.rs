@@ -1,7 +1,15 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
+pub mod cost;
 pub mod env;
+pub mod models;
+pub mod policy;
+pub mod resolve;
+pub mod risk;
+pub mod roles;
+pub mod suggest;
+pub mod tokens;
 
 use std::path::Path;
 
@@ -46,10 +54,38 @@ impl Analysis {
 }
 
 /// Checks the file at `path` whose text is `text`.
+///
+/// The passes run in order, each skipping what an earlier one already
+/// reported (one mistake, one diagnostic): parse every file, resolve `use`s
+/// and declarations, then names and types, the step graph, models and roles,
+/// cost, risk and policy; the IR is built only when there is no error.
 pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
-    let _ = loader;
     let mut sources = Sources::new();
     let main = sources.add(path, text);
-    let (file, diagnostics) = crate::parser::parse(text, main);
-    Analysis { sources, main, files: vec![(main, file)], diagnostics, program: None }
+    let mut diagnostics = Vec::new();
+    let loaded = resolve::load(main, &mut sources, loader, &mut diagnostics);
+    let program = run_passes(&loaded, &mut diagnostics);
+    sort_diagnostics(&mut diagnostics);
+    Analysis { sources, main, files: loaded.files, diagnostics, program }
+}
+
+/// Every pass after parsing; returns the IR when nothing is wrong.
+fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> Option<ir::Program> {
+    let env = resolve::build_env(loaded, diags);
+    let models = models::lower_models(&env, diags);
+    let _roles = roles::check(&env, diags);
+    let _cost = cost::analyze(&env, &models, diags);
+    let _policy = policy::analyze(&env, diags);
+    if diags.iter().any(Diagnostic::is_error) {
+        return None;
+    }
+    None
+}
+
+/// File order (the checked file first), then position, then code, so that
+/// output is stable whatever order the passes ran in.
+fn sort_diagnostics(diags: &mut [Diagnostic]) {
+    diags.sort_by(|a, b| {
+        (a.file, a.primary.start, a.primary.end, a.code).cmp(&(b.file, b.primary.start, b.primary.end, b.code))
+    });
 }

@@ -111,7 +111,12 @@ impl Provider for Sim {
                 },
             };
             let text = tokens::truncate(&text, req.max_tokens.max(1)).to_string();
-            Ok(Completion { input_tokens: tokens::count(&req.prompt), output_tokens: tokens::count(&text), text, confidence })
+            Ok(Completion {
+                input_tokens: tokens::count_for(&req.model, &req.prompt),
+                output_tokens: tokens::count_for(&req.model, &text),
+                text,
+                confidence,
+            })
         })
     }
 }
