@@ -13,6 +13,7 @@ pub mod events;
 pub mod fabric;
 pub mod governance;
 pub mod ids;
+pub mod inspect;
 pub mod interp;
 mod scheduler;
 pub mod store;
