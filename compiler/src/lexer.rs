@@ -1,2 +1,726 @@
 //! The lexer (logos): source text → tokens with byte spans, plus comments.
-// Implemented in the front-end work (issue 2).
+//!
+//! Ordinary tokens come from a logos automaton. Strings are scanned by hand
+//! because an interpolation `{expr}` holds arbitrary tokens (strings with
+//! their own braces included): a string becomes the token sequence
+//! `StrStart (StrText | InterpStart TOKENS InterpEnd)* StrEnd`, so the parser
+//! sees interpolated expressions as ordinary tokens whose spans point into
+//! the original file. Comments never reach the parser; they are collected
+//! for the formatter and for doc comments.
+
+use std::fmt;
+
+use logos::Logos;
+
+use crate::ast::{Comment, CommentKind};
+use crate::diagnostic::Diagnostic;
+use crate::source::FileId;
+use crate::span::Span;
+
+/// The code of every syntax error.
+pub const SYNTAX: &str = "E0001";
+
+/// One token. Text-carrying tokens borrow from the source, except string
+/// text, which is cooked (escapes processed, indentation removed).
+#[derive(Logos, Clone, Debug, PartialEq)]
+#[logos(skip r"[ \t\r\n\f]+")]
+pub enum Token<'s> {
+    #[token("use")]
+    Use,
+    #[token("workflow")]
+    Workflow,
+    #[token("step")]
+    Step,
+    #[token("tool")]
+    Tool,
+    #[token("model")]
+    Model,
+    #[token("role")]
+    Role,
+    #[token("type")]
+    Type,
+    #[token("enum")]
+    Enum,
+    #[token("policy")]
+    Policy,
+    #[token("return")]
+    Return,
+    #[token("for")]
+    For,
+    #[token("in")]
+    In,
+    #[token("llm")]
+    Llm,
+    #[token("true")]
+    True,
+    #[token("false")]
+    False,
+    #[token("null")]
+    Null,
+    #[token("and")]
+    And,
+    #[token("or")]
+    Or,
+    #[token("not")]
+    Not,
+    #[token("require")]
+    Require,
+    #[token("deny")]
+    Deny,
+    #[token("when")]
+    When,
+
+    #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice())]
+    Ident(&'s str),
+    /// Digits and underscores, as written.
+    #[regex(r"[0-9][0-9_]*", |lex| lex.slice(), priority = 5)]
+    Int(&'s str),
+    #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9]+)?", |lex| lex.slice(), priority = 5)]
+    #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9]+", |lex| lex.slice(), priority = 5)]
+    Float(&'s str),
+    /// An integer immediately followed by a unit: `250ms`, `2h`.
+    #[regex(r"[0-9][0-9_]*(ms|s|m|h|d)", |lex| lex.slice(), priority = 5)]
+    Duration(&'s str),
+    /// A number or amount running into letters (`5min`, `42abc`,
+    /// `$0.50step`): one bad token, reported by the lexer, so that it is not
+    /// read as a number followed by a name.
+    #[regex(r"[0-9][0-9_]*(\.[0-9][0-9_]*)?[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice(), priority = 1)]
+    #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice(), priority = 1)]
+    BadNumber(&'s str),
+    /// `$12`, `$0.50` (with the `$`).
+    #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?", |lex| lex.slice())]
+    Money(&'s str),
+    /// `$2.50/M` (with the `$` and the `/M`).
+    #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?/M", |lex| lex.slice())]
+    Price(&'s str),
+
+    #[token("(")]
+    LParen,
+    #[token(")")]
+    RParen,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
+    #[token("{")]
+    LBrace,
+    #[token("}")]
+    RBrace,
+    #[token(",")]
+    Comma,
+    #[token(":")]
+    Colon,
+    #[token(".")]
+    Dot,
+    #[token("=")]
+    Assign,
+    #[token("=>")]
+    FatArrow,
+    #[token("->")]
+    Arrow,
+    #[token("==")]
+    EqEq,
+    #[token("!=")]
+    NotEq,
+    #[token("<")]
+    Lt,
+    #[token("<=")]
+    Le,
+    #[token(">")]
+    Gt,
+    #[token(">=")]
+    Ge,
+    #[token("??")]
+    Coalesce,
+    #[token("?")]
+    Question,
+    #[token("-")]
+    Minus,
+
+    /// Never produced for the parser: the opening quote, scanned by hand.
+    #[token("\"")]
+    Quote,
+    /// Never produced for the parser: the opening triple quote.
+    #[token("\"\"\"")]
+    TripleQuote,
+    /// Never produced for the parser: collected as a comment.
+    #[regex(r"//[^\n]*", priority = 3, allow_greedy = true)]
+    LineComment,
+    /// Never produced for the parser: collected as a comment.
+    #[regex(r"///([^/\n][^\n]*)?", priority = 4, allow_greedy = true)]
+    DocComment,
+    /// Never produced for the parser; the flag says whether it was closed.
+    #[token("/*", block_comment)]
+    BlockComment(bool),
+
+    /// The start of a string literal; `true` for `"""`.
+    StrStart(bool),
+    /// Literal text of a string, cooked.
+    StrText(String),
+    /// The `{` opening an interpolation.
+    InterpStart,
+    /// The `}` closing an interpolation.
+    InterpEnd,
+    /// The closing quote(s) of a string.
+    StrEnd,
+}
+
+/// Skips a (nested) block comment; says whether it was closed.
+fn block_comment<'s>(lex: &mut logos::Lexer<'s, Token<'s>>) -> bool {
+    let rest = lex.remainder().as_bytes();
+    let mut depth = 1usize;
+    let mut i = 0;
+    while i < rest.len() {
+        match (rest.get(i), rest.get(i + 1)) {
+            (Some(b'/'), Some(b'*')) => {
+                depth += 1;
+                i += 2;
+            }
+            (Some(b'*'), Some(b'/')) => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    lex.bump(i);
+                    return true;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    lex.bump(rest.len());
+    false
+}
+
+impl Token<'_> {
+    /// The token as a user would name it in a message: `` `)` ``, `a string`.
+    pub fn describe(&self) -> String {
+        match self {
+            Token::Ident(s) => format!("`{s}`"),
+            Token::Int(s) | Token::Float(s) | Token::BadNumber(s) => format!("the number `{s}`"),
+            Token::Duration(s) => format!("the duration `{s}`"),
+            Token::Money(s) | Token::Price(s) => format!("the amount `{s}`"),
+            Token::StrStart(_) | Token::StrText(_) | Token::Quote | Token::TripleQuote => {
+                "a string".into()
+            }
+            Token::InterpStart => "`{`".into(),
+            Token::InterpEnd => "`}`".into(),
+            Token::StrEnd => "the end of the string".into(),
+            Token::LineComment | Token::DocComment | Token::BlockComment(_) => "a comment".into(),
+            other => format!("`{}`", other.text()),
+        }
+    }
+
+    /// The source text of a fixed token (keywords and punctuation).
+    pub fn text(&self) -> &str {
+        match self {
+            Token::Use => "use",
+            Token::Workflow => "workflow",
+            Token::Step => "step",
+            Token::Tool => "tool",
+            Token::Model => "model",
+            Token::Role => "role",
+            Token::Type => "type",
+            Token::Enum => "enum",
+            Token::Policy => "policy",
+            Token::Return => "return",
+            Token::For => "for",
+            Token::In => "in",
+            Token::Llm => "llm",
+            Token::True => "true",
+            Token::False => "false",
+            Token::Null => "null",
+            Token::And => "and",
+            Token::Or => "or",
+            Token::Not => "not",
+            Token::Require => "require",
+            Token::Deny => "deny",
+            Token::When => "when",
+            Token::Ident(s)
+            | Token::Int(s)
+            | Token::Float(s)
+            | Token::Duration(s)
+            | Token::Money(s)
+            | Token::Price(s)
+            | Token::BadNumber(s) => s,
+            Token::LParen => "(",
+            Token::RParen => ")",
+            Token::LBracket => "[",
+            Token::RBracket => "]",
+            Token::LBrace | Token::InterpStart => "{",
+            Token::RBrace | Token::InterpEnd => "}",
+            Token::Comma => ",",
+            Token::Colon => ":",
+            Token::Dot => ".",
+            Token::Assign => "=",
+            Token::FatArrow => "=>",
+            Token::Arrow => "->",
+            Token::EqEq => "==",
+            Token::NotEq => "!=",
+            Token::Lt => "<",
+            Token::Le => "<=",
+            Token::Gt => ">",
+            Token::Ge => ">=",
+            Token::Coalesce => "??",
+            Token::Question => "?",
+            Token::Minus => "-",
+            Token::Quote | Token::StrEnd => "\"",
+            Token::TripleQuote => "\"\"\"",
+            Token::StrStart(triple) => {
+                if *triple {
+                    "\"\"\""
+                } else {
+                    "\""
+                }
+            }
+            Token::StrText(s) => s,
+            Token::LineComment => "//",
+            Token::DocComment => "///",
+            Token::BlockComment(_) => "/*",
+        }
+    }
+
+    /// The keyword's text when this token is a keyword.
+    pub fn keyword(&self) -> Option<&'static str> {
+        Some(match self {
+            Token::Use => "use",
+            Token::Workflow => "workflow",
+            Token::Step => "step",
+            Token::Tool => "tool",
+            Token::Model => "model",
+            Token::Role => "role",
+            Token::Type => "type",
+            Token::Enum => "enum",
+            Token::Policy => "policy",
+            Token::Return => "return",
+            Token::For => "for",
+            Token::In => "in",
+            Token::Llm => "llm",
+            Token::True => "true",
+            Token::False => "false",
+            Token::Null => "null",
+            Token::And => "and",
+            Token::Or => "or",
+            Token::Not => "not",
+            Token::Require => "require",
+            Token::Deny => "deny",
+            Token::When => "when",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Token<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// What the lexer produces for one file.
+#[derive(Debug, Default)]
+pub struct Lexed<'s> {
+    /// Tokens for the parser, in order, without comments.
+    pub tokens: Vec<(Token<'s>, Span)>,
+    /// Every comment, doc comments included, in order.
+    pub comments: Vec<Comment>,
+    /// Lexical errors (E0001).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Lexes a whole file. Never fails: bad input gives diagnostics and the
+/// tokens around it are still produced.
+pub fn lex(src: &str, file: FileId) -> Lexed<'_> {
+    let mut lx = Lx {
+        src,
+        file,
+        out: Lexed::default(),
+    };
+    lx.out.tokens.reserve(src.len() / 4);
+    lx.run(0, src.len(), false);
+    lx.out
+}
+
+struct Lx<'s> {
+    src: &'s str,
+    file: FileId,
+    out: Lexed<'s>,
+}
+
+/// A piece of a string literal before cooking.
+enum Piece<'s> {
+    /// Raw source text `start..end`.
+    Text(usize, usize),
+    /// An interpolation: the span of `{`, its tokens, the span of `}`.
+    Interp(Span, Vec<(Token<'s>, Span)>, Span),
+}
+
+impl<'s> Lx<'s> {
+    fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.out
+            .diagnostics
+            .push(Diagnostic::error(SYNTAX, self.file, span, message));
+        let last = self.out.diagnostics.len() - 1;
+        // The vector is not empty: we just pushed.
+        #[allow(clippy::indexing_slicing)]
+        &mut self.out.diagnostics[last]
+    }
+
+    /// Lexes `pos..limit`. In an interpolation, stops at the `}` that closes
+    /// it and returns its offset; otherwise returns `None` at `limit`.
+    fn run(&mut self, mut pos: usize, limit: usize, in_interp: bool) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut stray: Option<Span> = None;
+        'restart: loop {
+            let Some(rest) = self.src.get(pos..limit) else {
+                break;
+            };
+            let mut lexer = Token::lexer(rest);
+            while let Some(result) = lexer.next() {
+                let r = lexer.span();
+                let span = Span::new(pos + r.start, pos + r.end);
+                let tok = match result {
+                    Ok(tok) => tok,
+                    Err(()) => {
+                        stray = Some(match stray {
+                            Some(s) if s.end == span.start => s.join(span),
+                            Some(s) => {
+                                self.report_stray(s);
+                                span
+                            }
+                            None => span,
+                        });
+                        continue;
+                    }
+                };
+                if let Some(s) = stray.take() {
+                    self.report_stray(s);
+                }
+                match tok {
+                    Token::Quote | Token::TripleQuote => {
+                        let triple = matches!(tok, Token::TripleQuote);
+                        pos = self.string(span, triple, limit);
+                        continue 'restart;
+                    }
+                    Token::LineComment => self.comment(CommentKind::Line, span),
+                    Token::DocComment => self.comment(CommentKind::Doc, span),
+                    Token::BlockComment(closed) => {
+                        self.comment(CommentKind::Block, span);
+                        if !closed {
+                            let open = Span::new(span.start as usize, span.start as usize + 2);
+                            self.error(open, "unterminated block comment")
+                                .with_primary_label_mut("this comment is never closed with `*/`");
+                        }
+                    }
+                    Token::BadNumber(text) => {
+                        let what = if text.starts_with('$') { "an amount" } else { "a number or a duration" };
+                        self.error(span, format!("`{text}` is not {what}"))
+                            .with_primary_label_mut("a number must not run into letters")
+                            .with_help_mut("durations are written `250ms 30s 5m 2h 1d`; put a space or an operator between a number and a name");
+                        self.out.tokens.push((tok, span));
+                    }
+                    Token::LBrace => {
+                        depth += 1;
+                        self.out.tokens.push((tok, span));
+                    }
+                    Token::RBrace => {
+                        if in_interp && depth == 0 {
+                            return Some(span.start as usize);
+                        }
+                        depth = depth.saturating_sub(1);
+                        self.out.tokens.push((tok, span));
+                    }
+                    _ => self.out.tokens.push((tok, span)),
+                }
+            }
+            break;
+        }
+        if let Some(s) = stray {
+            self.report_stray(s);
+        }
+        None
+    }
+
+    fn report_stray(&mut self, span: Span) {
+        let text = self.src.get(span.range()).unwrap_or("");
+        let msg = if text.chars().count() == 1 {
+            format!("unexpected character `{text}`")
+        } else {
+            format!("unexpected characters `{text}`")
+        };
+        self.error(span, msg)
+            .with_primary_label_mut("not part of the language");
+    }
+
+    fn comment(&mut self, kind: CommentKind, span: Span) {
+        let text = self
+            .src
+            .get(span.range())
+            .unwrap_or("")
+            .trim_end_matches('\r')
+            .to_string();
+        let span = Span::new(span.start as usize, span.start as usize + text.len());
+        self.out.comments.push(Comment { kind, text, span });
+    }
+
+    /// Scans a string whose opening quote(s) are at `open`; returns the offset
+    /// after it.
+    fn string(&mut self, open: Span, triple: bool, limit: usize) -> usize {
+        let bytes = self.src.as_bytes();
+        let content_start = open.end as usize;
+        let mut pieces: Vec<Piece<'s>> = Vec::new();
+        let mut text_start = content_start;
+        let mut i = content_start;
+        // A one-line string may not run past its line: stop there so an
+        // unterminated string does not swallow the rest of the file.
+        let line_limit = if triple {
+            limit
+        } else {
+            self.src
+                .get(content_start..limit)
+                .and_then(|r| r.find('\n'))
+                .map_or(limit, |n| content_start + n)
+        };
+        let close: Option<(usize, usize)> = loop {
+            if i >= line_limit {
+                break None;
+            }
+            match bytes.get(i) {
+                Some(b'\\') => {
+                    let next = self
+                        .src
+                        .get(i + 1..line_limit)
+                        .and_then(|r| r.chars().next());
+                    match next {
+                        Some('n' | 't' | 'r' | '"' | '\\' | '{' | '}') => i += 2,
+                        Some(c) => {
+                            let end = i + 1 + c.len_utf8();
+                            let shown = if c == '\n' {
+                                "\\<newline>".to_string()
+                            } else {
+                                format!("\\{c}")
+                            };
+                            self.error(
+                                Span::new(i, end),
+                                format!("unknown escape `{shown}` in a string"),
+                            )
+                            .with_help_mut("the escapes are \\n \\t \\r \\\" \\\\ \\{ \\}");
+                            i = end;
+                        }
+                        None => i += 1,
+                    }
+                }
+                Some(b'"') => {
+                    if !triple {
+                        break Some((i, i + 1));
+                    }
+                    if bytes.get(i + 1) == Some(&b'"') && bytes.get(i + 2) == Some(&b'"') {
+                        // `""""` ends with the last three quotes, like Kotlin.
+                        let mut j = i;
+                        while bytes.get(j + 3) == Some(&b'"') {
+                            j += 1;
+                        }
+                        break Some((j, j + 3));
+                    }
+                    i += 1;
+                }
+                Some(b'{') => {
+                    if text_start < i {
+                        pieces.push(Piece::Text(text_start, i));
+                    }
+                    let open_brace = Span::new(i, i + 1);
+                    let saved = std::mem::take(&mut self.out.tokens);
+                    let end = self.run(i + 1, line_limit, true);
+                    let inner = std::mem::replace(&mut self.out.tokens, saved);
+                    match end {
+                        Some(end) => {
+                            let close_brace = Span::new(end, end + 1);
+                            if inner.is_empty() {
+                                self.error(open_brace.join(close_brace), "empty interpolation `{}`")
+                                    .with_help_mut("put an expression between the braces, or write `\\{` for a literal brace");
+                            } else {
+                                pieces.push(Piece::Interp(open_brace, inner, close_brace));
+                            }
+                            i = end + 1;
+                            text_start = i;
+                        }
+                        None => {
+                            self.error(
+                                open_brace,
+                                "expected `}` to close the interpolation opened here",
+                            )
+                            .with_primary_label_mut("this `{` is never closed");
+                            // Keep what was lexed so the parser still sees it.
+                            pieces.push(Piece::Interp(
+                                open_brace,
+                                inner,
+                                Span::new(line_limit, line_limit),
+                            ));
+                            text_start = line_limit;
+                            i = line_limit;
+                            break None;
+                        }
+                    }
+                }
+                Some(_) => {
+                    let len = self
+                        .src
+                        .get(i..)
+                        .and_then(|r| r.chars().next())
+                        .map_or(1, char::len_utf8);
+                    i += len;
+                }
+                None => break None,
+            }
+        };
+        let content_end = close.map_or(line_limit.min(i.max(content_start)), |(s, _)| s);
+        if text_start < content_end {
+            pieces.push(Piece::Text(text_start, content_end));
+        }
+        if close.is_none()
+            && !self
+                .out
+                .diagnostics
+                .last()
+                .is_some_and(|d| d.message.contains("interpolation"))
+        {
+            let what = if triple { "`\"\"\"`" } else { "`\"`" };
+            self.error(open, "unterminated string")
+                .with_primary_label_mut(format!("this string is never closed with {what}"));
+        }
+        let skips = if triple {
+            trim_indent_skips(self.src, content_start, content_end, &pieces)
+        } else {
+            Vec::new()
+        };
+
+        self.out.tokens.push((Token::StrStart(triple), open));
+        for piece in pieces {
+            match piece {
+                Piece::Text(a, b) => {
+                    let text = cook(self.src, a, b, &skips);
+                    if !text.is_empty() {
+                        self.out
+                            .tokens
+                            .push((Token::StrText(text), Span::new(a, b)));
+                    }
+                }
+                Piece::Interp(o, inner, c) => {
+                    self.out.tokens.push((Token::InterpStart, o));
+                    self.out.tokens.extend(inner);
+                    self.out.tokens.push((Token::InterpEnd, c));
+                }
+            }
+        }
+        let (end_span, after) = match close {
+            Some((a, b)) => (Span::new(a, b), b),
+            None => (Span::new(content_end, content_end), content_end),
+        };
+        self.out.tokens.push((Token::StrEnd, end_span));
+        after
+    }
+}
+
+/// Byte ranges of a triple-quoted string's raw text that `trimIndent`
+/// removes: a blank first and last line, and the common indentation.
+fn trim_indent_skips(
+    src: &str,
+    start: usize,
+    end: usize,
+    pieces: &[Piece<'_>],
+) -> Vec<(usize, usize)> {
+    // Line starts: the content start and after every newline of literal
+    // text (newlines inside interpolations do not start lines).
+    let mut starts = vec![start];
+    for p in pieces {
+        if let Piece::Text(a, b) = *p {
+            let text = src.get(a..b).unwrap_or("");
+            starts.extend(text.match_indices('\n').map(|(n, _)| a + n + 1));
+        }
+    }
+    // Each line as (start, end without its newline).
+    let lines: Vec<(usize, usize)> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| (s, starts.get(k + 1).map_or(end, |&next| next - 1)))
+        .collect();
+    let line_text = |(a, b): (usize, usize)| src.get(a..b).unwrap_or("");
+    let blank = |l: (usize, usize)| line_text(l).chars().all(|c| c == ' ' || c == '\t');
+    let indent = |l: (usize, usize)| {
+        line_text(l)
+            .bytes()
+            .take_while(|b| *b == b' ' || *b == b'\t')
+            .count()
+    };
+    let min_indent = lines
+        .iter()
+        .filter(|l| !blank(**l))
+        .map(|l| indent(*l))
+        .min()
+        .unwrap_or(0);
+    let mut skips = Vec::new();
+    let last = lines.len().saturating_sub(1);
+    for (k, &l) in lines.iter().enumerate() {
+        if k == 0 && blank(l) {
+            // The line and its newline.
+            skips.push((l.0, (l.1 + 1).min(end)));
+            continue;
+        }
+        if k == last && k > 0 && blank(l) {
+            // The line and the newline before it.
+            skips.push((l.0 - 1, l.1));
+            continue;
+        }
+        let n = min_indent.min(line_text(l).len());
+        if n > 0 {
+            skips.push((l.0, l.0 + n));
+        }
+    }
+    skips.sort_unstable();
+    skips
+}
+
+/// The value of raw string text `a..b`: escapes processed, `skips` removed.
+fn cook(src: &str, a: usize, b: usize, skips: &[(usize, usize)]) -> String {
+    let raw = src.get(a..b).unwrap_or("");
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.char_indices().peekable();
+    let mut skip_idx = 0;
+    while let Some((off, c)) = chars.next() {
+        let at = a + off;
+        while skips.get(skip_idx).is_some_and(|s| s.1 <= at) {
+            skip_idx += 1;
+        }
+        if skips.get(skip_idx).is_some_and(|s| s.0 <= at && at < s.1) {
+            continue;
+        }
+        if c == '\\' {
+            match chars.next().map(|(_, e)| e) {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some(e @ ('"' | '\\' | '{' | '}')) => out.push(e),
+                // Reported while scanning.
+                Some(_) | None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Small builder helpers used on a diagnostic already pushed.
+trait DiagMut {
+    fn with_primary_label_mut(&mut self, text: impl Into<String>) -> &mut Self;
+    fn with_help_mut(&mut self, text: impl Into<String>) -> &mut Self;
+}
+
+impl DiagMut for Diagnostic {
+    fn with_primary_label_mut(&mut self, text: impl Into<String>) -> &mut Self {
+        self.primary_label = text.into();
+        self
+    }
+    fn with_help_mut(&mut self, text: impl Into<String>) -> &mut Self {
+        self.help = Some(text.into());
+        self
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod env;
+pub mod graph;
 pub mod models;
 pub mod policy;
 pub mod resolve;
@@ -10,6 +11,8 @@ pub mod risk;
 pub mod roles;
 pub mod suggest;
 pub mod tokens;
+pub mod ty;
+pub mod types;
 
 use std::path::Path;
 
@@ -72,6 +75,8 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
 /// Every pass after parsing; returns the IR when nothing is wrong.
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> Option<ir::Program> {
     let env = resolve::build_env(loaded, diags);
+    let _types = types::check(&env, diags);
+    let _graphs = graph::check(&env, diags);
     let models = models::lower_models(&env, diags);
     let _roles = roles::check(&env, diags);
     let _cost = cost::analyze(&env, &models, diags);

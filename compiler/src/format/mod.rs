@@ -91,7 +91,8 @@ impl<'a> Printer<'a> {
     fn text(&mut self, s: &str) {
         let fresh_line = self.flush_newlines();
         self.blank_ok = false;
-        self.out.push_str(if fresh_line { s.trim_start_matches(' ') } else { s });
+        let s = if fresh_line || self.out.ends_with(' ') { s.trim_start_matches(' ') } else { s };
+        self.out.push_str(s);
     }
 
     /// Writes the pending newlines and the indentation; says whether it did.
@@ -332,9 +333,10 @@ impl<'a> Printer<'a> {
     /// Ends an indented block: back one level, the comments before the
     /// closing delimiter, then the delimiter on its own line.
     fn close(&mut self, delimiter: &str, pos: u32) {
-        self.indent = self.indent.saturating_sub(INDENT);
         self.separate(1, false);
+        // The comments before the delimiter belong to the block's last line.
         self.at(pos);
+        self.indent = self.indent.saturating_sub(INDENT);
         self.text(delimiter);
     }
 
@@ -461,9 +463,9 @@ impl<'a> Printer<'a> {
             self.text("return ");
             self.expr(value, 0, 0);
         }
-        self.indent = self.indent.saturating_sub(INDENT);
         self.separate(1, true);
         self.at(span.end.saturating_sub(1));
+        self.indent = self.indent.saturating_sub(INDENT);
         self.text("}");
     }
 

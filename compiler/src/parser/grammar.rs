@@ -1,0 +1,1027 @@
+//! The chumsky grammar over the lexer's tokens.
+//!
+//! Recovery is layered so that one mistake costs as little of the tree as
+//! possible: a missing type or closing delimiter is inserted, a broken
+//! interpolation, step, header attribute or item is skipped up to the next
+//! thing that can start one (respecting nesting), leaving an `Error` node.
+
+use chumsky::input::ValueInput;
+use chumsky::prelude::*;
+
+use crate::ast::*;
+use crate::lexer::Token;
+use crate::span::Span;
+
+pub(crate) type Extra<'t, 's> = extra::Err<Rich<'t, Token<'s>, Span>>;
+
+/// A type-erased parser: expressions and types are built once and shared.
+pub(crate) type P<'t, 's, I, O> = Boxed<'t, 't, I, O, Extra<'t, 's>>;
+
+impl chumsky::span::Span for Span {
+    type Context = ();
+    type Offset = usize;
+
+    fn new(_context: (), range: std::ops::Range<usize>) -> Self {
+        Span::new(range.start, range.end)
+    }
+
+    fn context(&self) {}
+
+    fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    fn end(&self) -> usize {
+        self.end as usize
+    }
+}
+
+/// Keywords that stay operators or literals even in a policy condition.
+fn is_policy_name(t: &Token<'_>) -> bool {
+    match t {
+        Token::Ident(_) => true,
+        Token::And | Token::Or | Token::Not | Token::True | Token::False | Token::Null => false,
+        other => other.keyword().is_some(),
+    }
+}
+
+/// Tokens that start an item.
+pub(crate) fn is_item_keyword(t: &Token<'_>) -> bool {
+    matches!(
+        t,
+        Token::Use
+            | Token::Type
+            | Token::Enum
+            | Token::Model
+            | Token::Role
+            | Token::Tool
+            | Token::Policy
+            | Token::Workflow
+    )
+}
+
+fn opens(t: &Token<'_>) -> bool {
+    matches!(
+        t,
+        Token::LParen | Token::LBracket | Token::LBrace | Token::InterpStart
+    )
+}
+
+fn closes(t: &Token<'_>) -> bool {
+    matches!(
+        t,
+        Token::RParen | Token::RBracket | Token::RBrace | Token::InterpEnd
+    )
+}
+
+/// A closing delimiter that, when missing, is reported and taken as present
+/// so that what follows still parses.
+fn close<'t, 's: 't, I>(tok: Token<'s>) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    just(tok).ignored().recover_with(via_parser(empty()))
+}
+
+fn ident<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    select! { Token::Ident(x) => x }
+        .map_with(|x: &str, e| Ident {
+            name: x.to_string(),
+            span: e.span(),
+        })
+        .labelled("an identifier")
+}
+
+/// An attribute or record key: an identifier or any keyword (`when:`).
+fn key<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    any()
+        .filter(|t: &Token<'_>| matches!(t, Token::Ident(_)) || t.keyword().is_some())
+        .map_with(|t: Token<'_>, e| Ident {
+            name: t.text().to_string(),
+            span: e.span(),
+        })
+        .labelled("a name")
+}
+
+/// A name inside a policy condition: keywords other than operators and
+/// literals are facts and values there (`kind == llm`).
+fn policy_name<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    any()
+        .filter(is_policy_name)
+        .map_with(|t: Token<'_>, e| Ident {
+            name: t.text().to_string(),
+            span: e.span(),
+        })
+        .labelled("a name")
+}
+
+fn parse_u64(digits: &str) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut any = false;
+    for b in digits.bytes() {
+        if b == b'_' {
+            continue;
+        }
+        let d = u64::from(b.checked_sub(b'0').filter(|d| *d < 10)?);
+        v = v.checked_mul(10)?.checked_add(d)?;
+        any = true;
+    }
+    any.then_some(v)
+}
+
+/// `12`, `0.50`: micro-dollars, `None` when malformed or too large.
+fn parse_money(text: &str) -> Result<u64, &'static str> {
+    let (whole, frac) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    if frac.len() > 6 {
+        return Err("an amount has at most 6 digits after the point");
+    }
+    let whole = parse_u64(whole).ok_or("this amount is too large")?;
+    let mut micros_frac: u64 = 0;
+    for (k, b) in frac.bytes().enumerate() {
+        let d = u64::from(b.wrapping_sub(b'0'));
+        micros_frac += d * 10u64.pow(5 - k as u32);
+    }
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(micros_frac))
+        .ok_or("this amount is too large")
+}
+
+fn literal<'t, 's: 't, I>() -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    any()
+        .filter(|t: &Token<'_>| {
+            matches!(
+                t,
+                Token::Int(_)
+                    | Token::Float(_)
+                    | Token::Duration(_)
+                    | Token::Money(_)
+                    | Token::Price(_)
+                    | Token::True
+                    | Token::False
+                    | Token::Null
+            )
+        })
+        .validate(|t: Token<'_>, e, emitter| {
+            let span: Span = e.span();
+            let mut fail = |msg: &str| {
+                emitter.emit(Rich::custom(span, msg));
+                ExprKind::Error
+            };
+            let kind = match t {
+                Token::Int(s) => match parse_u64(s).and_then(|v| i64::try_from(v).ok()) {
+                    Some(v) => ExprKind::Int(v),
+                    None => fail("this integer does not fit in 64 bits"),
+                },
+                Token::Float(s) => match s.replace('_', "").parse::<f64>() {
+                    Ok(v) if v.is_finite() => ExprKind::Float(v),
+                    _ => fail("this number is out of range"),
+                },
+                Token::Duration(s) => {
+                    let (digits, unit) = if let Some(d) = s.strip_suffix("ms") {
+                        (d, DurationUnit::Ms)
+                    } else {
+                        let unit = match s.as_bytes().last() {
+                            Some(b's') => DurationUnit::S,
+                            Some(b'm') => DurationUnit::M,
+                            Some(b'h') => DurationUnit::H,
+                            _ => DurationUnit::D,
+                        };
+                        (s.get(..s.len().saturating_sub(1)).unwrap_or(""), unit)
+                    };
+                    match parse_u64(digits) {
+                        Some(value) => ExprKind::Duration(Duration { value, unit }),
+                        None => fail("this duration is too large"),
+                    }
+                }
+                Token::Money(s) | Token::Price(s) => {
+                    let price = matches!(t, Token::Price(_));
+                    let text = s.trim_start_matches('$').trim_end_matches("/M");
+                    match parse_money(text) {
+                        Ok(micros) => {
+                            let m = Money {
+                                micros,
+                                text: text.to_string(),
+                            };
+                            if price {
+                                ExprKind::Price(m)
+                            } else {
+                                ExprKind::Money(m)
+                            }
+                        }
+                        Err(msg) => fail(msg),
+                    }
+                }
+                Token::True => ExprKind::Bool(true),
+                Token::False => ExprKind::Bool(false),
+                _ => ExprKind::Null,
+            };
+            Expr { kind, span }
+        })
+}
+
+/// A string literal; `expr` parses interpolations.
+fn string<'t, 's: 't, I, P>(expr: P) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+{
+    let interp = expr
+        .delimited_by(just(Token::InterpStart), just(Token::InterpEnd))
+        .recover_with(via_parser(nested_delimiters(
+            Token::InterpStart,
+            Token::InterpEnd,
+            [
+                (Token::LParen, Token::RParen),
+                (Token::LBracket, Token::RBracket),
+                (Token::LBrace, Token::RBrace),
+            ],
+            |span| Expr {
+                kind: ExprKind::Error,
+                span,
+            },
+        )))
+        .map(StrPart::Interp);
+    let text = select! { Token::StrText(s) => StrPart::Text(s) };
+    select! { Token::StrStart(triple) => triple }
+        .then(text.or(interp).repeated().collect::<Vec<_>>())
+        .then_ignore(just(Token::StrEnd))
+        .map_with(|(triple, parts), e| Expr {
+            kind: ExprKind::Str(StrLit {
+                parts: merge_text(parts),
+                triple,
+            }),
+            span: e.span(),
+        })
+        .labelled("a string")
+}
+
+fn merge_text(parts: Vec<StrPart>) -> Vec<StrPart> {
+    let mut out: Vec<StrPart> = Vec::with_capacity(parts.len());
+    for p in parts {
+        match (out.last_mut(), p) {
+            (Some(StrPart::Text(a)), StrPart::Text(b)) => a.push_str(&b),
+            (_, p) => out.push(p),
+        }
+    }
+    out
+}
+
+/// The CALL of a step or a `for`: an expression that must be a call, an
+/// `llm` call or a `for`, not parenthesised (parentheses leave no trace in
+/// the tree, so the first token is looked at here).
+fn call_expr<'t, 's: 't, I, P>(ex: P, after: &'static str) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+{
+    any().rewind().then(ex).validate(move |(first, call): (Token<'s>, Expr), _, emitter| {
+        if first == Token::LParen || !is_call(&call) {
+            emitter.emit(Rich::custom(call.span, format!("expected a call after `{after}`")));
+        }
+        call
+    })
+}
+
+fn is_call(e: &Expr) -> bool {
+    matches!(
+        e.kind,
+        ExprKind::Call { .. } | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Error
+    )
+}
+
+/// Expressions. In a policy condition (`policy == true`) keywords are names
+/// and there is no `llm` or `for`.
+pub(crate) fn expr<'t, 's: 't, I>(policy: bool) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    recursive(move |expr| {
+        let name = if policy {
+            policy_name().boxed()
+        } else {
+            ident().boxed()
+        };
+
+        let arg = key()
+            .then_ignore(just(Token::Colon))
+            .or_not()
+            .then(expr.clone())
+            .map_with(|(name, value), e| Arg {
+                name,
+                value,
+                span: e.span(),
+            });
+        let args = arg
+            .separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LParen), close(Token::RParen));
+
+        // `a.b.c` or `a.b(args)`: a path, called when followed by `(`.
+        let path = name
+            .clone()
+            .separated_by(just(Token::Dot))
+            .at_least(1)
+            .collect::<Vec<Ident>>()
+            .then(args.clone().or_not())
+            .map_with(|(path, args), e| match args {
+                Some(args) => Expr {
+                    kind: ExprKind::Call { callee: path, args },
+                    span: e.span(),
+                },
+                None => fold_path(path),
+            });
+
+        let list = expr
+            .clone()
+            .separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBracket), close(Token::RBracket))
+            .map_with(|items, e| Expr {
+                kind: ExprKind::List(items),
+                span: e.span(),
+            });
+
+        let record = key()
+            .then_ignore(just(Token::Colon))
+            .then(expr.clone())
+            .then_ignore(just(Token::Comma).or_not())
+            .repeated()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBrace), just(Token::RBrace))
+            .map_with(|fields, e| Expr {
+                kind: ExprKind::Record(fields),
+                span: e.span(),
+            });
+
+        let paren = expr
+            .clone()
+            .delimited_by(just(Token::LParen), close(Token::RParen))
+            .map_with(|inner: Expr, e| Expr {
+                kind: inner.kind,
+                span: e.span(),
+            });
+
+        let atom = if policy {
+            choice((literal(), string(expr.clone()), list, record, paren, path)).boxed()
+        } else {
+            let llm = just(Token::Llm)
+                .ignore_then(ident().labelled("a role name"))
+                .then(
+                    expr.clone()
+                        .delimited_by(just(Token::LParen), close(Token::RParen)),
+                )
+                .map_with(|(role, prompt), e| Expr {
+                    kind: ExprKind::Llm {
+                        role,
+                        prompt: Box::new(prompt),
+                    },
+                    span: e.span(),
+                });
+            let for_ = just(Token::For)
+                .ignore_then(ident().labelled("a variable name"))
+                .then_ignore(just(Token::In))
+                .then(expr.clone())
+                .then_ignore(just(Token::FatArrow))
+                .then(call_expr(expr.clone(), "=>"))
+                .map_with(|((var, iter), body), e| Expr {
+                    kind: ExprKind::For {
+                        var,
+                        iter: Box::new(iter),
+                        body: Box::new(body),
+                    },
+                    span: e.span(),
+                });
+            choice((
+                literal(),
+                string(expr.clone()),
+                list,
+                record,
+                paren,
+                llm,
+                for_,
+                path,
+            ))
+            .boxed()
+        }
+        .labelled("an expression");
+
+        enum Post {
+            Field(Ident),
+            Index(Expr),
+        }
+        let postfix = atom.foldl_with(
+            choice((
+                just(Token::Dot)
+                    .ignore_then(name.clone().labelled("a field name"))
+                    .map(Post::Field),
+                expr.clone()
+                    .delimited_by(just(Token::LBracket), close(Token::RBracket))
+                    .map(Post::Index),
+            ))
+            .repeated(),
+            |base, post, e| {
+                let kind = match post {
+                    Post::Field(f) => ExprKind::Field(Box::new(base), f),
+                    Post::Index(i) => ExprKind::Index(Box::new(base), Box::new(i)),
+                };
+                Expr {
+                    kind,
+                    span: e.span(),
+                }
+            },
+        );
+
+        let neg = just(Token::Minus)
+            .map_with(|_, e| -> Span { e.span() })
+            .repeated()
+            .foldr(postfix, |op: Span, inner: Expr| Expr {
+                span: op.join(inner.span),
+                kind: ExprKind::Unary(UnaryOp::Neg, Box::new(inner)),
+            });
+
+        let coalesce = neg.clone().foldl(
+            just(Token::Coalesce).ignore_then(neg).repeated(),
+            |a: Expr, b: Expr| Expr {
+                span: a.span.join(b.span),
+                kind: ExprKind::Binary(BinaryOp::Coalesce, Box::new(a), Box::new(b)),
+            },
+        );
+
+        let cmp_op = select! {
+            Token::EqEq => BinaryOp::Eq,
+            Token::NotEq => BinaryOp::Ne,
+            Token::Lt => BinaryOp::Lt,
+            Token::Le => BinaryOp::Le,
+            Token::Gt => BinaryOp::Gt,
+            Token::Ge => BinaryOp::Ge,
+        }
+        .map_with(|op, e| (op, e.span()));
+        let compare = coalesce
+            .clone()
+            .then(cmp_op.then(coalesce).repeated().collect::<Vec<_>>())
+            .validate(
+                |(first, rest): (Expr, Vec<((BinaryOp, Span), Expr)>), _, emitter| {
+                    if let Some(((op, span), _)) = rest.get(1) {
+                        emitter.emit(Rich::custom(
+                            *span,
+                            format!(
+                                "comparisons cannot be chained: `{}` follows another comparison",
+                                op.as_str()
+                            ),
+                        ));
+                    }
+                    rest.into_iter().fold(first, |a, ((op, _), b)| Expr {
+                        span: a.span.join(b.span),
+                        kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
+                    })
+                },
+            );
+
+        let not = just(Token::Not)
+            .map_with(|_, e| -> Span { e.span() })
+            .repeated()
+            .foldr(compare, |op: Span, inner: Expr| Expr {
+                span: op.join(inner.span),
+                kind: ExprKind::Unary(UnaryOp::Not, Box::new(inner)),
+            });
+
+        let and = not.clone().foldl(
+            just(Token::And).ignore_then(not).repeated(),
+            |a: Expr, b: Expr| Expr {
+                span: a.span.join(b.span),
+                kind: ExprKind::Binary(BinaryOp::And, Box::new(a), Box::new(b)),
+            },
+        );
+
+        and.clone().foldl(
+            just(Token::Or).ignore_then(and).repeated(),
+            |a: Expr, b: Expr| Expr {
+                span: a.span.join(b.span),
+                kind: ExprKind::Binary(BinaryOp::Or, Box::new(a), Box::new(b)),
+            },
+        )
+    })
+}
+
+fn fold_path(path: Vec<Ident>) -> Expr {
+    let mut iter = path.into_iter();
+    let Some(first) = iter.next() else {
+        return Expr {
+            kind: ExprKind::Error,
+            span: Span::default(),
+        };
+    };
+    let mut e = Expr {
+        span: first.span,
+        kind: ExprKind::Name(first),
+    };
+    for f in iter {
+        e = Expr {
+            span: e.span.join(f.span),
+            kind: ExprKind::Field(Box::new(e), f),
+        };
+    }
+    e
+}
+
+pub(crate) fn ty<'t, 's: 't, I>() -> impl Parser<'t, I, TypeExpr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    recursive(|ty| {
+        let named = ident()
+            .then(
+                ty.clone()
+                    .delimited_by(just(Token::Lt), just(Token::Gt))
+                    .or_not(),
+            )
+            .validate(|(name, arg): (Ident, Option<TypeExpr>), e, emitter| {
+                let kind = match arg {
+                    None => TypeExprKind::Named(name),
+                    Some(arg) if name.name == "List" => TypeExprKind::List(Box::new(arg)),
+                    Some(_) => {
+                        emitter.emit(Rich::custom(
+                            name.span,
+                            format!(
+                                "`{}` takes no type argument: only `List<T>` does",
+                                name.name
+                            ),
+                        ));
+                        TypeExprKind::Error
+                    }
+                };
+                TypeExpr {
+                    kind,
+                    span: e.span(),
+                }
+            });
+        let record = ident()
+            .labelled("a field name")
+            .then_ignore(just(Token::Colon))
+            .then(ty.clone())
+            .then_ignore(just(Token::Comma).or_not())
+            .repeated()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBrace), just(Token::RBrace))
+            .map_with(|fields, e| TypeExpr {
+                kind: TypeExprKind::Record(fields),
+                span: e.span(),
+            });
+        named
+            .or(record)
+            .foldl_with(just(Token::Question).repeated().at_most(1), |inner, _, e| TypeExpr {
+                kind: TypeExprKind::Optional(Box::new(inner)),
+                span: e.span(),
+            })
+    })
+    .labelled("a type")
+}
+
+/// A type that, when missing, is reported and replaced by an `Error` type so
+/// that parsing goes on.
+fn ty_or_error<'t, 's: 't, I>(
+    t: P<'t, 's, I, TypeExpr>,
+) -> impl Parser<'t, I, TypeExpr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    t.recover_with(via_parser(empty().map_with(|_, e| TypeExpr {
+        kind: TypeExprKind::Error,
+        span: e.span(),
+    })))
+}
+
+fn attr<'t, 's: 't, I>(ex: P<'t, 's, I, Expr>) -> impl Parser<'t, I, Attr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    key()
+        .filter(|k: &Ident| k.name != "step" && k.name != "return")
+        .labelled("an attribute name")
+        .then_ignore(just(Token::Colon))
+        .then(ex)
+        .map_with(|(key, value), e| Attr {
+            key,
+            value,
+            span: e.span(),
+        })
+}
+
+fn attrs<'t, 's: 't, I>(ex: P<'t, 's, I, Expr>) -> impl Parser<'t, I, Attrs, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    attr(ex)
+        .then_ignore(just(Token::Comma).or_not())
+        .repeated()
+        .collect::<Vec<_>>()
+        .delimited_by(just(Token::LBrace), close(Token::RBrace))
+        .map_with(|entries, e| Attrs {
+            entries,
+            span: e.span(),
+        })
+}
+
+fn params<'t, 's: 't, I>(
+    ex: P<'t, 's, I, Expr>,
+    t: P<'t, 's, I, TypeExpr>,
+) -> impl Parser<'t, I, Vec<Param>, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    ident()
+        .labelled("a parameter name")
+        .then_ignore(just(Token::Colon))
+        .then(ty_or_error(t))
+        .then(just(Token::Assign).ignore_then(ex).or_not())
+        .map_with(|((name, ty), default), e| Param {
+            name,
+            ty,
+            default,
+            span: e.span(),
+        })
+        .separated_by(just(Token::Comma))
+        .allow_trailing()
+        .collect::<Vec<_>>()
+        .delimited_by(just(Token::LParen), close(Token::RParen))
+}
+
+/// Skips a broken construct: at least one token, then up to (not
+/// including) a token at nesting depth 0 for which `stop` holds, or an
+/// unmatched closing delimiter.
+fn skip_to<'t, 's: 't, I, O, F, S, G>(
+    stop_at_close: bool,
+    starts: G,
+    stop: S,
+    make: F,
+) -> impl Parser<'t, I, O, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    G: Fn(&Token<'s>, Option<&Token<'s>>) -> bool + Clone,
+    S: Fn(&Token<'s>) -> bool + Clone,
+    F: Fn(Option<Token<'s>>, Option<Token<'s>>, Span) -> O + Clone,
+{
+    custom(move |inp| {
+        let before = inp.cursor();
+        let first = inp.next();
+        let Some(first_tok) = first.clone() else {
+            let span = inp.span_since(&before);
+            return Err(Rich::custom(span, "unexpected end of file"));
+        };
+        let second = inp.peek();
+        if !starts(&first_tok, second.as_ref()) {
+            let span = inp.span_since(&before);
+            return Err(Rich::custom(span, "not the start of this construct"));
+        }
+        let mut depth: usize = usize::from(opens(&first_tok));
+        while let Some(t) = inp.peek() {
+            if depth == 0 && (stop(&t) || (stop_at_close && closes(&t))) {
+                break;
+            }
+            if opens(&t) {
+                depth += 1;
+            } else if closes(&t) {
+                depth = depth.saturating_sub(1);
+            }
+            inp.skip();
+        }
+        let span = inp.span_since(&before);
+        Ok(make(first, second, span))
+    })
+}
+
+fn step<'t, 's: 't, I>(
+    ex: P<'t, 's, I, Expr>,
+    t: P<'t, 's, I, TypeExpr>,
+) -> impl Parser<'t, I, Option<Step>, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    just(Token::Step)
+        .ignore_then(ident().labelled("a step name"))
+        .then(just(Token::Colon).ignore_then(ty_or_error(t)).or_not())
+        .then_ignore(just(Token::Assign))
+        .then(
+            call_expr(ex.clone(), "=").labelled("a call"),
+        )
+        .then(attrs(ex).or_not())
+        .map_with(|(((name, ty), call), attrs), e| {
+            Some(Step {
+                name,
+                ty,
+                call,
+                attrs,
+                span: e.span(),
+            })
+        })
+        .recover_with(via_parser(skip_to(
+            true,
+            |first, _| matches!(first, Token::Step),
+            |t| matches!(t, Token::Step | Token::Return) || is_item_keyword(t),
+            |_, second, span| match second {
+                // Keep a named step so later passes know the name exists.
+                Some(Token::Ident(name)) => Some(Step {
+                    name: Ident {
+                        name: name.to_string(),
+                        span,
+                    },
+                    ty: None,
+                    call: Expr {
+                        kind: ExprKind::Error,
+                        span,
+                    },
+                    attrs: None,
+                    span,
+                }),
+                _ => None,
+            },
+        )))
+}
+
+fn workflow<'t, 's: 't, I>(
+    ex: P<'t, 's, I, Expr>,
+    t: P<'t, 's, I, TypeExpr>,
+) -> impl Parser<'t, I, ItemKind, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    let header = attr(ex.clone())
+        .map(Some)
+        .recover_with(via_parser(skip_to(
+            true,
+            |first, second| {
+                !matches!(first, Token::Step | Token::Return)
+                    && (matches!(first, Token::Ident(_)) || first.keyword().is_some())
+                    && matches!(second, Some(Token::Colon))
+            },
+            |t| matches!(t, Token::Step | Token::Return | Token::Comma) || is_item_keyword(t),
+            |_, _, _| None,
+        )))
+        .then_ignore(just(Token::Comma).or_not())
+        .repeated()
+        .collect::<Vec<Option<Attr>>>();
+    let steps = step(ex.clone(), t.clone())
+        .repeated()
+        .collect::<Vec<Option<Step>>>();
+    let ret = just(Token::Return)
+        .ignore_then(ex.clone())
+        .map_with(|e, x| (e, x.span()))
+        .or_not();
+    just(Token::Workflow)
+        .ignore_then(ident().labelled("a workflow name"))
+        .then(params(ex, t.clone()))
+        .then(just(Token::Arrow).ignore_then(ty_or_error(t)).or_not())
+        .then(
+            header
+                .then(steps)
+                .then(ret)
+                .delimited_by(just(Token::LBrace), close(Token::RBrace)),
+        )
+        .map(|(((name, params), ret), ((attrs, steps), ret_expr))| {
+            ItemKind::Workflow(Workflow {
+                name,
+                params,
+                ret,
+                attrs: attrs.into_iter().flatten().collect(),
+                steps: steps.into_iter().flatten().collect(),
+                ret_expr,
+            })
+        })
+}
+
+/// A string literal without interpolation: its text and span.
+fn plain_string<'t, 's: 't, I>(
+    ex: P<'t, 's, I, Expr>,
+) -> impl Parser<'t, I, (String, Span), Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    string(ex).validate(|e: Expr, _, emitter| {
+        let mut text = String::new();
+        if let ExprKind::Str(lit) = &e.kind {
+            for p in &lit.parts {
+                match p {
+                    StrPart::Text(t) => text.push_str(t),
+                    StrPart::Interp(i) => {
+                        emitter.emit(Rich::custom(
+                            i.span,
+                            "no interpolation is allowed in this string",
+                        ));
+                    }
+                }
+            }
+        }
+        (text, e.span)
+    })
+}
+
+fn item<'t, 's: 't, I>(
+    ex: P<'t, 's, I, Expr>,
+    pex: P<'t, 's, I, Expr>,
+    t: P<'t, 's, I, TypeExpr>,
+) -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    let use_ = just(Token::Use).ignore_then(
+        plain_string(ex.clone()).map(|(p, s)| Use::Path(p, s)).or(ident()
+            .labelled("`std` or a path string")
+            .separated_by(just(Token::Dot))
+            .at_least(1)
+            .collect::<Vec<_>>()
+            .validate(|segs: Vec<Ident>, e, emitter| {
+                let mut segs = segs.into_iter();
+                match segs.next() {
+                    Some(first) if first.name == "std" => {
+                        let rest: Vec<Ident> = segs.collect();
+                        if rest.is_empty() {
+                            emitter.emit(Rich::custom(e.span(), "expected a module name after `std.`, as in `use std.email`"));
+                        }
+                        Use::Std(rest)
+                    }
+                    _ => {
+                        emitter.emit(Rich::custom(
+                            e.span(),
+                            "a `use` names a standard module (`use std.email`) or a file (`use \"./types.aos\"`)",
+                        ));
+                        Use::Std(Vec::new())
+                    }
+                }
+            })),
+    );
+    let use_ = use_.map(ItemKind::Use);
+
+    let type_ = just(Token::Type)
+        .ignore_then(ident().labelled("a type name"))
+        .then_ignore(just(Token::Assign))
+        .then(ty_or_error(t.clone()))
+        .map(|(name, ty)| ItemKind::Type(TypeDecl { name, ty }));
+
+    let enum_ = just(Token::Enum)
+        .ignore_then(ident().labelled("an enum name"))
+        .then(
+            ident()
+                .labelled("a variant name")
+                .then_ignore(just(Token::Comma).or_not())
+                .repeated()
+                .collect::<Vec<_>>()
+                .delimited_by(just(Token::LBrace), close(Token::RBrace)),
+        )
+        .map(|(name, variants)| ItemKind::Enum(EnumDecl { name, variants }));
+
+    let model = just(Token::Model)
+        .ignore_then(ident().labelled("a model name"))
+        .then_ignore(just(Token::Assign))
+        .then(ident().labelled("a provider name"))
+        .then(plain_string(ex.clone()).delimited_by(just(Token::LParen), close(Token::RParen)))
+        .then(attrs(ex.clone()).or_not())
+        .map(|(((name, provider), (model_id, model_id_span)), attrs)| {
+            ItemKind::Model(ModelDecl {
+                name,
+                provider,
+                model_id,
+                model_id_span,
+                attrs,
+            })
+        });
+
+    let role = just(Token::Role)
+        .ignore_then(ident().labelled("a role name"))
+        .then_ignore(just(Token::Assign))
+        .then(
+            ident()
+                .labelled("a model name")
+                .separated_by(just(Token::Comma))
+                .allow_trailing()
+                .collect::<Vec<_>>()
+                .delimited_by(just(Token::LBracket), close(Token::RBracket)),
+        )
+        .map(|(name, models)| ItemKind::Role(RoleDecl { name, models }));
+
+    let tool = just(Token::Tool)
+        .ignore_then(
+            ident()
+                .labelled("a tool name")
+                .separated_by(just(Token::Dot))
+                .at_least(1)
+                .collect::<Vec<_>>()
+                .validate(|path: Vec<Ident>, e, emitter| {
+                    if path.len() < 2 {
+                        emitter.emit(Rich::custom(
+                            e.span(),
+                            "a tool name has a namespace and a name, as in `crm.lookup`",
+                        ));
+                    }
+                    path
+                }),
+        )
+        .then(params(ex.clone(), t.clone()))
+        .then(
+            just(Token::Arrow)
+                .ignore_then(ty_or_error(t.clone()))
+                .or_not(),
+        )
+        .then(attrs(ex.clone()).or_not())
+        .map(|(((path, params), ret), attrs)| {
+            ItemKind::Tool(ToolDecl {
+                path,
+                params,
+                ret,
+                attrs,
+            })
+        });
+
+    let rule = choice((
+        just(Token::Require)
+            .ignore_then(ident().labelled("`approval` or `verify`"))
+            .map(RuleKind::Require),
+        just(Token::Deny).to(RuleKind::Deny),
+    ))
+    .then_ignore(just(Token::When))
+    .then(pex.labelled("a condition"))
+    .map_with(|(kind, cond), e| Rule {
+        kind,
+        cond,
+        span: e.span(),
+    })
+    .labelled("a rule (`require … when …` or `deny when …`)");
+    let policy = just(Token::Policy)
+        .ignore_then(ident().labelled("a policy name"))
+        .then(
+            rule.map(Some)
+                .recover_with(via_parser(skip_to(
+                    true,
+                    |first, _| matches!(first, Token::Require | Token::Deny),
+                    |t| matches!(t, Token::Require | Token::Deny) || is_item_keyword(t),
+                    |_, _, _| None,
+                )))
+                .repeated()
+                .collect::<Vec<_>>()
+                .delimited_by(just(Token::LBrace), close(Token::RBrace)),
+        )
+        .map(|(name, rules)| {
+            ItemKind::Policy(PolicyDecl {
+                name,
+                rules: rules.into_iter().flatten().collect(),
+            })
+        });
+
+    choice((
+        use_,
+        type_,
+        enum_,
+        model,
+        role,
+        tool,
+        policy,
+        workflow(ex, t),
+    ))
+    .labelled("an item (`workflow`, `model`, `role`, `tool`, `type`, `enum`, `policy` or `use`)")
+    .map_with(|kind, e| Item {
+        kind,
+        doc: None,
+        span: e.span(),
+    })
+    .recover_with(via_parser(skip_to(
+        false,
+        |_, _| true,
+        is_item_keyword,
+        |_, _, span| Item {
+            kind: ItemKind::Error,
+            doc: None,
+            span,
+        },
+    )))
+}
+
+/// A whole file: its items.
+pub(crate) fn file<'t, 's: 't, I>() -> impl Parser<'t, I, Vec<Item>, Extra<'t, 's>>
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    let ex = expr(false).boxed();
+    let pex = expr(true).boxed();
+    let t = ty().boxed();
+    item(ex, pex, t)
+        .repeated()
+        .collect::<Vec<_>>()
+        .then_ignore(end())
+}
