@@ -102,7 +102,10 @@ pub fn verify(records: &[Record], head: &str, count: u64) -> Verdict {
     for (i, r) in records.iter().enumerate() {
         let expected_seq = i as u64 + 1;
         if r.seq != expected_seq {
-            let reason = if r.seq > expected_seq {
+            let later = records.iter().skip(i + 1).any(|x| x.seq == expected_seq);
+            let reason = if later {
+                format!("records are out of order: record {} is stored where record {expected_seq} should be", r.seq)
+            } else if r.seq > expected_seq {
                 format!("record {expected_seq} is missing (found record {} in its place)", r.seq)
             } else {
                 format!("record {} appears out of order (expected record {expected_seq})", r.seq)

@@ -26,7 +26,7 @@ Examples:
   aosc run report.aos --workflow weekly --inputs-json inputs.json --trust trusted
   aosc run report.aos --wait          wait at approval gates for `aosc approve`")]
 pub struct RunArgs {
-    /// The .aos file.
+    /// The .aos file (or a checked program as IR JSON, `*.json`).
     #[arg(value_name = "FILE")]
     pub file: String,
     /// The workflow to run (needed when the file has several).
@@ -78,13 +78,26 @@ pub fn run(args: &RunArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let analysis = aos_compiler::check(&args.file, &text, &FsLoader);
-    if analysis.has_errors() || analysis.program.is_none() {
-        eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
-        eprintln!("error: `{}` does not check; nothing was run", args.file);
-        return exit::USAGE;
-    }
-    let Some(program) = analysis.program else { return exit::USAGE };
+    let program = if args.file.ends_with(".json") {
+        // A checked program as `aosc check --emit-ir` prints it: the runtime
+        // only ever consumes IR, so it can run one without the source.
+        match serde_json::from_str::<aos_compiler::ir::Program>(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: `{}` is not a checked program (IR JSON): {e}", args.file);
+                return exit::USAGE;
+            }
+        }
+    } else {
+        let analysis = aos_compiler::check(&args.file, &text, &FsLoader);
+        if analysis.has_errors() || analysis.program.is_none() {
+            eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
+            eprintln!("error: `{}` does not check; nothing was run", args.file);
+            return exit::USAGE;
+        }
+        let Some(program) = analysis.program else { return exit::USAGE };
+        program
+    };
     let inputs = match parse_inputs(&args.inputs, args.inputs_json.as_deref()) {
         Ok(i) => i,
         Err(e) => {

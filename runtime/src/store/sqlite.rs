@@ -61,6 +61,12 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// The connection pool, for maintenance tools and tests (e.g. the audit
+    /// tamper tests edit rows behind the store's back).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     async fn commit_inner(&self, run_id: &str, batch: Batch) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
