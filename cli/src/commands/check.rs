@@ -21,6 +21,12 @@ pub struct CheckArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Print, on stdout, each workflow's worst-case cost: a table of every
+    /// step's bound and how it was reached (with `--format json`, the
+    /// diagnostics are still the one JSON object and the table goes to
+    /// stderr).
+    #[arg(long)]
+    pub cost: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +50,13 @@ pub fn run(args: &CheckArgs) -> u8 {
             }
         };
         let analysis = aos_compiler::check(path, &text, &FsLoader);
+        if args.cost {
+            let table = aos_compiler::check::cost::render_table(&analysis.cost);
+            match args.format {
+                Format::Human => print!("{table}"),
+                Format::Json => eprint!("{table}"),
+            }
+        }
         errors += analysis.diagnostics.iter().filter(|d| d.is_error()).count();
         warnings += analysis.diagnostics.iter().filter(|d| !d.is_error()).count();
         match args.format {
