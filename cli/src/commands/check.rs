@@ -21,6 +21,11 @@ pub struct CheckArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Print each workflow's worst-case cost: a table of every step's bound
+    /// and how it was reached on stdout (with `--format json`, a `"cost"`
+    /// member of the one JSON object, by workflow).
+    #[arg(long)]
+    pub cost: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +38,7 @@ pub enum Format {
 
 pub fn run(args: &CheckArgs) -> u8 {
     let mut all_json = Vec::new();
+    let mut all_cost = serde_json::Map::new();
     let mut errors = 0usize;
     let mut warnings = 0usize;
     for path in &args.files {
@@ -44,6 +50,16 @@ pub fn run(args: &CheckArgs) -> u8 {
             }
         };
         let analysis = aos_compiler::check(path, &text, &FsLoader);
+        if args.cost {
+            match args.format {
+                Format::Human => print!("{}", aos_compiler::check::cost::render_table(&analysis.cost)),
+                Format::Json => {
+                    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&analysis.cost.workflows) {
+                        all_cost.extend(map);
+                    }
+                }
+            }
+        }
         errors += analysis.diagnostics.iter().filter(|d| d.is_error()).count();
         warnings += analysis.diagnostics.iter().filter(|d| !d.is_error()).count();
         match args.format {
@@ -60,6 +76,9 @@ pub fn run(args: &CheckArgs) -> u8 {
         }
     }
     match args.format {
+        Format::Json if args.cost => {
+            println!("{}", serde_json::json!({ "diagnostics": all_json, "cost": all_cost }));
+        }
         Format::Json => println!("{}", serde_json::json!({ "diagnostics": all_json })),
         Format::Human => {
             if errors == 0 && warnings == 0 {

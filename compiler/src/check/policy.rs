@@ -58,9 +58,8 @@ pub fn analyze(env: &Env<'_>, diags: &mut Vec<Diagnostic>) -> PolicyReport {
                 .or_insert(StepGovernance { risk: s.risk, effect: s.effect, kind: s.kind });
             diags.extend(risk::ceiling_violation(wf, s));
             for rule in &rules {
-                if let Some(d) = violation(rule, wf, s) {
-                    diags.push(d);
-                }
+                diags.extend(violation(rule, wf, s));
+                diags.extend(fallback_denied(rule, wf, s));
             }
         }
     }
@@ -205,6 +204,36 @@ fn violation(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> 
         _ => return None,
     };
     Some(diag.with_primary_label(describe_facts(s)).with_label(rule.file, rule.span, "the rule"))
+}
+
+/// E0603 for a `deny` that matches a step's `fallback:` call by itself
+/// (the step's approval covers its fallback, so only `deny` applies).
+fn fallback_denied(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> Option<Diagnostic> {
+    let fb = s.fallback.as_ref()?;
+    let facts = Facts { risk: fb.risk, kind: fb.kind, effect: fb.effect, tool: fb.tool.as_deref() };
+    if rule.action != PolicyAction::Deny || decide(&rule.cond, &facts) != Decision::Always {
+        return None;
+    }
+    let what = match &fb.tool {
+        Some(tool) => format!("`{tool}`"),
+        None => kind_phrase(fb.kind).to_string(),
+    };
+    Some(
+        Diagnostic::error(
+            "E0603",
+            wf.decl.file,
+            fb.span,
+            format!(
+                "policy `{}` denies steps where `{}`, and the `fallback:` of step `{}` is one",
+                rule.policy,
+                render(&rule.cond),
+                s.step.name.name
+            ),
+        )
+        .with_primary_label(format!("{what}: risk `{}`, effect `{}`", risk_name(fb.risk), effect_name(fb.effect)))
+        .with_label(rule.file, rule.span, "the rule")
+        .with_help("`approval:` cannot lift a `deny`: remove the fallback, or change the policy"),
+    )
 }
 
 fn kind_phrase(kind: StepKind) -> &'static str {
@@ -410,7 +439,7 @@ impl Compiler<'_, '_, '_> {
                     fact_expr.span.join(value.span),
                     format!("`{}` has no order: it can only be compared with `==` or `!=`", fact_name(fact)),
                 )
-                .with_primary_label(format!("`{}` used with an ordering", cmp_str(cmp)))
+                .with_primary_label(format!("`{}` compared with `{}`", fact_name(fact), cmp_str(cmp)))
                 .with_help("only `risk` and `trust` are ordered"),
             );
             return None;
@@ -438,7 +467,7 @@ impl Compiler<'_, '_, '_> {
                 let text = plain_text(lit);
                 let help = match text.as_deref() {
                     Some(t) if names.contains(&t) => format!("write `{t}` without quotes"),
-                    _ => format!("{} is one of {}", capitalized(what), risk::one_of(names)),
+                    _ => format!("{} is one of {}", with_article(what), risk::one_of(names)),
                 };
                 self.diags.push(
                     Diagnostic::error("E0201", self.file, value.span, format!("`{}` is compared with a name, not a string", fact_name(fact)))
@@ -451,7 +480,7 @@ impl Compiler<'_, '_, '_> {
                 self.diags.push(
                     Diagnostic::error("E0201", self.file, value.span, format!("`{}` is compared with a {what}", fact_name(fact)))
                         .with_primary_label(format!("expected a {what}"))
-                        .with_help(format!("{} is one of {}", capitalized(what), risk::one_of(names))),
+                        .with_help(format!("{} is one of {}", with_article(what), risk::one_of(names))),
                 );
                 None
             }
@@ -497,18 +526,18 @@ impl Compiler<'_, '_, '_> {
     }
 }
 
-fn capitalized(what: &str) -> String {
-    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "An" } else { "A" };
+fn with_article(what: &str) -> String {
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     format!("{article} {what}")
 }
 
 fn example_for(fact: Fact) -> &'static str {
     match fact {
-        Fact::Risk => "e.g. `risk >= high`",
-        Fact::Kind => "e.g. `kind == llm`",
-        Fact::Tool => "e.g. `tool == \"shell.exec\"`",
-        Fact::Effect => "e.g. `effect == external`",
-        Fact::Trust => "e.g. `trust < trusted`",
+        Fact::Risk => "compare it with a level, e.g. `risk >= high`",
+        Fact::Kind => "compare it with a kind, e.g. `kind == llm`",
+        Fact::Tool => "compare it with a tool's name, e.g. `tool == \"shell.exec\"`",
+        Fact::Effect => "compare it with an effect, e.g. `effect == external`",
+        Fact::Trust => "compare it with a level, e.g. `trust < trusted`",
     }
 }
 
@@ -774,6 +803,29 @@ mod tests {
         assert_eq!(diags.len(), 1, "{diags:#?}");
         assert_eq!(diags[0].code, "E0603");
         assert_eq!(diags[0].message, "policy `no_shell` denies steps where `tool == \"shell.exec\"`, and step `x` is one");
+    }
+
+    #[test]
+    fn a_deny_also_applies_to_a_fallback_call() {
+        let p = Program {
+            tools: vec![tool("shell.exec", &[("risk", name("high"))]), tool("file.read", &[])],
+            workflows: vec![workflow(
+                "w",
+                &[("risk", name("high"))],
+                vec![step("y", call("file.read"), &[("approval", string("ops")), ("fallback", call("shell.exec"))])],
+            )],
+            policies: vec![policy("no_shell", vec![(ast::RuleKind::Deny, bin(B::Eq, name("tool"), string("shell.exec")))])],
+        };
+        let (report, diags) = run(&p);
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        assert_eq!(diags[0].code, "E0603");
+        assert_eq!(
+            diags[0].message,
+            "policy `no_shell` denies steps where `tool == \"shell.exec\"`, and the `fallback:` of step `y` is one"
+        );
+        // The step itself is still a `file.read`, raised by its fallback.
+        let g = report.steps.get(&("w".to_string(), "y".to_string())).copied().unwrap();
+        assert_eq!(g, StepGovernance { risk: Risk::High, effect: Effect::Read, kind: StepKind::Tool });
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! thing that can start one (respecting nesting), leaving an `Error` node.
 
 use chumsky::input::ValueInput;
+use chumsky::error::RichPattern;
 use chumsky::prelude::*;
 
 use crate::ast::*;
@@ -82,6 +83,23 @@ where
 {
     just(tok).ignored().recover_with(via_parser(empty()))
 }
+
+/// A custom error carrying a primary label and an optional help, which
+/// `errors` unpacks (chumsky's custom errors hold one string).
+pub(crate) fn custom_error<'t, 's>(span: Span, message: &str, label: &str, help: Option<&str>) -> Rich<'t, Token<'s>, Span> {
+    let mut text = format!("{message}{SEP}{label}");
+    if let Some(help) = help {
+        text.push(SEP);
+        text.push_str(help);
+    }
+    Rich::custom(span, text)
+}
+
+/// How an expected item is named in messages.
+pub(crate) const ITEM: &str = "an item (`workflow`, `model`, `role`, `tool`, `type`, `enum`, `policy` or `use`)";
+
+/// Separates message, label and help in a custom error.
+pub(crate) const SEP: char = '\u{1f}';
 
 fn ident<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
 where
@@ -168,6 +186,7 @@ where
             matches!(
                 t,
                 Token::Int(_)
+                    | Token::BadNumber(_)
                     | Token::Float(_)
                     | Token::Duration(_)
                     | Token::Money(_)
@@ -180,7 +199,7 @@ where
         .validate(|t: Token<'_>, e, emitter| {
             let span: Span = e.span();
             let mut fail = |msg: &str| {
-                emitter.emit(Rich::custom(span, msg));
+                emitter.emit(custom_error(span, msg, "this literal", None));
                 ExprKind::Error
             };
             let kind = match t {
@@ -227,6 +246,8 @@ where
                         Err(msg) => fail(msg),
                     }
                 }
+                // Already reported by the lexer.
+                Token::BadNumber(_) => ExprKind::Error,
                 Token::True => ExprKind::Bool(true),
                 Token::False => ExprKind::Bool(false),
                 _ => ExprKind::Null,
@@ -292,7 +313,12 @@ where
 {
     any().rewind().then(ex).validate(move |(first, call): (Token<'s>, Expr), _, emitter| {
         if first == Token::LParen || !is_call(&call) {
-            emitter.emit(Rich::custom(call.span, format!("expected a call after `{after}`")));
+            emitter.emit(custom_error(
+                call.span,
+                &format!("expected a call after `{after}`"),
+                if first == Token::LParen { "parentheses make this an expression, not a call" } else { "this is not a call" },
+                Some("write a tool call `ns.name(…)`, a workflow call `name(…)`, `llm ROLE(prompt)` or `for x in LIST => CALL`"),
+            ));
         }
         call
     })
@@ -339,6 +365,10 @@ where
             .separated_by(just(Token::Dot))
             .at_least(1)
             .collect::<Vec<Ident>>()
+            .validate(|mut path: Vec<Ident>, _, emitter| {
+                limit_chain(&mut path, |i| i.span, emitter);
+                path
+            })
             .then(args.clone().or_not())
             .map_with(|(path, args), e| match args {
                 Some(args) => Expr {
@@ -427,43 +457,44 @@ where
             Field(Ident),
             Index(Expr),
         }
-        let postfix = atom.foldl_with(
-            choice((
-                just(Token::Dot)
-                    .ignore_then(name.clone().labelled("a field name"))
-                    .map(Post::Field),
-                expr.clone()
-                    .delimited_by(just(Token::LBracket), close(Token::RBracket))
-                    .map(Post::Index),
-            ))
-            .repeated(),
-            |base, post, e| {
-                let kind = match post {
-                    Post::Field(f) => ExprKind::Field(Box::new(base), f),
-                    Post::Index(i) => ExprKind::Index(Box::new(base), Box::new(i)),
-                };
-                Expr {
-                    kind,
-                    span: e.span(),
-                }
-            },
-        );
+        let postfix = atom
+            .then(
+                choice((
+                    just(Token::Dot).ignore_then(name.clone().labelled("a field name")).map(Post::Field),
+                    expr.clone()
+                        .delimited_by(just(Token::LBracket), close(Token::RBracket))
+                        .map(Post::Index),
+                ))
+                .map_with(|p, e| (p, e.span()))
+                .repeated()
+                .collect::<Vec<(Post, Span)>>(),
+            )
+            .validate(|(base, mut posts): (Expr, Vec<(Post, Span)>), _, emitter| {
+                limit_chain(&mut posts, |(_, s)| *s, emitter);
+                posts.into_iter().fold(base, |base, (post, span)| {
+                    let span = base.span.join(span);
+                    let kind = match post {
+                        Post::Field(f) => ExprKind::Field(Box::new(base), f),
+                        Post::Index(i) => ExprKind::Index(Box::new(base), Box::new(i)),
+                    };
+                    Expr { kind, span }
+                })
+            });
 
         let neg = just(Token::Minus)
             .map_with(|_, e| -> Span { e.span() })
             .repeated()
-            .foldr(postfix, |op: Span, inner: Expr| Expr {
-                span: op.join(inner.span),
-                kind: ExprKind::Unary(UnaryOp::Neg, Box::new(inner)),
+            .collect::<Vec<Span>>()
+            .then(postfix)
+            .validate(|(mut ops, inner): (Vec<Span>, Expr), _, emitter| {
+                limit_chain(&mut ops, |s| *s, emitter);
+                ops.into_iter().rev().fold(inner, |inner, op| Expr {
+                    span: op.join(inner.span),
+                    kind: ExprKind::Unary(UnaryOp::Neg, Box::new(inner)),
+                })
             });
 
-        let coalesce = neg.clone().foldl(
-            just(Token::Coalesce).ignore_then(neg).repeated(),
-            |a: Expr, b: Expr| Expr {
-                span: a.span.join(b.span),
-                kind: ExprKind::Binary(BinaryOp::Coalesce, Box::new(a), Box::new(b)),
-            },
-        );
+        let coalesce = left_assoc(neg, Token::Coalesce, BinaryOp::Coalesce);
 
         let cmp_op = select! {
             Token::EqEq => BinaryOp::Eq,
@@ -480,12 +511,11 @@ where
             .validate(
                 |(first, rest): (Expr, Vec<((BinaryOp, Span), Expr)>), _, emitter| {
                     if let Some(((op, span), _)) = rest.get(1) {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             *span,
-                            format!(
-                                "comparisons cannot be chained: `{}` follows another comparison",
-                                op.as_str()
-                            ),
+                            &format!("comparisons cannot be chained: `{}` follows another comparison", op.as_str()),
+                            "a second comparison",
+                            Some("join comparisons with `and`, as in `a < b and b < c`"),
                         ));
                     }
                     rest.into_iter().fold(first, |a, ((op, _), b)| Expr {
@@ -498,27 +528,57 @@ where
         let not = just(Token::Not)
             .map_with(|_, e| -> Span { e.span() })
             .repeated()
-            .foldr(compare, |op: Span, inner: Expr| Expr {
-                span: op.join(inner.span),
-                kind: ExprKind::Unary(UnaryOp::Not, Box::new(inner)),
+            .collect::<Vec<Span>>()
+            .then(compare)
+            .validate(|(mut ops, inner): (Vec<Span>, Expr), _, emitter| {
+                limit_chain(&mut ops, |s| *s, emitter);
+                ops.into_iter().rev().fold(inner, |inner, op| Expr {
+                    span: op.join(inner.span),
+                    kind: ExprKind::Unary(UnaryOp::Not, Box::new(inner)),
+                })
             });
 
-        let and = not.clone().foldl(
-            just(Token::And).ignore_then(not).repeated(),
-            |a: Expr, b: Expr| Expr {
-                span: a.span.join(b.span),
-                kind: ExprKind::Binary(BinaryOp::And, Box::new(a), Box::new(b)),
-            },
-        );
-
-        and.clone().foldl(
-            just(Token::Or).ignore_then(and).repeated(),
-            |a: Expr, b: Expr| Expr {
-                span: a.span.join(b.span),
-                kind: ExprKind::Binary(BinaryOp::Or, Box::new(a), Box::new(b)),
-            },
-        )
+        let and = left_assoc(not, Token::And, BinaryOp::And);
+        left_assoc(and, Token::Or, BinaryOp::Or)
     })
+}
+
+/// The longest run of operators, postfix accesses or path segments in one
+/// expression: deeper trees would exhaust the stack of the passes that walk
+/// them (and of dropping them).
+const MAX_CHAIN: usize = 256;
+
+/// Reports and cuts a chain longer than [`MAX_CHAIN`].
+fn limit_chain<'t, 's, T>(items: &mut Vec<T>, span: impl Fn(&T) -> Span, emitter: &mut chumsky::input::Emitter<Rich<'t, Token<'s>, Span>>) {
+    if items.len() > MAX_CHAIN {
+        if let Some(first) = items.get(MAX_CHAIN) {
+            emitter.emit(custom_error(
+                span(first),
+                "this expression is too long",
+                &format!("more than {MAX_CHAIN} operators in a row"),
+                Some("compute part of it in a separate step"),
+            ));
+        }
+        items.truncate(MAX_CHAIN);
+    }
+}
+
+/// `operand (OP operand)*`, folded to the left.
+fn left_assoc<'t, 's: 't, I, P>(operand: P, tok: Token<'s>, op: BinaryOp) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+{
+    operand
+        .clone()
+        .then(just(tok).ignore_then(operand).repeated().collect::<Vec<Expr>>())
+        .validate(move |(first, mut rest): (Expr, Vec<Expr>), _, emitter| {
+            limit_chain(&mut rest, |e| e.span, emitter);
+            rest.into_iter().fold(first, |a, b| Expr {
+                span: a.span.join(b.span),
+                kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
+            })
+        })
 }
 
 fn fold_path(path: Vec<Ident>) -> Expr {
@@ -558,12 +618,11 @@ where
                     None => TypeExprKind::Named(name),
                     Some(arg) if name.name == "List" => TypeExprKind::List(Box::new(arg)),
                     Some(_) => {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             name.span,
-                            format!(
-                                "`{}` takes no type argument: only `List<T>` does",
-                                name.name
-                            ),
+                            &format!("`{}` takes no type argument: only `List<T>` does", name.name),
+                            "not a generic type",
+                            None,
                         ));
                         TypeExprKind::Error
                     }
@@ -678,18 +737,24 @@ where
     S: Fn(&Token<'s>) -> bool + Clone,
     F: Fn(Option<Token<'s>>, Option<Token<'s>>, Span) -> O + Clone,
 {
-    custom(move |inp| {
+    custom(move |inp: &mut chumsky::input::InputRef<'t, '_, I, Extra<'t, 's>>| {
         let before = inp.cursor();
         let first = inp.next();
-        let Some(first_tok) = first.clone() else {
-            let span = inp.span_since(&before);
-            return Err(Rich::custom(span, "unexpected end of file"));
-        };
         let second = inp.peek();
-        if !starts(&first_tok, second.as_ref()) {
-            let span = inp.span_since(&before);
-            return Err(Rich::custom(span, "not the start of this construct"));
-        }
+        let first_tok = match &first {
+            Some(t) if starts(t, second.as_ref()) => t.clone(),
+            _ => {
+                // A plain "unexpected token" error that expects nothing, so
+                // that it adds nothing when merged with the real one.
+                let span = inp.span_since(&before);
+                let found = first.map(chumsky::util::MaybeRef::Val);
+                return Err(<Rich<'t, Token<'s>, Span> as chumsky::label::LabelError<'t, I, RichPattern<'t, Token<'s>>>>::expected_found(
+                    std::iter::empty(),
+                    found,
+                    span,
+                ));
+            }
+        };
         let mut depth: usize = usize::from(opens(&first_tok));
         while let Some(t) = inp.peek() {
             if depth == 0 && (stop(&t) || (stop_at_close && closes(&t))) {
@@ -780,9 +845,19 @@ where
     let steps = step(ex.clone(), t.clone())
         .repeated()
         .collect::<Vec<Option<Step>>>();
+    // Nothing may follow the `return`: skip it with one diagnostic.
+    let after_return = skip_to(true, |first, _| !closes(first) && !is_item_keyword(first), |_| false, |_, _, span| span).validate(|span, _, emitter| {
+        emitter.emit(custom_error(
+            span,
+            "nothing may follow the `return` of a workflow",
+            "after the `return`",
+            Some("a workflow body is header attributes, then steps, then an optional `return`"),
+        ));
+    });
     let ret = just(Token::Return)
         .ignore_then(ex.clone())
         .map_with(|e, x| (e, x.span()))
+        .then_ignore(after_return.or_not())
         .or_not();
     just(Token::Workflow)
         .ignore_then(ident().labelled("a workflow name"))
@@ -820,9 +895,11 @@ where
                 match p {
                     StrPart::Text(t) => text.push_str(t),
                     StrPart::Interp(i) => {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             i.span,
                             "no interpolation is allowed in this string",
+                            "an interpolation",
+                            Some("write the text as it is; a `{` is written `\\{`"),
                         ));
                     }
                 }
@@ -852,14 +929,21 @@ where
                     Some(first) if first.name == "std" => {
                         let rest: Vec<Ident> = segs.collect();
                         if rest.is_empty() {
-                            emitter.emit(Rich::custom(e.span(), "expected a module name after `std.`, as in `use std.email`"));
+                            emitter.emit(custom_error(
+                                e.span(),
+                                "expected a module name after `std`",
+                                "which module?",
+                                Some("write for example `use std.email`"),
+                            ));
                         }
                         Use::Std(rest)
                     }
                     _ => {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             e.span(),
-                            "a `use` names a standard module (`use std.email`) or a file (`use \"./types.aos\"`)",
+                            "a `use` names a standard module or a file",
+                            "neither `std.NAME` nor a path",
+                            Some("write `use std.email` or `use \"./types.aos\"`"),
                         ));
                         Use::Std(Vec::new())
                     }
@@ -924,9 +1008,11 @@ where
                 .collect::<Vec<_>>()
                 .validate(|path: Vec<Ident>, e, emitter| {
                     if path.len() < 2 {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             e.span(),
-                            "a tool name has a namespace and a name, as in `crm.lookup`",
+                            "a tool name has a namespace and a name",
+                            "only one segment",
+                            Some("write for example `tool crm.lookup(…)`"),
                         ));
                     }
                     path
@@ -993,7 +1079,7 @@ where
         policy,
         workflow(ex, t),
     ))
-    .labelled("an item (`workflow`, `model`, `role`, `tool`, `type`, `enum`, `policy` or `use`)")
+    .labelled(ITEM)
     .map_with(|kind, e| Item {
         kind,
         doc: None,
