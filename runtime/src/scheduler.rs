@@ -662,12 +662,9 @@ impl Exec {
                         }
                     }
                     None => {
-                        let mut usage = self.steps.get(d.step).map(|s| s.usage.clone()).unwrap_or_default();
-                        usage.add(&d.usage);
-                        // StepSucceeded carries the step's total; apply adds this
-                        // attempt's share through finish_unit, so pass the attempt's.
+                        // The usage of this (last) attempt; failed attempts
+                        // journaled their own.
                         self.emit(Transition::StepSucceeded { step: step.name.clone(), output: Some(output), usage: d.usage });
-                        let _ = usage;
                     }
                 }
             }
