@@ -728,13 +728,7 @@ impl Exec {
         for (i, item, attempt) in inflight {
             let Some(step) = self.step(i).cloned() else { continue };
             let external = step.kind == StepKind::Tool && step.effect == Effect::External;
-            let action = if !external {
-                "retry"
-            } else if step.idempotency_key.is_some() {
-                "retry"
-            } else {
-                "held"
-            };
+            let action = if external && step.idempotency_key.is_none() { "held" } else { "retry" };
             let why = match (external, step.idempotency_key.is_some()) {
                 (false, _) => "its effect is pure/read (or durable): it is safe to run again",
                 (true, true) => "its effect is external: it runs again under its idempotency_key, so a completed effect is not repeated",
@@ -1062,7 +1056,7 @@ async fn run_attempt(
 }
 
 fn fmt_ms(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 async fn run_call(
