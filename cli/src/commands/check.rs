@@ -13,7 +13,8 @@ use super::exit;
 Examples:
   aosc check pipeline.aos
   aosc check --format json pipeline.aos     one JSON object for tools and CI
-  aosc check --cost pipeline.aos            per-step worst-case cost table")]
+  aosc check --cost pipeline.aos            per-step worst-case cost table
+  aosc check --emit-ir pipeline.aos         the checked program as JSON, for the runtime")]
 pub struct CheckArgs {
     /// The files to check.
     #[arg(required = true, value_name = "FILE")]
@@ -21,6 +22,13 @@ pub struct CheckArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Print each workflow's worst-case cost, step by step, on stdout.
+    #[arg(long)]
+    pub cost: bool,
+    /// Print the checked program (the IR the runtime runs) as JSON on stdout;
+    /// nothing is printed when there are errors.
+    #[arg(long)]
+    pub emit_ir: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,6 +40,14 @@ pub enum Format {
 }
 
 pub fn run(args: &CheckArgs) -> u8 {
+    if args.format == Format::Json && (args.cost || args.emit_ir) {
+        eprintln!("error: `--cost` and `--emit-ir` print on stdout, where `--format json` prints its object: use one at a time");
+        return exit::USAGE;
+    }
+    if args.emit_ir && args.files.len() != 1 {
+        eprintln!("error: `--emit-ir` takes exactly one file");
+        return exit::USAGE;
+    }
     let mut all_json = Vec::new();
     let mut errors = 0usize;
     let mut warnings = 0usize;
@@ -46,16 +62,28 @@ pub fn run(args: &CheckArgs) -> u8 {
         let analysis = aos_compiler::check(path, &text, &FsLoader);
         errors += analysis.diagnostics.iter().filter(|d| d.is_error()).count();
         warnings += analysis.diagnostics.iter().filter(|d| !d.is_error()).count();
+        if args.cost {
+            print!("{}", aos_compiler::check::cost::render_table(&analysis.cost));
+        }
+        if args.emit_ir
+            && let Some(program) = &analysis.program {
+                match serde_json::to_string_pretty(program) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: cannot serialize the IR: {e}");
+                        return exit::USAGE;
+                    }
+                }
+            }
         match args.format {
             Format::Human => {
                 eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
             }
             Format::Json => {
-                if let serde_json::Value::Object(mut obj) = to_json(&analysis.diagnostics, &analysis.sources) {
-                    if let Some(serde_json::Value::Array(list)) = obj.remove("diagnostics") {
+                if let serde_json::Value::Object(mut obj) = to_json(&analysis.diagnostics, &analysis.sources)
+                    && let Some(serde_json::Value::Array(list)) = obj.remove("diagnostics") {
                         all_json.extend(list);
                     }
-                }
             }
         }
     }

@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod env;
 pub mod graph;
+pub mod lower;
 pub mod models;
 pub mod policy;
 pub mod resolve;
@@ -48,6 +49,8 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     /// The checked program, when there are no errors.
     pub program: Option<ir::Program>,
+    /// The worst-case cost of every workflow (`aosc check --cost`).
+    pub cost: cost::CostReport,
 }
 
 impl Analysis {
@@ -67,24 +70,27 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
     let main = sources.add(path, text);
     let mut diagnostics = Vec::new();
     let loaded = resolve::load(main, &mut sources, loader, &mut diagnostics);
-    let program = run_passes(&loaded, &mut diagnostics);
+    let (program, cost) = run_passes(&loaded, &mut diagnostics);
     sort_diagnostics(&mut diagnostics);
-    Analysis { sources, main, files: loaded.files, diagnostics, program }
+    Analysis { sources, main, files: loaded.files, diagnostics, program, cost }
 }
 
-/// Every pass after parsing; returns the IR when nothing is wrong.
-fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> Option<ir::Program> {
+/// Every pass after parsing; returns the IR when nothing is wrong, and the
+/// cost report in any case.
+fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> (Option<ir::Program>, cost::CostReport) {
     let env = resolve::build_env(loaded, diags);
-    let _types = types::check(&env, diags);
-    let _graphs = graph::check(&env, diags);
+    let types = types::check(&env, diags);
+    let graphs = graph::check(&env, diags);
     let models = models::lower_models(&env, diags);
-    let _roles = roles::check(&env, diags);
-    let _cost = cost::analyze(&env, &models, diags);
-    let _policy = policy::analyze(&env, diags);
+    let roles = roles::check(&env, diags);
+    let cost = cost::analyze(&env, &models, diags);
+    let policy = policy::analyze(&env, diags);
     if diags.iter().any(Diagnostic::is_error) {
-        return None;
+        return (None, cost);
     }
-    None
+    let inputs = lower::Inputs { types: &types, graphs: &graphs, models: &models, roles: &roles, cost: &cost, policy: &policy };
+    let program = lower::program(&env, &inputs);
+    (Some(program), cost)
 }
 
 /// File order (the checked file first), then position, then code, so that
