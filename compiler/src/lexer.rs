@@ -502,7 +502,8 @@ impl<'s> Lx<'s> {
                                 Span::new(i, end),
                                 format!("unknown escape `{shown}` in a string"),
                             )
-                            .with_help_mut("the escapes are \\n \\t \\r \\\" \\\\ \\{ \\}");
+                            .with_primary_label_mut("not an escape")
+                                .with_help_mut("the escapes are \\n \\t \\r \\\" \\\\ \\{ \\}");
                             i = end;
                         }
                         None => i += 1,
@@ -528,6 +529,7 @@ impl<'s> Lx<'s> {
                     }
                     let open_brace = Span::new(i, i + 1);
                     let saved = std::mem::take(&mut self.out.tokens);
+                    let diags_before = self.out.diagnostics.len();
                     let end = self.run(i + 1, line_limit, true);
                     let inner = std::mem::replace(&mut self.out.tokens, saved);
                     match end {
@@ -535,6 +537,7 @@ impl<'s> Lx<'s> {
                             let close_brace = Span::new(end, end + 1);
                             if inner.is_empty() {
                                 self.error(open_brace.join(close_brace), "empty interpolation `{}`")
+                                    .with_primary_label_mut("nothing to interpolate")
                                     .with_help_mut("put an expression between the braces, or write `\\{` for a literal brace");
                             } else {
                                 pieces.push(Piece::Interp(open_brace, inner, close_brace));
@@ -543,6 +546,9 @@ impl<'s> Lx<'s> {
                             text_start = i;
                         }
                         None => {
+                            // What went wrong inside is a consequence of the
+                            // missing `}`: report that alone.
+                            self.out.diagnostics.truncate(diags_before);
                             self.error(
                                 open_brace,
                                 "expected `}` to close the interpolation opened here",

@@ -50,7 +50,7 @@ fn check_promises(name: &str, text: &str) -> String {
     let out = format(text).unwrap_or_else(|d| panic!("{name}: format refused: {d:?}"));
     let after = parse_clean(&format!("{name} (formatted)"), &out);
     let texts = |f: &File| f.comments.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
-    assert_eq!(texts(&before), texts(&after), "{name}: comments changed; output:\n{out}");
+    assert_eq!(texts(&before), texts(&after), "{name}: comments changed; input:\n{text}\noutput:\n{out}");
     assert_eq!(without_spans(&before), without_spans(&after), "{name}: the tree changed; output:\n{out}");
     let again = format(&out).unwrap();
     assert_eq!(out, again, "{name}: not idempotent");
@@ -360,7 +360,7 @@ mod random_programs {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 100_000, ..ProptestConfig::default() })]
 
         #[test]
         fn printed_trees_parse_back_and_are_fixed_points(items in prop::collection::vec(item(), 0..5)) {
@@ -369,6 +369,52 @@ mod random_programs {
             let reparsed = parse_clean("random program", &printed);
             prop_assert_eq!(without_spans(&file), without_spans(&reparsed), "printed:\n{}", printed);
             prop_assert_eq!(format(&printed).unwrap(), printed);
+        }
+
+        /// Comments sprinkled over a program: at line ends, on lines of
+        /// their own and between tokens. Whatever the layout they force, the
+        /// formatter's promises hold.
+        #[test]
+        fn comments_anywhere_keep_the_promises(
+            items in prop::collection::vec(item(), 1..4),
+            line_comments in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3), 0..6),
+            block_comments in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+            breaking_comments in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..3),
+        ) {
+            let printed = print_file(&File { items, comments: Vec::new() }, "");
+            let mut lines: Vec<String> = printed.lines().map(str::to_string).collect();
+            for (n, (at, kind)) in line_comments.iter().enumerate() {
+                let i = at.index(lines.len());
+                match kind {
+                    0 => lines[i].push_str(&format!(" // end {n}")),
+                    1 => lines.insert(i, format!("// own {n}")),
+                    _ => lines.insert(i, String::new()),
+                }
+            }
+            let mut text = lines.join("\n");
+            text.push('\n');
+            for (n, at) in block_comments.iter().enumerate() {
+                let spaces: Vec<usize> = text.match_indices(' ').map(|(i, _)| i).collect();
+                if spaces.is_empty() {
+                    break;
+                }
+                let i = spaces[at.index(spaces.len())];
+                text.replace_range(i..i + 1, &format!(" /* b{n} */ "));
+            }
+            // Comments next to punctuation, and line comments that cut a
+            // line of code in two.
+            for (n, (at, line)) in breaking_comments.iter().enumerate() {
+                let places: Vec<usize> = text.match_indices([',', '(', ')', '[', ']', '{', '}', ':', '=', ' ']).map(|(i, _)| i).collect();
+                if places.is_empty() {
+                    break;
+                }
+                let i = places[at.index(places.len())];
+                let comment = if *line { format!(" // cut {n}\n") } else { format!("/* p{n} */") };
+                text.insert_str(i, &comment);
+            }
+            let (_, diagnostics) = aos_compiler::parse(&text, aos_compiler::FileId(0));
+            prop_assume!(!diagnostics.iter().any(|d| d.code == "E0001"));
+            super::check_promises("random program with comments", &text);
         }
     }
 }

@@ -22,7 +22,10 @@ pub struct CheckArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// Print each workflow's worst-case cost, step by step, on stdout.
+    /// Print, on stdout, each workflow's worst-case cost: a table of every
+    /// step's bound and how it was reached (with `--format json`, the
+    /// diagnostics are still the one JSON object and the table goes to
+    /// stderr).
     #[arg(long)]
     pub cost: bool,
     /// Print the checked program (the IR the runtime runs) as JSON on stdout;
@@ -40,8 +43,8 @@ pub enum Format {
 }
 
 pub fn run(args: &CheckArgs) -> u8 {
-    if args.format == Format::Json && (args.cost || args.emit_ir) {
-        eprintln!("error: `--cost` and `--emit-ir` print on stdout, where `--format json` prints its object: use one at a time");
+    if args.format == Format::Json && args.emit_ir {
+        eprintln!("error: `--emit-ir` prints on stdout, where `--format json` prints its object: use one at a time");
         return exit::USAGE;
     }
     if args.emit_ir && args.files.len() != 1 {
@@ -60,11 +63,15 @@ pub fn run(args: &CheckArgs) -> u8 {
             }
         };
         let analysis = aos_compiler::check(path, &text, &FsLoader);
+        if args.cost {
+            let table = aos_compiler::check::cost::render_table(&analysis.cost);
+            match args.format {
+                Format::Human => print!("{table}"),
+                Format::Json => eprint!("{table}"),
+            }
+        }
         errors += analysis.diagnostics.iter().filter(|d| d.is_error()).count();
         warnings += analysis.diagnostics.iter().filter(|d| !d.is_error()).count();
-        if args.cost {
-            print!("{}", aos_compiler::check::cost::render_table(&analysis.cost));
-        }
         if args.emit_ir
             && let Some(program) = &analysis.program {
                 match serde_json::to_string_pretty(program) {

@@ -146,6 +146,8 @@ enum Piece<'p> {
 struct Prompt {
     /// Tokens of the literal text.
     template: u64,
+    /// One token per seam between pieces.
+    boundaries: u64,
     /// The whole prompt, before `max_input_tokens`.
     total: Option<u64>,
 }
@@ -164,7 +166,7 @@ fn count_prompt(pieces: &[Piece<'_>], tok: Tokenizer) -> Prompt {
         }
     }
     let b = tokens::boundaries(pieces.len());
-    Prompt { template: template.saturating_add(b), total: total.map(|t| t.saturating_add(b)) }
+    Prompt { template, boundaries: b, total: total.map(|t| t.saturating_add(b)) }
 }
 
 /// The cost of one LLM call (one item, before attempts and retries).
@@ -433,12 +435,47 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 .map(|p| match p {
                     StrPart::Text(t) => Piece::Text(t.as_str()),
                     StrPart::Interp(x) => {
-                        Piece::Value { label: describe(x), span: x.span, value: self.value(scope, var, x) }
+                        Piece::Value { label: self.label(scope, var, x), span: x.span, value: self.value(scope, var, x) }
                     }
                 })
                 .collect(),
-            _ => vec![Piece::Value { label: describe(prompt), span: prompt.span, value: self.value(scope, var, prompt) }],
+            _ => vec![Piece::Value {
+                label: self.label(scope, var, prompt),
+                span: prompt.span,
+                value: self.value(scope, var, prompt),
+            }],
         }
+    }
+
+    /// How an interpolated value is named in explanations, with where its
+    /// bound comes from when it is a plain name.
+    fn label(&self, scope: &Scope<'a>, var: Var<'_>, e: &ast::Expr) -> String {
+        let text = describe(e);
+        let ExprKind::Name(id) = &e.kind else { return format!("`{text}`") };
+        if var.is_some_and(|(v, _)| v == id.name) {
+            return format!("`{text}` (one item of the fan-out)");
+        }
+        let why = match scope.locals.get(id.name.as_str()) {
+            Some(Local::Param(_)) => "a parameter: `max_param_tokens`".to_string(),
+            Some(Local::Step(s)) => {
+                let fan_out = matches!(s.call.kind, ExprKind::For { .. });
+                let body = match &s.call.kind {
+                    ExprKind::For { body, .. } => body.as_ref(),
+                    _ => &s.call,
+                };
+                let what = match &body.kind {
+                    ExprKind::Llm { .. } => "the step's `max_tokens`".to_string(),
+                    ExprKind::Call { callee, .. } if callee.len() >= 2 => "the step's `max_output_tokens`".to_string(),
+                    ExprKind::Call { callee, .. } => {
+                        format!("what `{}` returns", callee.first().map_or("", |c| c.name.as_str()))
+                    }
+                    _ => return format!("`{text}`"),
+                };
+                if fan_out { format!("{what} per item") } else { what }
+            }
+            None => return format!("`{text}`"),
+        };
+        format!("`{text}` ({why})")
     }
 
     /// The cost of one attempt of `llm ROLE(prompt)` with its verification,
@@ -499,8 +536,11 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         let mut breakdown = vec![format!("{} of template", p.template)];
         for piece in &pieces {
             if let Piece::Value { label, value, .. } = piece {
-                breakdown.push(format!("{} for `{label}`", value.tokens.map_or("unbounded".to_string(), |t| t.to_string())));
+                breakdown.push(format!("{} for {label}", value.tokens.map_or("unbounded".to_string(), |t| t.to_string())));
             }
+        }
+        if p.boundaries > 0 {
+            breakdown.push(format!("{} {}", p.boundaries, plural(p.boundaries, "boundary", "boundaries")));
         }
         let capped = match (p.total, cap) {
             (Some(t), Some(c)) if c < t => format!(", capped by `max_input_tokens: {c}`"),
@@ -553,6 +593,12 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     fmt_price(m.output_per_m),
                     fmt_usd(vusd)
                 ));
+                out.lines.push(format!(
+                    "each attempt with its verification: {} + {} = {}",
+                    fmt_usd(out.usd),
+                    fmt_usd(vusd),
+                    fmt_usd(out.usd + vusd)
+                ));
                 out.usd += vusd;
             }
         }
@@ -585,12 +631,12 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         let biggest = pieces
             .iter()
             .filter_map(|p| match p {
-                Piece::Value { label, span, value } => value.tokens.map(|t| (t, label, *span)),
+                Piece::Value { span, value, .. } => value.tokens.map(|t| (t, *span)),
                 Piece::Text(_) => None,
             })
-            .max_by_key(|(t, ..)| *t);
-        if let Some((t, label, span)) = biggest {
-            d = d.with_label(file, span, format!("`{label}` alone can be {t} tokens"));
+            .max_by_key(|(t, _)| *t);
+        if let Some((t, span)) = biggest {
+            d = d.with_label(file, span, format!("this value alone can be {t} tokens"));
         }
         if let Some(decl) = self.env.models.get(&model.name) {
             d = d.with_label(decl.file, decl.decl.name.span, format!("`{}` has a {}-token window", model.name, model.context));
@@ -616,6 +662,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         let mut bound = ir::CostBound { items: 1, ..ir::CostBound::default() };
         let mut lines = Vec::new();
         let mut bounded = true;
+        let mut per_attempt = 0.0;
 
         // Fan-out: the multiplier and the bound of one item.
         let (body, var_name, items, item_value) = match &step.call.kind {
@@ -668,6 +715,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 bound.attempts = attempts;
                 bound.model = a.model.clone();
                 bound.usd = a.usd * attempts as f64 * n as f64;
+                per_attempt = a.usd;
                 bounded &= !a.unbounded;
                 lines.extend(a.lines);
                 lines.push(format!(
@@ -679,7 +727,12 @@ impl<'r, 'a> Analyzer<'r, 'a> {
             ExprKind::Call { callee, .. } if callee.len() >= 2 => {
                 bound.attempts = tries;
                 bound.output_tokens = self.call_output(scope, body, attrs).tokens.unwrap_or(0);
-                lines.push(format!("tool `{}`: no model cost; output ≤ {} tokens", Env::tool_name(callee), bound.output_tokens));
+                let tries_text = if retry == 0 { String::new() } else { format!("; {tries} tries (`retry: {retry}`)") };
+                lines.push(format!(
+                    "tool `{}`: no model cost; output ≤ {} tokens{tries_text}",
+                    Env::tool_name(callee),
+                    bound.output_tokens
+                ));
                 ir::StepKind::Tool
             }
             ExprKind::Call { callee, .. } => {
@@ -715,7 +768,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     let usd = a.usd * (1 + REPAIRS) as f64 * n as f64;
                     bounded &= !a.unbounded;
                     lines.push(format!(
-                        "fallback `llm {}`: (1 + {REPAIRS} repair) × {} = {}",
+                        "fallback `llm {}`: (1 + {REPAIRS} repair) × {} = {} (added)",
                         role.name,
                         fmt_usd(a.usd),
                         fmt_usd(usd)
@@ -736,7 +789,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 _ => {}
             }
         }
-        if bounded {
+        if bounded && kind == ir::StepKind::Llm {
+            let items = if n == 1 { String::new() } else { format!(" × {n} items") };
+            lines.push(format!("step total: {} attempts × {}{items} = {}", bound.attempts, fmt_usd(per_attempt), fmt_usd(bound.usd)));
+        } else if bounded {
             lines.push(format!("step total: {}", fmt_usd(bound.usd)));
         } else {
             lines.push("step total: no bound".to_string());
@@ -840,7 +896,7 @@ pub fn render_table(report: &CostReport) -> String {
             (None, _) => "no budget".to_string(),
         };
         let _ = writeln!(out, "workflow {name}: worst case {total} per run; {budget}");
-        let header = ["step", "kind", "model", "prompt", "output", "attempts", "items", "USD"];
+        let header = ["step", "kind", "model", "prompt tok", "output tok", "attempts", "items", "USD"];
         let mut rows: Vec<[String; 8]> = Vec::new();
         for (step, kind) in &wf.order {
             let Some(b) = wf.steps.get(step) else { continue };
@@ -874,13 +930,13 @@ pub fn render_table(report: &CostReport) -> String {
             }
         }
         let line = |cells: &[String]| {
-            let mut s = String::from(" ");
+            let mut s = String::new();
             for (i, (c, w)) in cells.iter().zip(widths.iter()).enumerate() {
                 // Names left-aligned, figures right-aligned.
                 if i < 3 {
-                    let _ = write!(s, " {c:<w$}");
+                    let _ = write!(s, "  {c:<w$}");
                 } else {
-                    let _ = write!(s, " {c:>w$}");
+                    let _ = write!(s, "  {c:>w$}");
                 }
             }
             s.trim_end().to_string()
@@ -889,8 +945,8 @@ pub fn render_table(report: &CostReport) -> String {
         let n = rows.len();
         for (i, r) in rows.iter().enumerate() {
             if i + 1 == n {
-                let width: usize = widths.iter().sum::<usize>() + widths.len();
-                let _ = writeln!(out, "  {}", "-".repeat(width.saturating_sub(1)));
+                let width: usize = widths.iter().sum::<usize>() + 2 * widths.len();
+                let _ = writeln!(out, "  {}", "-".repeat(width.saturating_sub(2)));
             }
             let _ = writeln!(out, "{}", line(r));
         }

@@ -49,7 +49,8 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     /// The checked program, when there are no errors.
     pub program: Option<ir::Program>,
-    /// The worst-case cost of every workflow (`aosc check --cost`).
+    /// The worst-case cost of every workflow (`aosc check --cost`), also
+    /// when there are errors.
     pub cost: cost::CostReport,
 }
 

@@ -410,7 +410,7 @@ impl Compiler<'_, '_, '_> {
                     fact_expr.span.join(value.span),
                     format!("`{}` has no order: it can only be compared with `==` or `!=`", fact_name(fact)),
                 )
-                .with_primary_label(format!("`{}` used with an ordering", cmp_str(cmp)))
+                .with_primary_label(format!("`{}` compared with `{}`", fact_name(fact), cmp_str(cmp)))
                 .with_help("only `risk` and `trust` are ordered"),
             );
             return None;
@@ -438,7 +438,7 @@ impl Compiler<'_, '_, '_> {
                 let text = plain_text(lit);
                 let help = match text.as_deref() {
                     Some(t) if names.contains(&t) => format!("write `{t}` without quotes"),
-                    _ => format!("{} is one of {}", capitalized(what), risk::one_of(names)),
+                    _ => format!("{} is one of {}", with_article(what), risk::one_of(names)),
                 };
                 self.diags.push(
                     Diagnostic::error("E0201", self.file, value.span, format!("`{}` is compared with a name, not a string", fact_name(fact)))
@@ -451,7 +451,7 @@ impl Compiler<'_, '_, '_> {
                 self.diags.push(
                     Diagnostic::error("E0201", self.file, value.span, format!("`{}` is compared with a {what}", fact_name(fact)))
                         .with_primary_label(format!("expected a {what}"))
-                        .with_help(format!("{} is one of {}", capitalized(what), risk::one_of(names))),
+                        .with_help(format!("{} is one of {}", with_article(what), risk::one_of(names))),
                 );
                 None
             }
@@ -497,18 +497,18 @@ impl Compiler<'_, '_, '_> {
     }
 }
 
-fn capitalized(what: &str) -> String {
-    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "An" } else { "A" };
+fn with_article(what: &str) -> String {
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     format!("{article} {what}")
 }
 
 fn example_for(fact: Fact) -> &'static str {
     match fact {
-        Fact::Risk => "e.g. `risk >= high`",
-        Fact::Kind => "e.g. `kind == llm`",
-        Fact::Tool => "e.g. `tool == \"shell.exec\"`",
-        Fact::Effect => "e.g. `effect == external`",
-        Fact::Trust => "e.g. `trust < trusted`",
+        Fact::Risk => "compare it with a level, e.g. `risk >= high`",
+        Fact::Kind => "compare it with a kind, e.g. `kind == llm`",
+        Fact::Tool => "compare it with a tool's name, e.g. `tool == \"shell.exec\"`",
+        Fact::Effect => "compare it with an effect, e.g. `effect == external`",
+        Fact::Trust => "compare it with a level, e.g. `trust < trusted`",
     }
 }
 

@@ -583,17 +583,13 @@ pub(crate) fn unknown_value(file: FileId, id: &ast::Ident, what: &str, names: &[
     let diag = Diagnostic::error("E0101", file, id.span, format!("unknown {what} `{}`", id.name))
         .with_primary_label(format!("not {} {what}", article(what)));
     match did_you_mean(&id.name, names.iter().copied()) {
-        Some(s) => diag.with_help(format!("did you mean `{s}`? ({} {what} is one of {})", capital_article(what), one_of(names))),
-        None => diag.with_help(format!("{} {what} is one of {}", capital_article(what), one_of(names))),
+        Some(s) => diag.with_help(format!("did you mean `{s}`? ({} {what} is one of {})", article(what), one_of(names))),
+        None => diag.with_help(format!("{} {what} is one of {}", article(what), one_of(names))),
     }
 }
 
 fn article(what: &str) -> &'static str {
     if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
-}
-
-fn capital_article(what: &str) -> &'static str {
-    if article(what) == "an" { "An" } else { "A" }
 }
 
 /// "`low`, `medium`, `high` or `critical`".
@@ -768,7 +764,10 @@ mod tests {
     use super::build::*;
     use super::*;
 
-    fn facts_of(p: &Program) -> (Vec<(String, String, Risk, Effect, StepKind)>, Vec<Diagnostic>) {
+    /// (workflow, step, risk, effect, kind) of every step.
+    type Flat = Vec<(String, String, Risk, Effect, StepKind)>;
+
+    fn facts_of(p: &Program) -> (Flat, Vec<Diagnostic>) {
         let env = p.env();
         let mut diags = Vec::new();
         let facts = analyze(&env, &mut diags);

@@ -108,6 +108,7 @@ fn check_step(
 fn bound(env: &Env, file: FileId, role: &ast::Ident, what: &str, diags: &mut Vec<Diagnostic>) -> bool {
     match env.roles.get(&role.name) {
         Some(decl) if decl.decl.models.is_empty() => {
+            let example = env.models.keys().next().map_or("some_model", String::as_str);
             diags.push(
                 Diagnostic::error(
                     "E0401",
@@ -117,7 +118,7 @@ fn bound(env: &Env, file: FileId, role: &ast::Ident, what: &str, diags: &mut Vec
                 )
                 .with_primary_label(format!("`{}` has no model", role.name))
                 .with_label(decl.file, decl.span, "declared with an empty list here")
-                .with_help(format!("list at least one model: `role {} = [some_model]`", role.name)),
+                .with_help(format!("list at least one model: `role {} = [{example}]`", role.name)),
             );
             false
         }

@@ -33,11 +33,6 @@ pub fn format(text: &str) -> Result<String, Vec<Diagnostic>> {
     if !syntax.is_empty() {
         return Err(syntax);
     }
-    if file.items.is_empty() && file.comments.is_empty() && !text.trim().is_empty() {
-        // Text with neither items nor comments did not really parse (a
-        // parser that is not there yet): keep it rather than erase it.
-        return Ok(text.to_string());
-    }
     Ok(print_file(&file, text))
 }
 
@@ -162,7 +157,7 @@ impl<'a> Printer<'a> {
             self.pending = 1;
             return;
         }
-        if ends_code_line(self.src, c.span.start) {
+        if ends_code_line(self.src, c.span.start) && !self.ends_in_line_comment() {
             // The comment ended a line of code: it stays at the end of the line.
             if self.pending > 0 {
                 trim_trailing_spaces(&mut self.out);
@@ -189,6 +184,14 @@ impl<'a> Printer<'a> {
         self.flush_newlines();
         self.out.push_str(text);
         self.pending = 1;
+    }
+
+    /// Whether the current output line ends with a `//` comment (nothing
+    /// more may join that line).
+    fn ends_in_line_comment(&self) -> bool {
+        let line = self.out.rsplit('\n').next().unwrap_or("");
+        let printed = &self.comments[..self.next.saturating_sub(1).min(self.comments.len())];
+        printed.last().is_some_and(|c| c.kind != CommentKind::Block && line.ends_with(c.text.as_str()))
     }
 
     /// `pos` moved past whitespace and comments (an item's span may begin
@@ -237,21 +240,26 @@ impl<'a> Printer<'a> {
         let close = item.span.end.saturating_sub(1);
         match &item.kind {
             ItemKind::Use(u) => {
-                self.text("use ");
+                self.text("use");
                 match u {
                     Use::Std(path) => {
-                        let names: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
-                        self.text(&format!("std.{}", names.join(".")));
+                        self.text(" std");
+                        for segment in path {
+                            self.text(".");
+                            self.word_at(segment.span.start, &segment.name);
+                        }
                     }
-                    Use::Path(p, _) => self.text(&expr::quote(p)),
+                    Use::Path(p, span) => self.word_at(span.start, &format!(" {}", expr::quote(p))),
                 }
             }
             ItemKind::Type(t) => {
-                self.text(&format!("type {} = ", t.name.name));
+                self.text("type");
+                self.word_at(t.name.span.start, &format!(" {} = ", t.name.name));
                 self.ty(&t.ty, 0);
             }
             ItemKind::Enum(e) => {
-                self.text(&format!("enum {} ", e.name.name));
+                self.text("enum");
+                self.word_at(e.name.span.start, &format!(" {} ", e.name.name));
                 let body = Span { start: e.name.span.end, end: item.span.end };
                 let names: Vec<&str> = e.variants.iter().map(|v| v.name.as_str()).collect();
                 let flat = if names.is_empty() { "{}".to_string() } else { format!("{{ {} }}", names.join(", ")) };
@@ -269,13 +277,18 @@ impl<'a> Printer<'a> {
                 }
             }
             ItemKind::Model(m) => {
-                self.text(&format!("model {} = {}({})", m.name.name, m.provider.name, expr::quote(&m.model_id)));
+                self.text("model");
+                self.word_at(m.name.span.start, &format!(" {} = ", m.name.name));
+                self.word_at(m.provider.span.start, &format!("{}(", m.provider.name));
+                self.word_at(m.model_id_span.start, &expr::quote(&m.model_id));
+                self.text(")");
                 if let Some(attrs) = &m.attrs {
                     self.attrs_block(attrs);
                 }
             }
             ItemKind::Role(r) => {
-                self.text(&format!("role {} = ", r.name.name));
+                self.text("role");
+                self.word_at(r.name.span.start, &format!(" {} = ", r.name.name));
                 let body = Span { start: r.name.span.end, end: item.span.end };
                 let names: Vec<&str> = r.models.iter().map(|v| v.name.as_str()).collect();
                 let flat = format!("[{}]", names.join(", "));
@@ -295,9 +308,11 @@ impl<'a> Printer<'a> {
             }
             ItemKind::Tool(t) => {
                 let names: Vec<&str> = t.path.iter().map(|i| i.name.as_str()).collect();
-                self.text(&format!("tool {}", names.join(".")));
+                self.text("tool");
+                let start = t.path.first().map_or(0, |i| i.span.start);
+                self.word_at(start, &format!(" {}", names.join(".")));
                 let suffix = t.ret.as_ref().map_or(0, |r| 4 + expr::width(&expr::flat_type(r, self.src)));
-                self.params(&t.params, suffix);
+                self.params(&t.params, t.path.last().map_or(0, |i| i.span.end), suffix);
                 if let Some(ret) = &t.ret {
                     self.text(" -> ");
                     self.ty(ret, 0);
@@ -307,7 +322,8 @@ impl<'a> Printer<'a> {
                 }
             }
             ItemKind::Policy(p) => {
-                self.text(&format!("policy {}", p.name.name));
+                self.text("policy");
+                self.word_at(p.name.span.start, &format!(" {}", p.name.name));
                 let body = Span { start: p.name.span.end, end: item.span.end };
                 if p.rules.is_empty() && !self.has_comment(body) {
                     self.text(" {}");
@@ -330,6 +346,12 @@ impl<'a> Printer<'a> {
         }
     }
 
+    /// The comments before `pos`, then `s`.
+    fn word_at(&mut self, pos: u32, s: &str) {
+        self.at(pos);
+        self.text(s);
+    }
+
     /// Ends an indented block: back one level, the comments before the
     /// closing delimiter, then the delimiter on its own line.
     fn close(&mut self, delimiter: &str, pos: u32) {
@@ -350,12 +372,13 @@ impl<'a> Printer<'a> {
 
     /// A parameter list: on one line when it fits (with `suffix` columns
     /// after it), else one parameter per line with a trailing comma.
-    fn params(&mut self, params: &[Param], suffix: usize) {
+    fn params(&mut self, params: &[Param], after_name: u32, suffix: usize) {
         let flat: Option<Vec<String>> = params.iter().map(|p| expr::flat_param(p, self.src)).collect();
-        let region = match (params.first(), params.last()) {
-            (Some(first), Some(last)) => Span { start: first.span.start, end: last.span.end },
-            _ => Span::default(),
-        };
+        // The comments that count are those between the parentheses.
+        let open = self.token_start(after_name);
+        let last_end = params.last().map_or(open.saturating_add(1), |p| p.span.end);
+        let close = self.closing_delimiter(last_end, b')');
+        let region = Span { start: after_name, end: close.map_or(last_end, |c| c + 1) };
         if let Some(flat) = flat {
             let flat = format!("({})", flat.join(", "));
             if !self.has_comment(region) && self.fits(expr::width(&flat) + suffix + 2) {
@@ -371,9 +394,18 @@ impl<'a> Printer<'a> {
             self.param(p);
             self.text(",");
         }
-        self.indent = self.indent.saturating_sub(INDENT);
-        self.separate(1, false);
-        self.text(")");
+        self.close(")", close.unwrap_or(last_end));
+    }
+
+    /// Where the delimiter `delimiter` that closes a list is, when the list's
+    /// last entry ends at `pos` (a trailing comma and comments may come
+    /// between).
+    fn closing_delimiter(&self, pos: u32, delimiter: u8) -> Option<u32> {
+        let mut at = self.token_start(pos);
+        if self.src.as_bytes().get(at as usize) == Some(&b',') {
+            at = self.token_start(at + 1);
+        }
+        (self.src.as_bytes().get(at as usize) == Some(&delimiter)).then_some(at)
     }
 
     fn param(&mut self, p: &Param) {
@@ -423,14 +455,23 @@ impl<'a> Printer<'a> {
     }
 
     fn workflow(&mut self, w: &Workflow, span: Span) {
-        self.text(&format!("workflow {}", w.name.name));
+        self.text("workflow");
+        self.word_at(w.name.span.start, &format!(" {}", w.name.name));
         let suffix = w.ret.as_ref().map_or(0, |r| 4 + expr::width(&expr::flat_type(r, self.src)));
-        self.params(&w.params, suffix);
+        self.params(&w.params, w.name.span.end, suffix);
         if let Some(ret) = &w.ret {
             self.text(" -> ");
             self.ty(ret, 0);
         }
-        let body = Span { start: w.name.span.end, end: span.end };
+        let header_end = match &w.ret {
+            Some(ret) => ret.span.end,
+            None => {
+                let open = self.token_start(w.name.span.end).saturating_add(1);
+                let last = w.params.last().map_or(open, |p| p.span.end);
+                self.closing_delimiter(last, b')').map_or(last, |c| c + 1)
+            }
+        };
+        let body = Span { start: header_end, end: span.end };
         if w.attrs.is_empty() && w.steps.is_empty() && w.ret_expr.is_none() && !self.has_comment(body) {
             self.text(" {}");
             return;

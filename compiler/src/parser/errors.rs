@@ -8,6 +8,7 @@
 use chumsky::error::{Rich, RichPattern, RichReason};
 
 use crate::diagnostic::Diagnostic;
+use super::grammar::{ITEM, SEP, is_item_keyword};
 use crate::lexer::{SYNTAX, Token};
 use crate::source::FileId;
 use crate::span::Span;
@@ -35,64 +36,97 @@ fn one(
 ) -> Diagnostic {
     let span = *err.span();
     match err.reason() {
-        RichReason::Custom(msg) => Diagnostic::error(SYNTAX, file, span, msg.clone()),
+        RichReason::Custom(msg) => {
+            let mut parts = msg.split(SEP);
+            let mut d = Diagnostic::error(SYNTAX, file, span, parts.next().unwrap_or_default());
+            if let Some(label) = parts.next() {
+                d = d.with_primary_label(label);
+            }
+            if let Some(help) = parts.next() {
+                d = d.with_help(help);
+            }
+            d
+        }
         RichReason::ExpectedFound { expected, found } => {
-            let found_desc = found
-                .as_deref()
-                .map_or_else(|| "end of file".to_string(), Token::describe);
+            let found_tok: Option<&Token<'_>> = found.as_deref();
+            let found_desc = found_tok.map_or_else(|| "end of file".to_string(), Token::describe);
             let idx = tokens.partition_point(|(_, s)| s.start < span.start);
             let prev = idx.checked_sub(1).and_then(|i| tokens.get(i));
-            // When what was found is on a later line, point just after the
-            // previous token: that is where something is missing.
-            let on_later_line = prev.is_some_and(|(_, p)| {
-                text.get(p.end as usize..span.start as usize)
-                    .is_some_and(|gap| gap.contains('\n'))
-            }) || (found.is_none() && prev.is_some());
-            let (primary, primary_label) = match prev {
-                Some((_, p)) if on_later_line => (*p, None),
-                _ => (span, Some(format!("found {found_desc}"))),
-            };
-            let expected = describe_expected(expected);
+            let mut expected = describe_expected(expected);
+            // At the top level only an item can come; the optional parts of
+            // the previous item (`{ attrs }`, `-> T`) are noise.
+            if expected.iter().any(|e| e == ITEM) {
+                expected.retain(|e| e == ITEM);
+            }
 
             // An unclosed delimiter whose closer was expected here.
             if let Some((open_tok, open_span, what)) = innermost_open(tokens, idx) {
-                let closer = closer_of(&open_tok);
-                if expected.iter().any(|e| e == &format!("`{closer}`")) {
-                    let mut d = Diagnostic::error(
-                        SYNTAX,
-                        file,
-                        primary,
-                        format!("expected `{closer}` to close the {what} opened here"),
-                    )
-                    .with_label(
-                        file,
-                        open_span,
-                        format!("the {what} was opened here"),
-                    );
-                    d = d.with_primary_label(
-                        primary_label.unwrap_or_else(|| format!("expected `{closer}` after this")),
-                    );
-                    return d;
+                let closer = format!("`{}`", closer_of(&open_tok));
+                let only_closer = expected.iter().all(|e| e == &closer);
+                let hopeless = match found_tok {
+                    None => true,
+                    Some(t) => is_item_keyword(t) || is_closer(t) || prev.is_some_and(|(_, p)| on_later_line(text, *p, span)),
+                };
+                if expected.contains(&closer) && (only_closer || hopeless) {
+                    // Point after the last token before the line break, if
+                    // the unexpected token is on a later line: that is where
+                    // the closer is missing.
+                    let (primary, label) = match prev {
+                        Some((_, p)) if found_tok.is_none() || on_later_line(text, *p, span) => {
+                            (*p, format!("expected {closer} after this"))
+                        }
+                        _ => (span, format!("found {found_desc}")),
+                    };
+                    return Diagnostic::error(SYNTAX, file, primary, format!("expected {closer} to close the {what} opened here"))
+                        .with_primary_label(label)
+                        .with_label(file, open_span, format!("the {what} was opened here"));
+                }
+            }
+
+            // `key:` with its value missing at the end of a line: the next
+            // line's key was taken as the value, and its `:` is unexpected.
+            if let (Some(Token::Colon), Some(k2), Some((Token::Colon, colon)), Some((k1, _))) = (
+                found_tok,
+                idx.checked_sub(1).and_then(|i| tokens.get(i)),
+                idx.checked_sub(2).and_then(|i| tokens.get(i)),
+                idx.checked_sub(3).and_then(|i| tokens.get(i)),
+            ) {
+                let name_like = |t: &Token<'_>| matches!(t, Token::Ident(_)) || t.keyword().is_some();
+                if name_like(&k2.0) && name_like(k1) && on_later_line(text, *colon, k2.1) {
+                    return Diagnostic::error(SYNTAX, file, *colon, format!("expected a value after `{}:`", k1.text()))
+                        .with_primary_label("the value is missing here");
                 }
             }
 
             let list = join_or(&expected);
+            let same_line = prev.is_some_and(|(_, p)| found_tok.is_some() && !on_later_line(text, *p, span));
             let message = match (expected.as_slice(), prev) {
-                ([single], Some((p, _))) if !single.starts_with('`') => {
-                    format!("expected {single} after `{}`", p.text())
+                ([single], Some((p, _))) if same_line || found_tok.is_none() => {
+                    let after = match p {
+                        Token::StrEnd => "the string".to_string(),
+                        p => format!("`{}`", p.text()),
+                    };
+                    format!("expected {single} after {after}, found {found_desc}")
                 }
                 _ if list.is_empty() => format!("unexpected {found_desc}"),
                 _ => format!("expected {list}, found {found_desc}"),
             };
-            let label = primary_label.unwrap_or_else(|| {
-                format!(
-                    "expected {} after this",
-                    if list.is_empty() { "more" } else { &list }
-                )
-            });
+            let (primary, label) = match prev {
+                Some((_, p)) if found_tok.is_none() => (*p, format!("expected {} after this", if list.is_empty() { "more" } else { &list })),
+                _ => (span, if found_tok.is_none() { "the file ends here".to_string() } else { "unexpected here".to_string() }),
+            };
             Diagnostic::error(SYNTAX, file, primary, message).with_primary_label(label)
         }
     }
+}
+
+/// Whether there is a line break between the previous token and `span`.
+fn on_later_line(text: &str, prev: Span, span: Span) -> bool {
+    text.get(prev.end as usize..span.start as usize).is_some_and(|gap| gap.contains('\n'))
+}
+
+fn is_closer(t: &Token<'_>) -> bool {
+    matches!(t, Token::RParen | Token::RBracket | Token::RBrace | Token::InterpEnd)
 }
 
 /// Whether a token only continues an expression (operators, postfix), which
@@ -218,8 +252,8 @@ fn innermost_open<'s>(
         },
         Token::InterpStart => "interpolation",
         _ => match before {
-            Some(Token::Colon) => "record",
-            _ => "block",
+            Some(Token::Colon | Token::LParen | Token::LBracket | Token::Comma | Token::Assign) => "record",
+            _ => owner_of_brace(tokens, o),
         },
     };
     Some((tok.clone(), *span, what))
@@ -240,21 +274,45 @@ fn is_tool_decl(tokens: &[(Token<'_>, Span)], open: usize) -> bool {
 }
 
 /// Adds parser diagnostics to the lexer's, dropping those that only echo a
-/// lexical error on the same line or another error on the same line: one
+/// lexical error on the same line, or another error at the same place: one
 /// mistake, one diagnostic.
-pub(crate) fn merge(diags: &mut Vec<Diagnostic>, parse: Vec<Diagnostic>) {
-    let lex_count = diags.len();
+pub(crate) fn merge(diags: &mut Vec<Diagnostic>, parse: Vec<Diagnostic>, text: &str) {
+    diags.truncate(MAX_ERRORS);
+    let index = crate::span::LineIndex::new(text);
+    let line_of = |offset: u32| index.line_col(text, offset as usize).line;
+    let lex_lines: Vec<usize> = diags.iter().map(|d| line_of(d.primary.start)).collect();
     for d in parse {
-        let same_place = diags.iter().enumerate().any(|(i, o)| {
-            let overlapping = o.primary.start <= d.primary.end && d.primary.start <= o.primary.end;
-            overlapping
-                || (i < lex_count
-                    && o.primary.end <= d.primary.start
-                    && o.primary.start + 200 > d.primary.start)
-        });
-        if !same_place {
+        let line = line_of(d.primary.start);
+        let echoes_lexer = lex_lines.contains(&line);
+        let overlapping =
+            diags.iter().any(|o| o.primary.start <= d.primary.end && d.primary.start <= o.primary.end);
+        if !echoes_lexer && !overlapping {
             diags.push(d);
         }
     }
     diags.sort_by_key(|d| (d.primary.start, d.primary.end));
+    diags.truncate(MAX_ERRORS);
 }
+
+/// What a `{` at `open` opens, from the keyword that starts its construct.
+fn owner_of_brace(tokens: &[(Token<'_>, Span)], open: usize) -> &'static str {
+    let mut depth = 0usize;
+    for (t, _) in tokens.iter().take(open).rev() {
+        match t {
+            Token::RParen | Token::RBracket | Token::RBrace => depth += 1,
+            Token::LParen | Token::LBracket | Token::LBrace if depth > 0 => depth -= 1,
+            Token::LParen | Token::LBracket | Token::LBrace | Token::InterpStart => return "block",
+            _ if depth > 0 => {}
+            Token::Workflow => return "workflow body",
+            Token::Step => return "step's attributes",
+            Token::Model => return "model's attributes",
+            Token::Tool => return "tool's attributes",
+            Token::Policy => return "policy",
+            Token::Enum => return "enum",
+            Token::Type => return "record type",
+            _ => {}
+        }
+    }
+    "block"
+}
+

@@ -6,6 +6,7 @@
 //! thing that can start one (respecting nesting), leaving an `Error` node.
 
 use chumsky::input::ValueInput;
+use chumsky::error::RichPattern;
 use chumsky::prelude::*;
 
 use crate::ast::*;
@@ -82,6 +83,23 @@ where
 {
     just(tok).ignored().recover_with(via_parser(empty()))
 }
+
+/// A custom error carrying a primary label and an optional help, which
+/// `errors` unpacks (chumsky's custom errors hold one string).
+pub(crate) fn custom_error<'t, 's>(span: Span, message: &str, label: &str, help: Option<&str>) -> Rich<'t, Token<'s>, Span> {
+    let mut text = format!("{message}{SEP}{label}");
+    if let Some(help) = help {
+        text.push(SEP);
+        text.push_str(help);
+    }
+    Rich::custom(span, text)
+}
+
+/// How an expected item is named in messages.
+pub(crate) const ITEM: &str = "an item (`workflow`, `model`, `role`, `tool`, `type`, `enum`, `policy` or `use`)";
+
+/// Separates message, label and help in a custom error.
+pub(crate) const SEP: char = '\u{1f}';
 
 fn ident<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
 where
@@ -168,6 +186,7 @@ where
             matches!(
                 t,
                 Token::Int(_)
+                    | Token::BadNumber(_)
                     | Token::Float(_)
                     | Token::Duration(_)
                     | Token::Money(_)
@@ -180,7 +199,7 @@ where
         .validate(|t: Token<'_>, e, emitter| {
             let span: Span = e.span();
             let mut fail = |msg: &str| {
-                emitter.emit(Rich::custom(span, msg));
+                emitter.emit(custom_error(span, msg, "this literal", None));
                 ExprKind::Error
             };
             let kind = match t {
@@ -227,6 +246,8 @@ where
                         Err(msg) => fail(msg),
                     }
                 }
+                // Already reported by the lexer.
+                Token::BadNumber(_) => ExprKind::Error,
                 Token::True => ExprKind::Bool(true),
                 Token::False => ExprKind::Bool(false),
                 _ => ExprKind::Null,
@@ -292,7 +313,12 @@ where
 {
     any().rewind().then(ex).validate(move |(first, call): (Token<'s>, Expr), _, emitter| {
         if first == Token::LParen || !is_call(&call) {
-            emitter.emit(Rich::custom(call.span, format!("expected a call after `{after}`")));
+            emitter.emit(custom_error(
+                call.span,
+                &format!("expected a call after `{after}`"),
+                if first == Token::LParen { "parentheses make this an expression, not a call" } else { "this is not a call" },
+                Some("write a tool call `ns.name(…)`, a workflow call `name(…)`, `llm ROLE(prompt)` or `for x in LIST => CALL`"),
+            ));
         }
         call
     })
@@ -480,12 +506,11 @@ where
             .validate(
                 |(first, rest): (Expr, Vec<((BinaryOp, Span), Expr)>), _, emitter| {
                     if let Some(((op, span), _)) = rest.get(1) {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             *span,
-                            format!(
-                                "comparisons cannot be chained: `{}` follows another comparison",
-                                op.as_str()
-                            ),
+                            &format!("comparisons cannot be chained: `{}` follows another comparison", op.as_str()),
+                            "a second comparison",
+                            Some("join comparisons with `and`, as in `a < b and b < c`"),
                         ));
                     }
                     rest.into_iter().fold(first, |a, ((op, _), b)| Expr {
@@ -558,12 +583,11 @@ where
                     None => TypeExprKind::Named(name),
                     Some(arg) if name.name == "List" => TypeExprKind::List(Box::new(arg)),
                     Some(_) => {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             name.span,
-                            format!(
-                                "`{}` takes no type argument: only `List<T>` does",
-                                name.name
-                            ),
+                            &format!("`{}` takes no type argument: only `List<T>` does", name.name),
+                            "not a generic type",
+                            None,
                         ));
                         TypeExprKind::Error
                     }
@@ -614,7 +638,6 @@ where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
 {
     key()
-        .filter(|k: &Ident| k.name != "step" && k.name != "return")
         .labelled("an attribute name")
         .then_ignore(just(Token::Colon))
         .then(ex)
@@ -679,18 +702,24 @@ where
     S: Fn(&Token<'s>) -> bool + Clone,
     F: Fn(Option<Token<'s>>, Option<Token<'s>>, Span) -> O + Clone,
 {
-    custom(move |inp| {
+    custom(move |inp: &mut chumsky::input::InputRef<'t, '_, I, Extra<'t, 's>>| {
         let before = inp.cursor();
         let first = inp.next();
-        let Some(first_tok) = first.clone() else {
-            let span = inp.span_since(&before);
-            return Err(Rich::custom(span, "unexpected end of file"));
-        };
         let second = inp.peek();
-        if !starts(&first_tok, second.as_ref()) {
-            let span = inp.span_since(&before);
-            return Err(Rich::custom(span, "not the start of this construct"));
-        }
+        let first_tok = match &first {
+            Some(t) if starts(t, second.as_ref()) => t.clone(),
+            _ => {
+                // A plain "unexpected token" error that expects nothing, so
+                // that it adds nothing when merged with the real one.
+                let span = inp.span_since(&before);
+                let found = first.map(chumsky::util::MaybeRef::Val);
+                return Err(<Rich<'t, Token<'s>, Span> as chumsky::label::LabelError<'t, I, RichPattern<'t, Token<'s>>>>::expected_found(
+                    std::iter::empty(),
+                    found,
+                    span,
+                ));
+            }
+        };
         let mut depth: usize = usize::from(opens(&first_tok));
         while let Some(t) = inp.peek() {
             if depth == 0 && (stop(&t) || (stop_at_close && closes(&t))) {
@@ -781,9 +810,19 @@ where
     let steps = step(ex.clone(), t.clone())
         .repeated()
         .collect::<Vec<Option<Step>>>();
+    // Nothing may follow the `return`: skip it with one diagnostic.
+    let after_return = skip_to(true, |first, _| !closes(first) && !is_item_keyword(first), |_| false, |_, _, span| span).validate(|span, _, emitter| {
+        emitter.emit(custom_error(
+            span,
+            "nothing may follow the `return` of a workflow",
+            "after the `return`",
+            Some("a workflow body is header attributes, then steps, then an optional `return`"),
+        ));
+    });
     let ret = just(Token::Return)
         .ignore_then(ex.clone())
         .map_with(|e, x| (e, x.span()))
+        .then_ignore(after_return.or_not())
         .or_not();
     just(Token::Workflow)
         .ignore_then(ident().labelled("a workflow name"))
@@ -821,9 +860,11 @@ where
                 match p {
                     StrPart::Text(t) => text.push_str(t),
                     StrPart::Interp(i) => {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             i.span,
                             "no interpolation is allowed in this string",
+                            "an interpolation",
+                            Some("write the text as it is; a `{` is written `\\{`"),
                         ));
                     }
                 }
@@ -853,14 +894,21 @@ where
                     Some(first) if first.name == "std" => {
                         let rest: Vec<Ident> = segs.collect();
                         if rest.is_empty() {
-                            emitter.emit(Rich::custom(e.span(), "expected a module name after `std.`, as in `use std.email`"));
+                            emitter.emit(custom_error(
+                                e.span(),
+                                "expected a module name after `std`",
+                                "which module?",
+                                Some("write for example `use std.email`"),
+                            ));
                         }
                         Use::Std(rest)
                     }
                     _ => {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             e.span(),
-                            "a `use` names a standard module (`use std.email`) or a file (`use \"./types.aos\"`)",
+                            "a `use` names a standard module or a file",
+                            "neither `std.NAME` nor a path",
+                            Some("write `use std.email` or `use \"./types.aos\"`"),
                         ));
                         Use::Std(Vec::new())
                     }
@@ -925,9 +973,11 @@ where
                 .collect::<Vec<_>>()
                 .validate(|path: Vec<Ident>, e, emitter| {
                     if path.len() < 2 {
-                        emitter.emit(Rich::custom(
+                        emitter.emit(custom_error(
                             e.span(),
-                            "a tool name has a namespace and a name, as in `crm.lookup`",
+                            "a tool name has a namespace and a name",
+                            "only one segment",
+                            Some("write for example `tool crm.lookup(…)`"),
                         ));
                     }
                     path
@@ -994,7 +1044,7 @@ where
         policy,
         workflow(ex, t),
     ))
-    .labelled("an item (`workflow`, `model`, `role`, `tool`, `type`, `enum`, `policy` or `use`)")
+    .labelled(ITEM)
     .map_with(|kind, e| Item {
         kind,
         doc: None,

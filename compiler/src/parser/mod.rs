@@ -28,7 +28,7 @@ pub fn parse(text: &str, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     let (items, errs) = grammar::file().parse(input).into_output_errors();
     let mut items = items.unwrap_or_default();
     let parse_diags = errors::to_diagnostics(errs, tokens, text, file);
-    errors::merge(&mut diags, parse_diags);
+    errors::merge(&mut diags, parse_diags, text);
     attach_docs(&mut items, &lexed.comments, text);
     (
         ast::File {
