@@ -333,16 +333,34 @@ pub fn lex(src: &str, file: FileId) -> Lexed<'_> {
         src,
         file,
         out: Lexed::default(),
+        nest: 0,
+        interp: 0,
+        stopped: false,
     };
     lx.out.tokens.reserve(src.len() / 4);
     lx.run(0, src.len(), false);
     lx.out
 }
 
+/// How deeply brackets and interpolations may nest. Deeper input is
+/// reported and not lexed further, which bounds the recursion of the parser
+/// and of every pass that walks the tree.
+pub const MAX_NESTING: usize = 128;
+
+/// How deeply strings may nest inside interpolations (each level costs the
+/// parser far more stack than a bracket does).
+pub const MAX_STRING_NESTING: usize = 16;
+
 struct Lx<'s> {
     src: &'s str,
     file: FileId,
     out: Lexed<'s>,
+    /// Brackets and interpolations open at this point.
+    nest: usize,
+    /// Interpolations open at this point.
+    interp: usize,
+    /// Set when nesting went too deep: nothing more is lexed.
+    stopped: bool,
 }
 
 /// A piece of a string literal before cooking.
@@ -367,6 +385,9 @@ impl<'s> Lx<'s> {
     /// Lexes `pos..limit`. In an interpolation, stops at the `}` that closes
     /// it and returns its offset; otherwise returns `None` at `limit`.
     fn run(&mut self, mut pos: usize, limit: usize, in_interp: bool) -> Option<usize> {
+        if self.stopped {
+            return None;
+        }
         let mut depth = 0usize;
         let mut stray: Option<Span> = None;
         'restart: loop {
@@ -417,8 +438,13 @@ impl<'s> Lx<'s> {
                             .with_help_mut("durations are written `250ms 30s 5m 2h 1d`; put a space or an operator between a number and a name");
                         self.out.tokens.push((tok, span));
                     }
-                    Token::LBrace => {
-                        depth += 1;
+                    Token::LParen | Token::LBracket | Token::LBrace => {
+                        if !self.open(span) {
+                            return None;
+                        }
+                        if tok == Token::LBrace {
+                            depth += 1;
+                        }
                         self.out.tokens.push((tok, span));
                     }
                     Token::RBrace => {
@@ -426,6 +452,11 @@ impl<'s> Lx<'s> {
                             return Some(span.start as usize);
                         }
                         depth = depth.saturating_sub(1);
+                        self.nest = self.nest.saturating_sub(1);
+                        self.out.tokens.push((tok, span));
+                    }
+                    Token::RParen | Token::RBracket => {
+                        self.nest = self.nest.saturating_sub(1);
                         self.out.tokens.push((tok, span));
                     }
                     _ => self.out.tokens.push((tok, span)),
@@ -437,6 +468,19 @@ impl<'s> Lx<'s> {
             self.report_stray(s);
         }
         None
+    }
+
+    /// Enters one level of nesting at `span`; `false` (after reporting it)
+    /// when that is too deep.
+    fn open(&mut self, span: Span) -> bool {
+        self.nest += 1;
+        if self.nest > MAX_NESTING {
+            self.error(span, "brackets and strings are nested too deeply")
+                .with_primary_label_mut(format!("more than {MAX_NESTING} levels deep"))
+                .with_help_mut("the rest of the file is not read; split the expression into steps");
+            self.stopped = true;
+        }
+        !self.stopped
     }
 
     fn report_stray(&mut self, span: Span) {
@@ -528,10 +572,27 @@ impl<'s> Lx<'s> {
                         pieces.push(Piece::Text(text_start, i));
                     }
                     let open_brace = Span::new(i, i + 1);
+                    self.interp += 1;
+                    if self.interp > MAX_STRING_NESTING && !self.stopped {
+                        self.error(Span::new(i, i + 1), "strings are nested too deeply")
+                            .with_primary_label_mut(format!("more than {MAX_STRING_NESTING} interpolations deep"))
+                            .with_help_mut("the rest of the file is not read; compute the inner text in a separate step");
+                        self.stopped = true;
+                    }
+                    if !self.open(Span::new(i, i + 1)) {
+                        self.interp -= 1;
+                        break None;
+                    }
                     let saved = std::mem::take(&mut self.out.tokens);
                     let diags_before = self.out.diagnostics.len();
                     let end = self.run(i + 1, line_limit, true);
+                    self.nest = self.nest.saturating_sub(1);
+                    self.interp -= 1;
                     let inner = std::mem::replace(&mut self.out.tokens, saved);
+                    if self.stopped {
+                        pieces.push(Piece::Interp(Span::new(i, i + 1), inner, Span::new(line_limit, line_limit)));
+                        break None;
+                    }
                     match end {
                         Some(end) => {
                             let close_brace = Span::new(end, end + 1);
@@ -581,7 +642,7 @@ impl<'s> Lx<'s> {
         if text_start < content_end {
             pieces.push(Piece::Text(text_start, content_end));
         }
-        if close.is_none()
+        if close.is_none() && !self.stopped
             && !self
                 .out
                 .diagnostics

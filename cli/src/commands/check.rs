@@ -22,10 +22,9 @@ pub struct CheckArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// Print, on stdout, each workflow's worst-case cost: a table of every
-    /// step's bound and how it was reached (with `--format json`, the
-    /// diagnostics are still the one JSON object and the table goes to
-    /// stderr).
+    /// Print each workflow's worst-case cost: a table of every step's bound
+    /// and how it was reached on stdout (with `--format json`, a `"cost"`
+    /// member of the one JSON object, by workflow).
     #[arg(long)]
     pub cost: bool,
     /// Print the checked program (the IR the runtime runs) as JSON on stdout;
@@ -52,6 +51,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         return exit::USAGE;
     }
     let mut all_json = Vec::new();
+    let mut all_cost = serde_json::Map::new();
     let mut errors = 0usize;
     let mut warnings = 0usize;
     for path in &args.files {
@@ -64,10 +64,13 @@ pub fn run(args: &CheckArgs) -> u8 {
         };
         let analysis = aos_compiler::check(path, &text, &FsLoader);
         if args.cost {
-            let table = aos_compiler::check::cost::render_table(&analysis.cost);
             match args.format {
-                Format::Human => print!("{table}"),
-                Format::Json => eprint!("{table}"),
+                Format::Human => print!("{}", aos_compiler::check::cost::render_table(&analysis.cost)),
+                Format::Json => {
+                    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&analysis.cost.workflows) {
+                        all_cost.extend(map);
+                    }
+                }
             }
         }
         errors += analysis.diagnostics.iter().filter(|d| d.is_error()).count();
@@ -95,6 +98,9 @@ pub fn run(args: &CheckArgs) -> u8 {
         }
     }
     match args.format {
+        Format::Json if args.cost => {
+            println!("{}", serde_json::json!({ "diagnostics": all_json, "cost": all_cost }));
+        }
         Format::Json => println!("{}", serde_json::json!({ "diagnostics": all_json })),
         Format::Human => {
             if errors == 0 && warnings == 0 {

@@ -49,13 +49,13 @@ const ITEM_OVERHEAD: u64 = 3;
 const SCALAR_BOUND: u64 = 24;
 
 /// The cost bound of every workflow.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CostReport {
     pub workflows: BTreeMap<String, WorkflowCost>,
 }
 
 /// The cost bound of one workflow.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct WorkflowCost {
     /// The most one run can spend, in USD; `None` when it has no bound
     /// (E0502 was reported).

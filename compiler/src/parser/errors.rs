@@ -58,6 +58,11 @@ fn one(
             if expected.iter().any(|e| e == ITEM) {
                 expected.retain(|e| e == ITEM);
             }
+            // After `step` in a workflow body, `step:` (an attribute named
+            // `step`) is legal but never what was meant.
+            if expected.iter().any(|e| e == "a step name") {
+                expected.retain(|e| e == "a step name");
+            }
 
             // An unclosed delimiter whose closer was expected here.
             if let Some((open_tok, open_span, what)) = innermost_open(tokens, idx) {

@@ -365,6 +365,10 @@ where
             .separated_by(just(Token::Dot))
             .at_least(1)
             .collect::<Vec<Ident>>()
+            .validate(|mut path: Vec<Ident>, _, emitter| {
+                limit_chain(&mut path, |i| i.span, emitter);
+                path
+            })
             .then(args.clone().or_not())
             .map_with(|(path, args), e| match args {
                 Some(args) => Expr {
@@ -453,43 +457,44 @@ where
             Field(Ident),
             Index(Expr),
         }
-        let postfix = atom.foldl_with(
-            choice((
-                just(Token::Dot)
-                    .ignore_then(name.clone().labelled("a field name"))
-                    .map(Post::Field),
-                expr.clone()
-                    .delimited_by(just(Token::LBracket), close(Token::RBracket))
-                    .map(Post::Index),
-            ))
-            .repeated(),
-            |base, post, e| {
-                let kind = match post {
-                    Post::Field(f) => ExprKind::Field(Box::new(base), f),
-                    Post::Index(i) => ExprKind::Index(Box::new(base), Box::new(i)),
-                };
-                Expr {
-                    kind,
-                    span: e.span(),
-                }
-            },
-        );
+        let postfix = atom
+            .then(
+                choice((
+                    just(Token::Dot).ignore_then(name.clone().labelled("a field name")).map(Post::Field),
+                    expr.clone()
+                        .delimited_by(just(Token::LBracket), close(Token::RBracket))
+                        .map(Post::Index),
+                ))
+                .map_with(|p, e| (p, e.span()))
+                .repeated()
+                .collect::<Vec<(Post, Span)>>(),
+            )
+            .validate(|(base, mut posts): (Expr, Vec<(Post, Span)>), _, emitter| {
+                limit_chain(&mut posts, |(_, s)| *s, emitter);
+                posts.into_iter().fold(base, |base, (post, span)| {
+                    let span = base.span.join(span);
+                    let kind = match post {
+                        Post::Field(f) => ExprKind::Field(Box::new(base), f),
+                        Post::Index(i) => ExprKind::Index(Box::new(base), Box::new(i)),
+                    };
+                    Expr { kind, span }
+                })
+            });
 
         let neg = just(Token::Minus)
             .map_with(|_, e| -> Span { e.span() })
             .repeated()
-            .foldr(postfix, |op: Span, inner: Expr| Expr {
-                span: op.join(inner.span),
-                kind: ExprKind::Unary(UnaryOp::Neg, Box::new(inner)),
+            .collect::<Vec<Span>>()
+            .then(postfix)
+            .validate(|(mut ops, inner): (Vec<Span>, Expr), _, emitter| {
+                limit_chain(&mut ops, |s| *s, emitter);
+                ops.into_iter().rev().fold(inner, |inner, op| Expr {
+                    span: op.join(inner.span),
+                    kind: ExprKind::Unary(UnaryOp::Neg, Box::new(inner)),
+                })
             });
 
-        let coalesce = neg.clone().foldl(
-            just(Token::Coalesce).ignore_then(neg).repeated(),
-            |a: Expr, b: Expr| Expr {
-                span: a.span.join(b.span),
-                kind: ExprKind::Binary(BinaryOp::Coalesce, Box::new(a), Box::new(b)),
-            },
-        );
+        let coalesce = left_assoc(neg, Token::Coalesce, BinaryOp::Coalesce);
 
         let cmp_op = select! {
             Token::EqEq => BinaryOp::Eq,
@@ -523,27 +528,57 @@ where
         let not = just(Token::Not)
             .map_with(|_, e| -> Span { e.span() })
             .repeated()
-            .foldr(compare, |op: Span, inner: Expr| Expr {
-                span: op.join(inner.span),
-                kind: ExprKind::Unary(UnaryOp::Not, Box::new(inner)),
+            .collect::<Vec<Span>>()
+            .then(compare)
+            .validate(|(mut ops, inner): (Vec<Span>, Expr), _, emitter| {
+                limit_chain(&mut ops, |s| *s, emitter);
+                ops.into_iter().rev().fold(inner, |inner, op| Expr {
+                    span: op.join(inner.span),
+                    kind: ExprKind::Unary(UnaryOp::Not, Box::new(inner)),
+                })
             });
 
-        let and = not.clone().foldl(
-            just(Token::And).ignore_then(not).repeated(),
-            |a: Expr, b: Expr| Expr {
-                span: a.span.join(b.span),
-                kind: ExprKind::Binary(BinaryOp::And, Box::new(a), Box::new(b)),
-            },
-        );
-
-        and.clone().foldl(
-            just(Token::Or).ignore_then(and).repeated(),
-            |a: Expr, b: Expr| Expr {
-                span: a.span.join(b.span),
-                kind: ExprKind::Binary(BinaryOp::Or, Box::new(a), Box::new(b)),
-            },
-        )
+        let and = left_assoc(not, Token::And, BinaryOp::And);
+        left_assoc(and, Token::Or, BinaryOp::Or)
     })
+}
+
+/// The longest run of operators, postfix accesses or path segments in one
+/// expression: deeper trees would exhaust the stack of the passes that walk
+/// them (and of dropping them).
+const MAX_CHAIN: usize = 256;
+
+/// Reports and cuts a chain longer than [`MAX_CHAIN`].
+fn limit_chain<'t, 's, T>(items: &mut Vec<T>, span: impl Fn(&T) -> Span, emitter: &mut chumsky::input::Emitter<Rich<'t, Token<'s>, Span>>) {
+    if items.len() > MAX_CHAIN {
+        if let Some(first) = items.get(MAX_CHAIN) {
+            emitter.emit(custom_error(
+                span(first),
+                "this expression is too long",
+                &format!("more than {MAX_CHAIN} operators in a row"),
+                Some("compute part of it in a separate step"),
+            ));
+        }
+        items.truncate(MAX_CHAIN);
+    }
+}
+
+/// `operand (OP operand)*`, folded to the left.
+fn left_assoc<'t, 's: 't, I, P>(operand: P, tok: Token<'s>, op: BinaryOp) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+{
+    operand
+        .clone()
+        .then(just(tok).ignore_then(operand).repeated().collect::<Vec<Expr>>())
+        .validate(move |(first, mut rest): (Expr, Vec<Expr>), _, emitter| {
+            limit_chain(&mut rest, |e| e.span, emitter);
+            rest.into_iter().fold(first, |a, b| Expr {
+                span: a.span.join(b.span),
+                kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
+            })
+        })
 }
 
 fn fold_path(path: Vec<Ident>) -> Expr {
