@@ -103,6 +103,7 @@ pub fn checked_pipeline(steps: usize) -> String {
                         "  step s{i}: List<String> = for doc in docs => llm executor(\"Review {{doc}} against {{s{}}}\") {{\n    max_items: 20\n    concurrency: 4\n    max_tokens: 100\n  }}\n",
                         i - 1
                     );
+                    far = format!("s{i}");
                 } else {
                     let _ = write!(
                         s,
