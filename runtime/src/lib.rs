@@ -181,6 +181,7 @@ impl Runtime {
     }
 
     /// Runs (or resumes) the sub-run of a workflow call.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_child(
         &self,
         program: &Program,

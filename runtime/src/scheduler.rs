@@ -581,13 +581,18 @@ impl Exec {
         }
     }
 
-    /// Journals the start of an attempt and schedules its spawn.
-    fn launch(&mut self, i: usize, item: UnitKey) {
+    /// Journals the start of an attempt and schedules its spawn: a queued
+    /// unit (`fresh` false) or a fan-out item never started (`fresh` true).
+    /// Queue entries can be stale (a replay queues a retry that the journal
+    /// later shows started and finished), so a unit that is not queued is
+    /// never launched from the queue.
+    fn launch(&mut self, i: usize, item: UnitKey, fresh: bool) {
         let Some(name) = self.step(i).map(|s| s.name.clone()) else { return };
         let (attempt, fallback) = match self.steps.get(i).and_then(|s| s.units.get(&item)) {
             Some(Unit { attempt, phase: Phase::Queued { fallback } }) => (attempt + 1, *fallback),
             Some(_) => return,
-            None => (1, false),
+            None if fresh => (1, false),
+            None => return,
         };
         if fallback {
             self.decide(Decision::new("fallback", Some(&name), json!({"item": item, "attempt": attempt, "call": "fallback"})));
@@ -616,7 +621,7 @@ impl Exec {
         }
         while self.running < self.max_running {
             let Some((i, item)) = self.queue.pop_front() else { break };
-            self.launch(i, item);
+            self.launch(i, item, false);
         }
         let mut f = 0;
         while self.running < self.max_running && f < self.active_fans.len() {
@@ -624,7 +629,7 @@ impl Exec {
             let cap = self.step(i).and_then(|s| s.fan_out.as_ref()).and_then(|fo| fo.concurrency).map(|c| c.max(1)).unwrap_or(u32::MAX);
             let next = self.steps.get(i).and_then(|s| s.fan.as_ref()).map(|fan| (fan.next, fan.n, fan.running));
             match next {
-                Some((next, n, running)) if next < n && running < cap => self.launch(i, Some(next)),
+                Some((next, n, running)) if next < n && running < cap => self.launch(i, Some(next), true),
                 _ => f += 1,
             }
         }
@@ -662,12 +667,9 @@ impl Exec {
                         }
                     }
                     None => {
-                        let mut usage = self.steps.get(d.step).map(|s| s.usage.clone()).unwrap_or_default();
-                        usage.add(&d.usage);
-                        // StepSucceeded carries the step's total; apply adds this
-                        // attempt's share through finish_unit, so pass the attempt's.
+                        // The usage of this (last) attempt; failed attempts
+                        // journaled their own.
                         self.emit(Transition::StepSucceeded { step: step.name.clone(), output: Some(output), usage: d.usage });
-                        let _ = usage;
                     }
                 }
             }
@@ -731,13 +733,7 @@ impl Exec {
         for (i, item, attempt) in inflight {
             let Some(step) = self.step(i).cloned() else { continue };
             let external = step.kind == StepKind::Tool && step.effect == Effect::External;
-            let action = if !external {
-                "retry"
-            } else if step.idempotency_key.is_some() {
-                "retry"
-            } else {
-                "held"
-            };
+            let action = if external && step.idempotency_key.is_none() { "held" } else { "retry" };
             let why = match (external, step.idempotency_key.is_some()) {
                 (false, _) => "its effect is pure/read (or durable): it is safe to run again",
                 (true, true) => "its effect is external: it runs again under its idempotency_key, so a completed effect is not repeated",
@@ -1065,7 +1061,7 @@ async fn run_attempt(
 }
 
 fn fmt_ms(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 async fn run_call(

@@ -92,7 +92,11 @@ pub fn run(args: &RunArgs) -> u8 {
         let analysis = aos_compiler::check(&args.file, &text, &FsLoader);
         if analysis.has_errors() || analysis.program.is_none() {
             eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
-            eprintln!("error: `{}` does not check; nothing was run", args.file);
+            if analysis.has_errors() {
+                eprintln!("error: `{}` does not check; nothing was run", args.file);
+            } else {
+                eprintln!("error: the checker produced no program for `{}` (lowering to IR is not available in this build); nothing was run", args.file);
+            }
             return exit::USAGE;
         }
         let Some(program) = analysis.program else { return exit::USAGE };
