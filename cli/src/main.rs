@@ -25,6 +25,14 @@ struct Cli {
 enum Command {
     Check(commands::check::CheckArgs),
     Fmt(commands::fmt::FmtArgs),
+    Run(commands::run::RunArgs),
+    Resume(commands::resume::ResumeArgs),
+    Approve(commands::approve::DecideArgs),
+    Deny(commands::approve::DenyArgs),
+    Runs(commands::runs::RunsArgs),
+    Show(commands::show::ShowArgs),
+    Replay(commands::replay::ReplayArgs),
+    Audit(commands::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +47,14 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Fmt(args) => commands::fmt::run(&args),
+        Command::Run(args) => commands::run::run(&args),
+        Command::Resume(args) => commands::resume::run(&args),
+        Command::Approve(args) => commands::approve::run(&args, aos_runtime::Verdict::Approve),
+        Command::Deny(args) => commands::approve::run(&args.inner, aos_runtime::Verdict::Deny),
+        Command::Runs(args) => commands::runs::run(&args),
+        Command::Show(args) => commands::show::run(&args),
+        Command::Replay(args) => commands::replay::run(&args),
+        Command::Audit(args) => commands::audit::run(&args),
     };
     ExitCode::from(code)
 }

@@ -86,6 +86,7 @@ pub enum Token<'s> {
     /// read as a number followed by a name.
     #[regex(r"[0-9][0-9_]*(\.[0-9][0-9_]*)?[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice(), priority = 1)]
     #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice(), priority = 1)]
+    #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?/M[A-Za-z0-9_]+", |lex| lex.slice(), priority = 1)]
     BadNumber(&'s str),
     /// `$12`, `$0.50` (with the `$`).
     #[regex(r"\$[0-9][0-9_]*(\.[0-9]+)?", |lex| lex.slice())]

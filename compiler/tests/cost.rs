@@ -515,3 +515,79 @@ fn the_table_explains_the_bound() {
     let table = cost::render_table(&o.report);
     insta::assert_snapshot!(table);
 }
+
+#[test]
+fn a_fallback_adds_its_own_attempts() {
+    let o = analyze(&format!(
+        r#"{MODELS}
+workflow w() -> String {{
+  budget: $1
+  step s = llm executor("abcd") {{ max_tokens: 8, fallback: llm verifier("ab") }}
+  return s
+}}"#
+    ));
+    assert_eq!(o.codes(), Vec::<&str>::new());
+    // main call on cheap: 4 × $1/M + 8 × $2/M = 20 µ$, × 2 attempts = 40 µ$
+    // fallback on dear: "ab" 2 × $3/M + 8 × $15/M = 126 µ$, × 2 attempts = 252 µ$
+    close(o.step("w", "s").usd, 0.000_292);
+}
+
+#[test]
+fn an_unbounded_callee_is_reported_once() {
+    let o = analyze(&format!(
+        r#"{MODELS}
+workflow inner(docs: List<String>) -> List<String> {{
+  budget: $1
+  step xs: List<String> = for d in docs => llm executor("{{d}}") {{ max_tokens: 5 }}
+  return xs
+}}
+workflow outer(docs: List<String>) -> String {{
+  budget: $1
+  step a = inner(docs: docs)
+  step b = llm executor("{{a}}") {{ max_tokens: 5 }}
+  return b
+}}"#
+    ));
+    assert_eq!(o.codes(), vec!["E0502"]);
+    assert_eq!(o.total("inner"), None);
+    assert_eq!(o.total("outer"), None);
+}
+
+#[test]
+fn a_verification_prompt_must_fit_the_verifier() {
+    let o = analyze(
+        r#"
+model big  = anthropic("b") { input: $1.00/M, output: $2.00/M, context: 100000 }
+model tiny = anthropic("t") { input: $1.00/M, output: $2.00/M, context: 3000 }
+role executor = [big]
+role verifier = [tiny]
+workflow w(name: String) -> String {
+  budget: $1
+  step s = llm executor("{name}") { max_tokens: 1000, verify: verifier }
+  return s
+}"#,
+    );
+    // the step's prompt: 2048 fits `big`; the verification reads
+    // 2048 + 1000 reply + 256 instruction = 3304 > 3000
+    assert_eq!(o.codes(), vec!["E0404"]);
+    let m = &o.diags[0].message;
+    assert!(m.contains("verification") && m.contains("3304") && m.contains("3000") && m.contains("`tiny`"), "{m}");
+}
+
+#[test]
+fn roles_chain_known_models_in_order() {
+    let p = program(
+        r#"
+model a = sim("a")
+model b = sim("b")
+role executor = [b, a, b, ghost]
+role planner = []
+"#,
+    );
+    let env = env(&p);
+    let mut diags = Vec::new();
+    let chains = roles::check(&env, &mut diags);
+    assert_eq!(chains["executor"], vec!["b".to_string(), "a".to_string()]);
+    assert_eq!(chains["planner"], Vec::<String>::new());
+    assert!(diags.is_empty(), "an unused empty role is not an error");
+}

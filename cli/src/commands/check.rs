@@ -13,7 +13,8 @@ use super::exit;
 Examples:
   aosc check pipeline.aos
   aosc check --format json pipeline.aos     one JSON object for tools and CI
-  aosc check --cost pipeline.aos            per-step worst-case cost table")]
+  aosc check --cost pipeline.aos            per-step worst-case cost table
+  aosc check --emit-ir pipeline.aos         the checked program as JSON, for the runtime")]
 pub struct CheckArgs {
     /// The files to check.
     #[arg(required = true, value_name = "FILE")]
@@ -26,6 +27,10 @@ pub struct CheckArgs {
     /// member of the one JSON object, by workflow).
     #[arg(long)]
     pub cost: bool,
+    /// Print the checked program (the IR the runtime runs) as JSON on stdout;
+    /// nothing is printed when there are errors.
+    #[arg(long)]
+    pub emit_ir: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,6 +42,14 @@ pub enum Format {
 }
 
 pub fn run(args: &CheckArgs) -> u8 {
+    if args.format == Format::Json && args.emit_ir {
+        eprintln!("error: `--emit-ir` prints on stdout, where `--format json` prints its object: use one at a time");
+        return exit::USAGE;
+    }
+    if args.emit_ir && args.files.len() != 1 {
+        eprintln!("error: `--emit-ir` takes exactly one file");
+        return exit::USAGE;
+    }
     let mut all_json = Vec::new();
     let mut all_cost = serde_json::Map::new();
     let mut errors = 0usize;
@@ -62,16 +75,25 @@ pub fn run(args: &CheckArgs) -> u8 {
         }
         errors += analysis.diagnostics.iter().filter(|d| d.is_error()).count();
         warnings += analysis.diagnostics.iter().filter(|d| !d.is_error()).count();
+        if args.emit_ir
+            && let Some(program) = &analysis.program {
+                match serde_json::to_string_pretty(program) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: cannot serialize the IR: {e}");
+                        return exit::USAGE;
+                    }
+                }
+            }
         match args.format {
             Format::Human => {
                 eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
             }
             Format::Json => {
-                if let serde_json::Value::Object(mut obj) = to_json(&analysis.diagnostics, &analysis.sources) {
-                    if let Some(serde_json::Value::Array(list)) = obj.remove("diagnostics") {
+                if let serde_json::Value::Object(mut obj) = to_json(&analysis.diagnostics, &analysis.sources)
+                    && let Some(serde_json::Value::Array(list)) = obj.remove("diagnostics") {
                         all_json.extend(list);
                     }
-                }
             }
         }
     }

@@ -1,7 +1,15 @@
 //! One module per subcommand. Each `run` returns the process exit status.
 
+pub mod approve;
+pub mod audit;
 pub mod check;
 pub mod fmt;
+pub mod replay;
+pub mod resume;
+pub mod run;
+pub mod runs;
+pub mod runtime;
+pub mod show;
 
 use std::io::IsTerminal;
 
@@ -12,6 +20,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const ERRORS: u8 = 1;
     pub const USAGE: u8 = 2;
+    /// A run paused at an approval gate (§6a).
+    pub const PAUSED: u8 = 3;
 }
 
 /// Colour when stderr is a terminal and `NO_COLOR` is not set.

@@ -72,8 +72,8 @@ fn workflow(env: &Env, file: FileId, wf: &ast::Workflow, diags: &mut Vec<Diagnos
         for (j, span) in mentions {
             edges.entry((i, j)).or_insert((span, EdgeKind::Data));
         }
-        if let Some(after) = Env::attr(Env::entries(&s.attrs), "after") {
-            if let ExprKind::List(items) = &after.value.kind {
+        if let Some(after) = Env::attr(Env::entries(&s.attrs), "after")
+            && let ExprKind::List(items) = &after.value.kind {
                 for item in items {
                     let ExprKind::Name(id) = &item.kind else { continue };
                     match index.get(id.name.as_str()) {
@@ -84,7 +84,6 @@ fn workflow(env: &Env, file: FileId, wf: &ast::Workflow, diags: &mut Vec<Diagnos
                     }
                 }
             }
-        }
     }
     for &(i, j) in edges.keys() {
         if let (Some(&a), Some(&b)) = (nodes.get(i), nodes.get(j)) {
@@ -246,11 +245,10 @@ fn unknown_after(file: FileId, wf: &ast::Workflow, id: &ast::Ident, params: &BTr
 fn mentions_in(e: &ast::Expr, index: &HashMap<&str, usize>, vars: &mut Vec<String>, out: &mut Vec<(usize, Span)>) {
     match &e.kind {
         ExprKind::Name(id) => {
-            if !vars.iter().any(|v| *v == id.name) {
-                if let Some(&i) = index.get(id.name.as_str()) {
+            if !vars.contains(&id.name)
+                && let Some(&i) = index.get(id.name.as_str()) {
                     out.push((i, id.span));
                 }
-            }
         }
         ExprKind::Field(b, _) => mentions_in(b, index, vars, out),
         ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => {

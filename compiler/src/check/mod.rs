@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod env;
 pub mod graph;
+pub mod lower;
 pub mod models;
 pub mod policy;
 pub mod resolve;
@@ -75,18 +76,22 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
     Analysis { sources, main, files: loaded.files, diagnostics, program, cost }
 }
 
-/// Every pass after parsing; returns the IR when nothing is wrong.
+/// Every pass after parsing; returns the IR when nothing is wrong, and the
+/// cost report in any case.
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> (Option<ir::Program>, cost::CostReport) {
     let env = resolve::build_env(loaded, diags);
-    let _types = types::check(&env, diags);
-    let _graphs = graph::check(&env, diags);
+    let types = types::check(&env, diags);
+    let graphs = graph::check(&env, diags);
     let models = models::lower_models(&env, diags);
-    let _roles = roles::check(&env, diags);
+    let roles = roles::check(&env, diags);
     let cost = cost::analyze(&env, &models, diags);
-    let _policy = policy::analyze(&env, diags);
-    // The IR (with each step's `cost` from `cost.workflows`) is lowered
-    // here when there is no error.
-    (None, cost)
+    let policy = policy::analyze(&env, diags);
+    if diags.iter().any(Diagnostic::is_error) {
+        return (None, cost);
+    }
+    let inputs = lower::Inputs { types: &types, graphs: &graphs, models: &models, roles: &roles, cost: &cost, policy: &policy };
+    let program = lower::program(&env, &inputs);
+    (Some(program), cost)
 }
 
 /// File order (the checked file first), then position, then code, so that

@@ -58,9 +58,8 @@ pub fn analyze(env: &Env<'_>, diags: &mut Vec<Diagnostic>) -> PolicyReport {
                 .or_insert(StepGovernance { risk: s.risk, effect: s.effect, kind: s.kind });
             diags.extend(risk::ceiling_violation(wf, s));
             for rule in &rules {
-                if let Some(d) = violation(rule, wf, s) {
-                    diags.push(d);
-                }
+                diags.extend(violation(rule, wf, s));
+                diags.extend(fallback_denied(rule, wf, s));
             }
         }
     }
@@ -205,6 +204,36 @@ fn violation(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> 
         _ => return None,
     };
     Some(diag.with_primary_label(describe_facts(s)).with_label(rule.file, rule.span, "the rule"))
+}
+
+/// E0603 for a `deny` that matches a step's `fallback:` call by itself
+/// (the step's approval covers its fallback, so only `deny` applies).
+fn fallback_denied(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> Option<Diagnostic> {
+    let fb = s.fallback.as_ref()?;
+    let facts = Facts { risk: fb.risk, kind: fb.kind, effect: fb.effect, tool: fb.tool.as_deref() };
+    if rule.action != PolicyAction::Deny || decide(&rule.cond, &facts) != Decision::Always {
+        return None;
+    }
+    let what = match &fb.tool {
+        Some(tool) => format!("`{tool}`"),
+        None => kind_phrase(fb.kind).to_string(),
+    };
+    Some(
+        Diagnostic::error(
+            "E0603",
+            wf.decl.file,
+            fb.span,
+            format!(
+                "policy `{}` denies steps where `{}`, and the `fallback:` of step `{}` is one",
+                rule.policy,
+                render(&rule.cond),
+                s.step.name.name
+            ),
+        )
+        .with_primary_label(format!("{what}: risk `{}`, effect `{}`", risk_name(fb.risk), effect_name(fb.effect)))
+        .with_label(rule.file, rule.span, "the rule")
+        .with_help("`approval:` cannot lift a `deny`: remove the fallback, or change the policy"),
+    )
 }
 
 fn kind_phrase(kind: StepKind) -> &'static str {
@@ -774,6 +803,29 @@ mod tests {
         assert_eq!(diags.len(), 1, "{diags:#?}");
         assert_eq!(diags[0].code, "E0603");
         assert_eq!(diags[0].message, "policy `no_shell` denies steps where `tool == \"shell.exec\"`, and step `x` is one");
+    }
+
+    #[test]
+    fn a_deny_also_applies_to_a_fallback_call() {
+        let p = Program {
+            tools: vec![tool("shell.exec", &[("risk", name("high"))]), tool("file.read", &[])],
+            workflows: vec![workflow(
+                "w",
+                &[("risk", name("high"))],
+                vec![step("y", call("file.read"), &[("approval", string("ops")), ("fallback", call("shell.exec"))])],
+            )],
+            policies: vec![policy("no_shell", vec![(ast::RuleKind::Deny, bin(B::Eq, name("tool"), string("shell.exec")))])],
+        };
+        let (report, diags) = run(&p);
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        assert_eq!(diags[0].code, "E0603");
+        assert_eq!(
+            diags[0].message,
+            "policy `no_shell` denies steps where `tool == \"shell.exec\"`, and the `fallback:` of step `y` is one"
+        );
+        // The step itself is still a `file.read`, raised by its fallback.
+        let g = report.steps.get(&("w".to_string(), "y".to_string())).copied().unwrap();
+        assert_eq!(g, StepGovernance { risk: Risk::High, effect: Effect::Read, kind: StepKind::Tool });
     }
 
     #[test]

@@ -177,6 +177,19 @@ pub struct StepFacts<'a> {
     pub approval: bool,
     /// The step has `verify:`.
     pub verify: bool,
+    /// The `fallback:` call, when it resolves: policies apply to it too.
+    pub fallback: Option<FallbackFacts>,
+}
+
+/// The facts of a step's `fallback:` call by itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FallbackFacts {
+    /// The span of the fallback call.
+    pub span: Span,
+    pub kind: StepKind,
+    pub tool: Option<String>,
+    pub risk: Risk,
+    pub effect: Effect,
 }
 
 /// The risk facts of one workflow.
@@ -204,10 +217,10 @@ enum Target {
 
 /// The target of a step's call, or `None` when it does not resolve (the
 /// resolver or the type checker reports that).
-fn target(env: &Env<'_>, call: &ast::Expr) -> Option<Target> {
+fn call_target(env: &Env<'_>, call: &ast::Expr) -> Option<Target> {
     match &call.kind {
         ExprKind::Llm { .. } => Some(Target::Llm),
-        ExprKind::For { body, .. } => target(env, body),
+        ExprKind::For { body, .. } => call_target(env, body),
         ExprKind::Call { callee, .. } => {
             let name = Env::tool_name(callee);
             if env.tools.contains_key(&name) {
@@ -233,7 +246,7 @@ struct ToolFacts {
 struct StaticStep<'a> {
     step: &'a ast::Step,
     target: Target,
-    fallback: Option<Target>,
+    fallback: Option<(Target, Span)>,
     own: Option<(Risk, Span)>,
 }
 
@@ -274,8 +287,8 @@ pub fn analyze<'a>(env: &Env<'a>, diags: &mut Vec<Diagnostic>) -> Vec<WorkflowFa
         for step in &wf.steps {
             let attrs = Env::entries(&step.attrs);
             let own = Env::attr(attrs, "risk").and_then(|a| read_risk(a, decl.file, diags).map(|r| (r, a.span)));
-            let Some(target) = target(env, &step.call) else { continue };
-            let fallback = Env::attr(attrs, "fallback").and_then(|a| target_of_fallback(env, &a.value));
+            let Some(target) = call_target(env, &step.call) else { continue };
+            let fallback = Env::attr(attrs, "fallback").and_then(|a| call_target(env, &a.value).map(|t| (t, a.value.span)));
             steps.push(StaticStep { step, target, fallback, own });
         }
         statics.insert(name.as_str(), steps);
@@ -387,10 +400,6 @@ fn label_source(diag: Diagnostic, source: &RiskSource, file: FileId) -> Diagnost
     }
 }
 
-fn target_of_fallback(env: &Env<'_>, value: &ast::Expr) -> Option<Target> {
-    target(env, value)
-}
-
 fn tool_facts(env: &Env<'_>, diags: &mut Vec<Diagnostic>) -> BTreeMap<String, ToolFacts> {
     let mut out = BTreeMap::new();
     // Stdlib declarations are ours and known good; never report into them.
@@ -439,9 +448,16 @@ fn step_facts<'a>(s: &StaticStep<'a>, tools: &BTreeMap<String, ToolFacts>, summa
         source = RiskSource::Own { risk: own, span };
     }
     let mut effect = effect;
-    if let Some(fb) = &s.fallback {
+    let mut fallback = None;
+    if let Some((fb, span)) = &s.fallback {
         let (fb_risk, fb_source, fb_effect) = target_risk(fb, tools, summaries);
         effect = stronger_effect(effect, fb_effect);
+        let (kind, tool) = match fb {
+            Target::Llm => (StepKind::Llm, None),
+            Target::Tool(name) => (StepKind::Tool, Some(name.clone())),
+            Target::Workflow(_) => (StepKind::Workflow, None),
+        };
+        fallback = Some(FallbackFacts { span: *span, kind, tool, risk: fb_risk, effect: fb_effect });
         if fb_risk > risk {
             risk = fb_risk;
             source = RiskSource::Fallback { inner: Box::new(fb_source) };
@@ -456,6 +472,7 @@ fn step_facts<'a>(s: &StaticStep<'a>, tools: &BTreeMap<String, ToolFacts>, summa
         effect,
         approval: Env::attr(attrs, "approval").is_some(),
         verify: Env::attr(attrs, "verify").is_some(),
+        fallback,
     }
 }
 
@@ -499,7 +516,7 @@ fn callees_first<'n>(order: &[(&'n String, &Decl<'_, ast::Workflow>)], statics: 
     let callees = |name: &str| -> Vec<String> {
         let mut out = Vec::new();
         for s in statics.get(name).into_iter().flatten() {
-            for t in std::iter::once(&s.target).chain(s.fallback.as_ref()) {
+            for t in std::iter::once(&s.target).chain(s.fallback.as_ref().map(|f| &f.0)) {
                 if let Target::Workflow(w) = t {
                     out.push(w.clone());
                 }

@@ -562,15 +562,14 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         if assignable(found, expected) {
             return;
         }
-        if let Ty::Optional(inner) = found {
-            if assignable(inner, expected) {
+        if let Ty::Optional(inner) = found
+            && assignable(inner, expected) {
                 let d = Diagnostic::error("E0203", self.file, span, format!("{}, but this may be null", sink.expects(expected)))
                     .with_primary_label(format!("this is `{found}`"))
                     .with_help("give a default with `??` (`value ?? fallback`), or remove the `when:` that makes it optional");
                 self.push(d);
                 return;
             }
-        }
         let d = Diagnostic::error("E0201", self.file, span, format!("{}, found `{found}`", sink.expects(expected)))
             .with_primary_label(format!("this is `{found}`"));
         self.push(d);
@@ -740,9 +739,9 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
 
     fn field(&mut self, base: &ast::Expr, field: &ast::Ident) -> Ty {
         // `Enum.variant`
-        if let ExprKind::Name(id) = &base.kind {
-            if !self.is_local(&id.name) {
-                if let Some(e) = self.env().enums.get(&id.name) {
+        if let ExprKind::Name(id) = &base.kind
+            && !self.is_local(&id.name)
+                && let Some(e) = self.env().enums.get(&id.name) {
                     let variants: Vec<&str> = e.decl.variants.iter().map(|v| v.name.as_str()).collect();
                     if !variants.contains(&field.name.as_str()) {
                         let mut d = Diagnostic::error(
@@ -765,8 +764,6 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                         &ast::TypeExpr { kind: ast::TypeExprKind::Named(id.clone()), span: id.span },
                     );
                 }
-            }
-        }
         let bt = self.expr(base);
         match &bt {
             Ty::Record(name, fields) => match fields.iter().find(|(n, _)| *n == field.name) {
@@ -930,17 +927,15 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             }
             self.expect(t, p, *sp, &Sink::Builtin(&name));
         }
-        if name == "secret" {
-            if let Some(a) = args.first() {
-                if !matches!(&a.value.kind, ExprKind::Str(s) if s.parts.iter().all(|p| matches!(p, StrPart::Text(_)))) {
+        if name == "secret"
+            && let Some(a) = args.first()
+                && !matches!(&a.value.kind, ExprKind::Str(s) if s.parts.iter().all(|p| matches!(p, StrPart::Text(_)))) {
                     self.push(
                         Diagnostic::error("E0201", self.file, a.value.span, "`secret` takes the secret's name as a plain string")
                             .with_primary_label("not a plain string")
                             .with_help("write `secret(\"API_KEY\")`"),
                     );
                 }
-            }
-        }
         ret_of(&name, ret)
     }
 }

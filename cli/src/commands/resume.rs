@@ -1,0 +1,56 @@
+//! `aosc resume`: continue a paused or interrupted run.
+
+use aos_runtime::RunOptions;
+
+use super::exit;
+use super::runtime as rtx;
+
+/// Continue a paused or interrupted run: steps journaled as done are not
+/// repeated; an unfinished step runs again if that is safe, else it is held.
+#[derive(clap::Args)]
+#[command(after_help = "Exit status: as `aosc run` (0 succeeded, 1 failed, 3 paused at an approval gate).
+
+Examples:
+  aosc resume 01J9Z8Q6W5K3M2N1P0R9S8T7V6
+  aosc resume 01J9Z8Q6W5K3M2N1P0R9S8T7V6 --json")]
+pub struct ResumeArgs {
+    /// The run to continue.
+    pub run_id: String,
+    /// Print exactly one JSON object on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait at approval gates for a decision from another process.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+pub fn run(args: &ResumeArgs) -> u8 {
+    let tokio = match rtx::tokio() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    tokio.block_on(async {
+        let rt = match rtx::open().await {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::USAGE;
+            }
+        };
+        let opts = RunOptions { wait: args.wait, interrupt: Some(rtx::interrupt_on_ctrl_c()) };
+        match rtx::with_progress(&rt, rt.execute(&args.run_id, opts)).await {
+            Ok(report) => rtx::print_report(&report, args.json),
+            Err(aos_runtime::RuntimeError::Store(aos_runtime::store::StoreError::NoSuchRun(id))) => {
+                eprintln!("error: no run `{id}` (see `aosc runs`)");
+                exit::USAGE
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::ERRORS
+            }
+        }
+    })
+}

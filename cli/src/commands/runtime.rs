@@ -1,0 +1,198 @@
+//! What the run-operating commands share: opening the store from the
+//! environment, the tokio runtime, progress on stderr and the §6a report.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use aos_runtime::events::{Entry, RunStatus, Transition};
+use aos_runtime::{RunReport, Runtime};
+
+use super::exit;
+
+/// `AOS_HOME`, default `./.aos`.
+pub fn home() -> PathBuf {
+    std::env::var_os("AOS_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".aos"))
+}
+
+/// A tokio runtime for one command.
+pub fn tokio() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Opens the store named by `AOS_DATABASE_URL`, else SQLite under `AOS_HOME`.
+pub async fn open() -> Result<Runtime, String> {
+    let url = std::env::var("AOS_DATABASE_URL").ok().filter(|u| !u.is_empty());
+    let home = home();
+    let store = aos_runtime::store::open(url.as_deref(), &home).await.map_err(|e| e.to_string())?;
+    Ok(Runtime::new(store, &home))
+}
+
+/// The exit status of a report (§6a).
+pub fn status_code(r: &RunReport) -> u8 {
+    match r.status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::WaitingApproval => exit::PAUSED,
+        _ => exit::ERRORS,
+    }
+}
+
+/// Prints the end of a run: the §6a object with `--json`, else the output
+/// on stdout and the status on stderr.
+pub fn print_report(r: &RunReport, json: bool) -> u8 {
+    if json {
+        println!("{}", r.to_json());
+    } else {
+        match r.status {
+            RunStatus::Succeeded => {
+                match &r.output {
+                    Some(serde_json::Value::String(s)) => println!("{s}"),
+                    Some(v) if !v.is_null() => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+                    _ => {}
+                }
+                eprintln!("run {} succeeded (cost ${:.6})", r.run_id, r.cost_usd);
+            }
+            RunStatus::WaitingApproval => {
+                eprintln!("run {} is waiting for approval:", r.run_id);
+                for line in r.error.as_deref().unwrap_or("").split("; ") {
+                    eprintln!("  {line}");
+                }
+                eprintln!("then: aosc resume {}", r.run_id);
+            }
+            RunStatus::Cancelled => eprintln!("run {} stopped: {}", r.run_id, r.error.as_deref().unwrap_or("interrupted")),
+            _ => eprintln!("run {} failed: {}", r.run_id, r.error.as_deref().unwrap_or("unknown error")),
+        }
+    }
+    status_code(r)
+}
+
+/// Ctrl-C turns the flag true; the scheduler stops cleanly.
+pub fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupt: stopping cleanly (the run can be resumed)");
+            let _ = tx.send(true);
+        }
+    });
+    rx
+}
+
+#[derive(Default, Clone)]
+struct Row {
+    state: String,
+    attempts: u32,
+    items: Option<(u32, u32)>,
+}
+
+/// Shows progress on stderr: a live table on a terminal, plain lines
+/// otherwise. Returns when the bus closes or the task is aborted.
+pub fn progress(rt: &Runtime) -> tokio::task::JoinHandle<()> {
+    let mut rx = rt.bus.subscribe();
+    let live = std::io::stderr().is_terminal();
+    tokio::spawn(async move {
+        let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+        let mut order: Vec<(String, String)> = Vec::new();
+        let mut cost = 0.0f64;
+        let mut drawn = 0usize;
+        loop {
+            let e: Entry = match rx.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            cost += e.transition.spent();
+            if !live {
+                if let Some(line) = plain_line(&e) {
+                    eprintln!("{line}");
+                }
+                continue;
+            }
+            let Some(step) = e.transition.step() else { continue };
+            let key = (e.run_id.clone(), step.to_string());
+            if !rows.contains_key(&key) {
+                order.push(key.clone());
+            }
+            let row = rows.entry(key).or_default();
+            match &e.transition {
+                Transition::AttemptStarted { attempt, item: None, .. } => {
+                    row.state = "running".into();
+                    row.attempts = *attempt;
+                }
+                Transition::AttemptStarted { item: Some(_), .. } => {
+                    row.state = "running".into();
+                    row.attempts += 1;
+                }
+                Transition::FanOutPlanned { items, .. } => row.items = Some((0, *items)),
+                Transition::ItemSucceeded { .. } => {
+                    if let Some((d, _)) = row.items.as_mut() {
+                        *d += 1;
+                    }
+                }
+                Transition::AttemptFailed { retry_in_ms: Some(_), .. } => row.state = "retrying".into(),
+                Transition::StepSucceeded { .. } => row.state = "succeeded".into(),
+                Transition::StepFailed { .. } => row.state = "failed".into(),
+                Transition::StepSkipped { .. } => row.state = "skipped".into(),
+                Transition::ApprovalRequested { .. } => row.state = "waiting approval".into(),
+                Transition::ApprovalGranted { .. } => row.state = "approved".into(),
+                _ => {}
+            }
+            let mut out = String::new();
+            if drawn > 0 {
+                out.push_str(&format!("\x1b[{drawn}A"));
+            }
+            for k in &order {
+                let r = rows.get(k).cloned().unwrap_or_default();
+                let name = if k.0.contains('.') { format!("  {}/{}", k.0.rsplit('.').next().unwrap_or(""), k.1) } else { k.1.clone() };
+                let items = r.items.map(|(d, n)| format!(" {d}/{n} items")).unwrap_or_default();
+                out.push_str(&format!("\x1b[2K  {name:<28} {:<17} attempts {}{items}\n", r.state, r.attempts));
+            }
+            out.push_str(&format!("\x1b[2K  cost so far ${cost:.6}\n"));
+            drawn = order.len() + 1;
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(out.as_bytes());
+            let _ = err.flush();
+        }
+    })
+}
+
+fn plain_line(e: &Entry) -> Option<String> {
+    let step = e.transition.step().unwrap_or("");
+    let who = if e.run_id.contains('.') { format!("[{}] ", e.run_id.split_once('.').map(|x| x.1).unwrap_or("")) } else { String::new() };
+    Some(match &e.transition {
+        Transition::AttemptStarted { attempt, item, fallback, .. } => {
+            let it = item.map(|i| format!(" item {i}")).unwrap_or_default();
+            let fb = if *fallback { " (fallback)" } else { "" };
+            if item.is_some() {
+                return None;
+            }
+            format!("{who}step {step}{it}: started, attempt {attempt}{fb}")
+        }
+        Transition::FanOutPlanned { items, .. } => format!("{who}step {step}: fan-out over {items} item(s)"),
+        Transition::AttemptFailed { attempt, error, retry_in_ms, item, .. } => {
+            let it = item.map(|i| format!(" item {i}")).unwrap_or_default();
+            match retry_in_ms {
+                Some(ms) => format!("{who}step {step}{it}: attempt {attempt} failed ({error}); retrying in {ms}ms"),
+                None => format!("{who}step {step}{it}: attempt {attempt} failed ({error})"),
+            }
+        }
+        Transition::StepSucceeded { usage, .. } => format!("{who}step {step}: succeeded (cost ${:.6})", usage.cost_usd),
+        Transition::StepFailed { error, .. } => format!("{who}step {step}: failed: {error}"),
+        Transition::StepSkipped { reason, .. } => format!("{who}step {step}: skipped ({reason})"),
+        Transition::ApprovalRequested { reason, .. } => format!("{who}step {step}: waiting for approval ({reason})"),
+        Transition::ApprovalGranted { by, .. } => format!("{who}step {step}: approved by {by}"),
+        Transition::ApprovalDenied { by, .. } => format!("{who}step {step}: denied by {by}"),
+        Transition::AttemptInterrupted { action, attempt, .. } => format!("{who}step {step}: attempt {attempt} was interrupted; {action}"),
+        _ => return None,
+    })
+}
+
+/// Runs `fut` with progress shown, then waits for the progress task to flush.
+pub async fn with_progress<F: std::future::Future<Output = T>, T>(rt: &Runtime, fut: F) -> T {
+    let handle = progress(rt);
+    let out = fut.await;
+    // Let the printer catch up with the last events, then stop it.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    handle.abort();
+    out
+}

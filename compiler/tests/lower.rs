@@ -1,0 +1,87 @@
+//! The IR of checked programs: what the runtime will run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use aos_compiler::check::{FileLoader, check};
+use aos_compiler::ir::{Call, Expr, Risk, StepKind, Trigger, Type};
+use serde_json::json;
+
+struct NoFiles;
+
+impl FileLoader for NoFiles {
+    fn load(&self, path: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string()))
+    }
+}
+
+const PROGRAM: &str = r#"
+use std.sql
+model m = sim("echo") { input: $0.10/M, output: $0.40/M, context: 8192 }
+role executor = [m]
+enum Tone { formal, casual }
+type Verdict = { tone: Tone, score: Float? }
+workflow classify(region: String = "EMEA", flag: Bool) -> String {
+  budget: $0.50
+  trigger: cron("0 9 * * MON")
+  step verdict: Verdict = llm executor("Classify {rows}") { max_tokens: 50, when: flag }
+  step rows = sql.query(sql: "select 1", params: [region]) { retry: 2, max_output_tokens: 100 }
+  step items = for r in rows => llm executor("Say {r}") { max_items: 3, max_tokens: 10 }
+  return "{(verdict ?? {tone: Tone.formal, score: null}).tone} {items}"
+}
+"#;
+
+#[test]
+fn lowers_steps_in_dependency_order_with_types_and_schemas() {
+    let analysis = check("p.aos", PROGRAM, &NoFiles);
+    assert!(analysis.diagnostics.iter().all(|d| !d.is_error()), "{:?}", analysis.diagnostics);
+    let program = analysis.program.expect("a checked program has an IR");
+    assert_eq!(program.roles["executor"], vec!["m".to_string()]);
+    assert!(program.tools.contains_key("sql.query"));
+    let wf = &program.workflows["classify"];
+    assert_eq!(wf.budget_usd, Some(0.5));
+    assert_eq!(wf.risk, Risk::Medium);
+    assert_eq!(wf.trigger, Some(Trigger::Cron { expr: "0 9 * * MON".into() }));
+    let names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["rows", "verdict", "items"]);
+
+    let rows = &wf.steps[0];
+    assert_eq!(rows.kind, StepKind::Tool);
+    assert_eq!(rows.retry, 2);
+    assert_eq!(rows.max_output_tokens, 100);
+    let Call::Tool { tool, args } = &rows.call else { panic!("a tool call") };
+    assert_eq!(tool, "sql.query");
+    assert_eq!(args["params"], Expr::List { items: vec![Expr::Param { name: "region".into() }] });
+
+    let verdict = &wf.steps[1];
+    assert_eq!(verdict.deps, vec!["rows".to_string()]);
+    assert!(matches!(verdict.ty, Type::Optional { .. }), "a step under `when:` is optional");
+    assert_eq!(
+        verdict.schema,
+        Some(json!({
+            "type": "object",
+            "properties": {
+                "tone": { "type": "string", "enum": ["formal", "casual"] },
+                "score": { "anyOf": [{ "type": "number" }, { "type": "null" }] }
+            },
+            "required": ["tone", "score"],
+            "additionalProperties": false
+        }))
+    );
+
+    let items = &wf.steps[2];
+    let fan = items.fan_out.as_ref().expect("a fan-out");
+    assert_eq!(fan.var, "r");
+    assert_eq!(fan.max_items, Some(3));
+    assert_eq!(items.ty, Type::List { item: Box::new(Type::String) });
+    let Call::Llm { prompt, .. } = &items.call else { panic!("an llm call") };
+    let text = serde_json::to_value(prompt).unwrap().to_string();
+    assert!(text.contains(r#"{"e":"var","name":"r"}"#), "{text}");
+}
+
+#[test]
+fn no_ir_when_there_are_errors() {
+    let analysis = check("p.aos", "workflow w() -> Int { budget: $0\n return \"x\" }", &NoFiles);
+    assert!(analysis.has_errors());
+    assert!(analysis.program.is_none());
+}

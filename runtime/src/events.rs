@@ -1,0 +1,173 @@
+//! The transitions of a run. Each is journaled (committed to the store)
+//! before anything acts on it, then published on the bus; replaying a run's
+//! journal rebuilds its state.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Tokens and money spent by one model call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
+/// One journaled transition of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Transition {
+    /// The run was created with these (redacted) inputs.
+    RunStarted { workflow: String, inputs: Value, trust: String },
+    /// A process picked the run up again after an interruption or a pause.
+    RunResumed,
+    /// A step's `when` was false, or a value it needs was skipped.
+    StepSkipped { step: String, reason: String },
+    /// A fan-out evaluated its list: `items` units will run.
+    FanOutPlanned { step: String, items: u32 },
+    /// An attempt of a step (or of one fan-out item) is about to run.
+    AttemptStarted { step: String, item: Option<u32>, attempt: u32, fallback: bool },
+    /// An attempt failed; `retry_in_ms` is set when another attempt follows.
+    AttemptFailed {
+        step: String,
+        item: Option<u32>,
+        attempt: u32,
+        error: String,
+        usage: Usage,
+        retry_in_ms: Option<u64>,
+    },
+    /// A started attempt was found unfinished when the run resumed.
+    AttemptInterrupted { step: String, item: Option<u32>, attempt: u32, action: String },
+    /// One fan-out item produced its value.
+    ItemSucceeded { step: String, item: u32, output: Value, usage: Usage },
+    /// The step produced its value (a fan-out's value is its items' values).
+    StepSucceeded { step: String, output: Option<Value>, usage: Usage },
+    /// The step failed for good: retries and fallback are spent.
+    StepFailed { step: String, error: String },
+    /// The step waits at a gate for a person.
+    ApprovalRequested { step: String, group: String, reason: String },
+    ApprovalGranted { step: String, by: String, note: Option<String> },
+    ApprovalDenied { step: String, by: String, note: Option<String> },
+    /// Nothing can run until someone decides at a gate.
+    RunPaused { reason: String },
+    /// Ctrl-C: the run stopped cleanly and can be resumed.
+    RunInterrupted,
+    RunSucceeded { output: Value, cost_usd: f64 },
+    RunFailed { error: String, cost_usd: f64 },
+}
+
+impl Transition {
+    /// The dotted name shown in timelines (`step.started`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transition::RunStarted { .. } => "run.started",
+            Transition::RunResumed => "run.resumed",
+            Transition::StepSkipped { .. } => "step.skipped",
+            Transition::FanOutPlanned { .. } => "step.fanout",
+            Transition::AttemptStarted { .. } => "step.started",
+            Transition::AttemptFailed { .. } => "step.attempt_failed",
+            Transition::AttemptInterrupted { .. } => "step.interrupted",
+            Transition::ItemSucceeded { .. } => "item.succeeded",
+            Transition::StepSucceeded { .. } => "step.succeeded",
+            Transition::StepFailed { .. } => "step.failed",
+            Transition::ApprovalRequested { .. } => "approval.requested",
+            Transition::ApprovalGranted { .. } => "approval.granted",
+            Transition::ApprovalDenied { .. } => "approval.denied",
+            Transition::RunPaused { .. } => "run.paused",
+            Transition::RunInterrupted => "run.interrupted",
+            Transition::RunSucceeded { .. } => "run.succeeded",
+            Transition::RunFailed { .. } => "run.failed",
+        }
+    }
+
+    /// The step this transition is about, if any.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Transition::StepSkipped { step, .. }
+            | Transition::FanOutPlanned { step, .. }
+            | Transition::AttemptStarted { step, .. }
+            | Transition::AttemptFailed { step, .. }
+            | Transition::AttemptInterrupted { step, .. }
+            | Transition::ItemSucceeded { step, .. }
+            | Transition::StepSucceeded { step, .. }
+            | Transition::StepFailed { step, .. }
+            | Transition::ApprovalRequested { step, .. }
+            | Transition::ApprovalGranted { step, .. }
+            | Transition::ApprovalDenied { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+
+    /// Money this transition records as spent.
+    pub fn spent(&self) -> f64 {
+        match self {
+            Transition::AttemptFailed { usage, .. }
+            | Transition::ItemSucceeded { usage, .. } => usage.cost_usd,
+            // A fan-out's step record sums its items, which were counted already.
+            Transition::StepSucceeded { usage, output: Some(_), .. } => usage.cost_usd,
+            _ => 0.0,
+        }
+    }
+}
+
+/// A transition as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub run_id: String,
+    pub at_ms: u64,
+    pub transition: Transition,
+}
+
+/// Run status as the CLI reports it (§6a), plus `running`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    WaitingApproval,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::WaitingApproval => "waiting_approval",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "waiting_approval" => RunStatus::WaitingApproval,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// The status a transition moves the run to, if it changes it.
+    pub fn after(t: &Transition) -> Option<RunStatus> {
+        match t {
+            Transition::RunStarted { .. } | Transition::RunResumed => Some(RunStatus::Running),
+            Transition::RunPaused { .. } => Some(RunStatus::WaitingApproval),
+            Transition::RunInterrupted => Some(RunStatus::Cancelled),
+            Transition::RunSucceeded { .. } => Some(RunStatus::Succeeded),
+            Transition::RunFailed { .. } => Some(RunStatus::Failed),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading runs back: the summary `aosc show` prints, the timeline of
+//! `aosc replay`, and the audit verdict of `aosc audit verify`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::audit::{self, Verdict};
+use crate::events::{Entry, Transition, Usage};
+use crate::store::{RunRow, StoreError};
+use crate::{Runtime, RuntimeError};
+
+#[derive(Default)]
+struct StepSummary {
+    status: &'static str,
+    attempts: u32,
+    output: Option<Value>,
+    usage: Usage,
+    error: Option<String>,
+    items: Option<u32>,
+    items_done: u32,
+}
+
+/// `{"run_id", "workflow", "status", "started_at", "cost_usd"}` (`aosc runs --json`).
+pub fn run_list_json(r: &RunRow) -> Value {
+    json!({"run_id": r.run_id, "workflow": r.workflow, "status": r.status.as_str(), "started_at": r.started_at, "cost_usd": r.cost_usd})
+}
+
+/// The steps of a run, from its journal, in the order they first appear.
+fn summarize(journal: &[Entry]) -> Vec<(String, StepSummary)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut map: BTreeMap<String, StepSummary> = BTreeMap::new();
+    for e in journal {
+        let Some(step) = e.transition.step() else { continue };
+        if !map.contains_key(step) {
+            order.push(step.to_string());
+        }
+        let s = map.entry(step.to_string()).or_insert_with(|| StepSummary { status: "pending", ..Default::default() });
+        match &e.transition {
+            Transition::AttemptStarted { .. } => {
+                s.attempts += 1;
+                s.status = "running";
+            }
+            Transition::FanOutPlanned { items, .. } => {
+                s.items = Some(*items);
+                s.status = "running";
+            }
+            Transition::AttemptFailed { usage, error, retry_in_ms, .. } => {
+                s.usage.add(usage);
+                s.error = Some(error.clone());
+                if retry_in_ms.is_some() {
+                    s.status = "retrying";
+                }
+            }
+            Transition::ItemSucceeded { usage, .. } => {
+                s.usage.add(usage);
+                s.items_done += 1;
+            }
+            Transition::StepSucceeded { output, usage, .. } => {
+                s.status = "succeeded";
+                s.error = None;
+                if let Some(o) = output {
+                    s.usage.add(usage);
+                    s.output = Some(o.clone());
+                }
+            }
+            Transition::StepFailed { error, .. } => {
+                s.status = "failed";
+                s.error = Some(error.clone());
+            }
+            Transition::StepSkipped { reason, .. } => {
+                s.status = "skipped";
+                s.error = Some(reason.clone());
+            }
+            Transition::ApprovalRequested { .. } => s.status = "waiting_approval",
+            Transition::ApprovalGranted { .. } => s.status = "approved",
+            Transition::ApprovalDenied { .. } => s.status = "denied",
+            Transition::AttemptInterrupted { action, .. } => s.status = if action == "held" { "held" } else { "interrupted" },
+            _ => {}
+        }
+    }
+    order.into_iter().filter_map(|n| map.remove(&n).map(|s| (n, s))).collect()
+}
+
+impl Runtime {
+    async fn row(&self, run_id: &str) -> Result<RunRow, RuntimeError> {
+        self.store.run(run_id).await?.ok_or_else(|| RuntimeError::Store(StoreError::NoSuchRun(run_id.into())))
+    }
+
+    /// Everything `aosc show --json` prints.
+    pub async fn show(&self, run_id: &str) -> Result<Value, RuntimeError> {
+        let row = self.row(run_id).await?;
+        let journal = self.store.journal(run_id).await?;
+        let mut steps = Vec::new();
+        for (name, s) in summarize(&journal) {
+            let mut v = json!({
+                "name": name, "status": s.status, "attempts": s.attempts, "output": s.output,
+                "usage": {"input_tokens": s.usage.input_tokens, "output_tokens": s.usage.output_tokens},
+                "cost_usd": s.usage.cost_usd, "error": s.error,
+            });
+            if let (Some(n), Some(obj)) = (s.items, v.as_object_mut()) {
+                obj.insert("items".into(), json!({"total": n, "succeeded": s.items_done}));
+            }
+            steps.push(v);
+        }
+        Ok(json!({
+            "run_id": row.run_id, "workflow": row.workflow, "status": row.status.as_str(),
+            "started_at": row.started_at, "updated_at": row.updated_at, "trust": row.trust,
+            "inputs": row.inputs, "output": row.output, "cost_usd": row.cost_usd, "error": row.error,
+            "parent": row.parent, "steps": steps,
+        }))
+    }
+
+    /// The run's timeline, one line per transition.
+    pub async fn timeline(&self, run_id: &str) -> Result<Vec<String>, RuntimeError> {
+        self.row(run_id).await?;
+        let journal = self.store.journal(run_id).await?;
+        let t0 = journal.first().map(|e| e.at_ms).unwrap_or(0);
+        Ok(journal
+            .iter()
+            .map(|e| {
+                let mut data = serde_json::to_value(&e.transition).unwrap_or(Value::Null);
+                if let Some(o) = data.as_object_mut() {
+                    o.remove("type");
+                    o.remove("step");
+                    o.retain(|_, v| !v.is_null());
+                }
+                let step = e.transition.step().map(|s| format!(" {s}")).unwrap_or_default();
+                let rest = match &data {
+                    Value::Object(o) if o.is_empty() => String::new(),
+                    Value::Null => String::new(),
+                    other => format!(" {other}"),
+                };
+                let rest: String = if rest.chars().count() > 200 { rest.chars().take(200).collect::<String>() + "…" } else { rest };
+                format!("+{:>8.3}s {}{step}{rest}", (e.at_ms.saturating_sub(t0)) as f64 / 1000.0, e.transition.kind())
+            })
+            .collect())
+    }
+
+    /// Checks the run's audit chain.
+    pub async fn verify_audit(&self, run_id: &str) -> Result<Verdict, RuntimeError> {
+        let row = self.row(run_id).await?;
+        let records = self.store.audit(run_id).await?;
+        Ok(audit::verify(&records, &row.audit_head, row.audit_count))
+    }
+}

@@ -1,0 +1,303 @@
+//! `aos-runtime`: runs checked AOS programs durably on one machine.
+//!
+//! The runtime consumes only the checker's IR ([`aos_compiler::ir::Program`])
+//! and never parses source. The facade is [`Runtime`]: create a run, execute
+//! or resume it, record approval decisions, and read runs, journals and the
+//! audit chain. Planes sit behind traits: [`store::Store`] (journal, state,
+//! audit), [`bus::Bus`] (events), [`fabric::Provider`] (models) and
+//! [`tools::Tool`] (tools).
+
+pub mod audit;
+pub mod bus;
+pub mod events;
+pub mod fabric;
+pub mod governance;
+pub mod ids;
+pub mod inspect;
+pub mod interp;
+mod scheduler;
+pub mod store;
+pub mod testkit;
+pub mod tokens;
+pub mod tools;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aos_compiler::ir::{Program, Trust, Type, Workflow};
+use serde_json::{json, Value};
+
+use crate::audit::Decision;
+use crate::bus::Bus;
+use crate::events::{RunStatus, Transition};
+use crate::fabric::Fabric;
+use crate::interp::Secrets;
+use crate::store::{Batch, Store, StoreError};
+use crate::tools::Tools;
+
+pub use scheduler::DEFAULT_MAX_CONCURRENCY;
+
+/// Errors of the runtime that are not a run's own failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The store failed or does not know the run.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Inputs or arguments a user can fix (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How to execute a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Wait at approval gates for a decision from another process instead
+    /// of returning `waiting_approval`.
+    pub wait: bool,
+    /// Turns true when the user asks to stop (Ctrl-C).
+    pub interrupt: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// How a run ended (or paused): the object of §6a.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub output: Option<Value>,
+    pub cost_usd: f64,
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    /// `{"run_id", "status", "output", "cost_usd", "error"}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "run_id": self.run_id,
+            "status": self.status.as_str(),
+            "output": self.output.clone().unwrap_or(Value::Null),
+            "cost_usd": self.cost_usd,
+            "error": self.error,
+        })
+    }
+}
+
+/// An approval decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Deny,
+}
+
+/// The runtime: its planes and where run workspaces live.
+#[derive(Clone)]
+pub struct Runtime {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub fabric: Arc<Fabric>,
+    pub tools: Arc<Tools>,
+    pub home: PathBuf,
+}
+
+impl Runtime {
+    /// A runtime over a store, with the in-process bus, the simulator for
+    /// every model and the built-in tools.
+    pub fn new(store: Arc<dyn Store>, home: &Path) -> Runtime {
+        Runtime {
+            store,
+            bus: Arc::new(bus::InProcessBus::new()),
+            fabric: Arc::new(Fabric::simulated()),
+            tools: Arc::new(Tools::builtin()),
+            home: home.to_path_buf(),
+        }
+    }
+
+    /// Checks inputs against the workflow's parameters (defaults applied,
+    /// `max_param_tokens` enforced) and creates the run; nothing runs yet.
+    pub async fn create(
+        &self,
+        program: &Program,
+        workflow: &str,
+        inputs: BTreeMap<String, Value>,
+        trust: Trust,
+    ) -> Result<String, RuntimeError> {
+        let wf = find_workflow(program, workflow)?;
+        let params = prepare_inputs(wf, inputs)?;
+        let run_id = ids::new_id();
+        scheduler::create_run(self, program, workflow, &run_id, None, &params, trust).await?;
+        Ok(run_id)
+    }
+
+    /// Runs (or continues) a run until it ends, pauses at a gate, or is
+    /// interrupted. A finished run reports how it ended.
+    pub async fn execute(&self, run_id: &str, opts: RunOptions) -> Result<RunReport, RuntimeError> {
+        let row = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::Store(StoreError::NoSuchRun(run_id.into())))?;
+        if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) {
+            return Ok(RunReport { run_id: row.run_id, status: row.status, output: row.output, cost_usd: row.cost_usd, error: row.error });
+        }
+        let program: Program = serde_json::from_value(self.store.program(run_id).await?)
+            .map_err(|e| RuntimeError::Internal(format!("the stored program of run `{run_id}` is unreadable: {e}")))?;
+        let wf = find_workflow(&program, &row.workflow)?.clone();
+        let params: BTreeMap<String, Value> = serde_json::from_value(row.inputs.clone()).unwrap_or_default();
+        let trust = governance::parse_trust(&row.trust).unwrap_or(Trust::Basic);
+        let root = run_id.split('.').next().unwrap_or(run_id);
+        let workspace = self.home.join("runs").join(root).join("workspace");
+        let _ = std::fs::create_dir_all(&workspace);
+        let sh = Arc::new(scheduler::Shared {
+            rt: self.clone(),
+            run_id: run_id.to_string(),
+            program: Arc::new(program),
+            wf,
+            params,
+            trust,
+            secrets: Secrets::default(),
+            workspace,
+            opts,
+        });
+        let journal = self.store.journal_since(run_id, 0).await?;
+        let resumed = journal.len() > 1;
+        let mut exec = scheduler::Exec::new(sh);
+        exec.replay(&journal);
+        if resumed {
+            self.store.commit(run_id, Batch { transitions: vec![Transition::RunResumed], ..Default::default() }).await?;
+            exec.recover();
+        }
+        exec.drive().await
+    }
+
+    /// Creates and executes a run in one go.
+    pub async fn run(
+        &self,
+        program: &Program,
+        workflow: &str,
+        inputs: BTreeMap<String, Value>,
+        trust: Trust,
+        opts: RunOptions,
+    ) -> Result<RunReport, RuntimeError> {
+        let id = self.create(program, workflow, inputs, trust).await?;
+        self.execute(&id, opts).await
+    }
+
+    /// Runs (or resumes) the sub-run of a workflow call.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_child(
+        &self,
+        program: &Program,
+        workflow: &str,
+        child_id: &str,
+        parent: &str,
+        inputs: BTreeMap<String, Value>,
+        trust: Trust,
+        opts: RunOptions,
+    ) -> Result<RunReport, RuntimeError> {
+        if self.store.run(child_id).await?.is_none() {
+            let wf = find_workflow(program, workflow)?;
+            let params = prepare_inputs(wf, inputs)?;
+            scheduler::create_run(self, program, workflow, child_id, Some(parent), &params, trust).await?;
+        }
+        self.execute(child_id, opts).await
+    }
+
+    /// Records an approval decision for a step waiting at a gate.
+    pub async fn decide(&self, run_id: &str, step: &str, verdict: Verdict, by: &str, note: Option<&str>) -> Result<(), RuntimeError> {
+        if self.store.run(run_id).await?.is_none() {
+            return Err(RuntimeError::Store(StoreError::NoSuchRun(run_id.into())));
+        }
+        let journal = self.store.journal(run_id).await?;
+        let mut waiting = false;
+        let mut known = false;
+        for e in &journal {
+            match &e.transition {
+                Transition::ApprovalRequested { step: s, .. } if s == step => {
+                    waiting = true;
+                    known = true;
+                }
+                Transition::ApprovalGranted { step: s, .. } | Transition::ApprovalDenied { step: s, .. } if s == step => waiting = false,
+                t if t.step() == Some(step) => known = true,
+                _ => {}
+            }
+        }
+        if !waiting {
+            let why = if known { "it is not waiting for approval" } else { "the run has no such step waiting" };
+            return Err(RuntimeError::Usage(format!("cannot decide on step `{step}` of run `{run_id}`: {why}")));
+        }
+        let note_s = note.map(str::to_string);
+        let t = match verdict {
+            Verdict::Approve => Transition::ApprovalGranted { step: step.into(), by: by.into(), note: note_s.clone() },
+            Verdict::Deny => Transition::ApprovalDenied { step: step.into(), by: by.into(), note: note_s.clone() },
+        };
+        let d = Decision::new(
+            "approval",
+            Some(step),
+            json!({"decision": if verdict == Verdict::Approve { "approved" } else { "denied" }, "by": by, "note": note_s}),
+        );
+        self.store.commit(run_id, Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await?;
+        Ok(())
+    }
+}
+
+fn find_workflow<'a>(program: &'a Program, name: &str) -> Result<&'a Workflow, RuntimeError> {
+    program.workflows.get(name).ok_or_else(|| {
+        let names: Vec<&str> = program.workflows.keys().map(String::as_str).collect();
+        RuntimeError::Usage(format!("no workflow `{name}` in the program (it has: {})", names.join(", ")))
+    })
+}
+
+/// The workflow a file runs when `--workflow` is not given: its only one.
+pub fn default_workflow(program: &Program) -> Result<String, RuntimeError> {
+    let names: Vec<&String> = program.workflows.keys().collect();
+    match names.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(RuntimeError::Usage("the file declares no workflow".into())),
+        many => Err(RuntimeError::Usage(format!(
+            "the file declares several workflows ({}); choose one with --workflow NAME",
+            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Applies defaults, refuses unknown or missing inputs and inputs larger
+/// than `max_param_tokens`, before anything runs.
+pub fn prepare_inputs(wf: &Workflow, mut inputs: BTreeMap<String, Value>) -> Result<BTreeMap<String, Value>, RuntimeError> {
+    if let Some(unknown) = inputs.keys().find(|k| !wf.params.iter().any(|p| &p.name == *k)) {
+        let known: Vec<&str> = wf.params.iter().map(|p| p.name.as_str()).collect();
+        return Err(RuntimeError::Usage(format!(
+            "workflow `{}` has no parameter `{unknown}` (its parameters: {})",
+            wf.name,
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )));
+    }
+    let mut out = BTreeMap::new();
+    for p in &wf.params {
+        let value = match inputs.remove(&p.name) {
+            Some(v) => v,
+            None => match &p.default {
+                Some(e) => {
+                    let empty_params = BTreeMap::new();
+                    let empty_steps = std::collections::HashMap::new();
+                    let secrets = Secrets::default();
+                    let scope = interp::Scope { params: &empty_params, steps: &empty_steps, var: None, secrets: &secrets };
+                    interp::eval(e, &scope).map_err(|e| RuntimeError::Usage(format!("default of `{}`: {e}", p.name)))?
+                }
+                None if matches!(p.ty, Type::Optional { .. }) => Value::Null,
+                None => {
+                    return Err(RuntimeError::Usage(format!(
+                        "missing input `{}` of workflow `{}`: pass --input {}=…",
+                        p.name, wf.name, p.name
+                    )));
+                }
+            },
+        };
+        let n = tokens::count(&interp::render(&value));
+        if n > wf.max_param_tokens {
+            return Err(RuntimeError::Usage(format!(
+                "input `{}` is {n} tokens, more than max_param_tokens ({}); nothing was run",
+                p.name, wf.max_param_tokens
+            )));
+        }
+        out.insert(p.name.clone(), value);
+    }
+    Ok(out)
+}

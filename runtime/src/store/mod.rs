@@ -1,0 +1,128 @@
+//! The store: runs, their journal, the audit chain and idempotency records.
+//!
+//! The scheduler sees only [`Store`]; the embedded SQLite store lives in
+//! [`sqlite`], and a PostgreSQL store implements the same trait (one
+//! transaction per [`Batch`], the audit head read under a row lock).
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::audit::{Decision, Record};
+use crate::events::{Entry, RunStatus, Transition};
+
+/// A boxed future, so that the trait is object safe (`Arc<dyn Store>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("no run `{0}` in this store")]
+    NoSuchRun(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a new run row holds.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub run_id: String,
+    pub parent: Option<String>,
+    pub workflow: String,
+    pub trust: String,
+    pub inputs: Value,
+    /// The checked program (IR as JSON): resuming never needs the source.
+    pub program: Value,
+    pub at_ms: u64,
+}
+
+/// A run as listed and shown.
+#[derive(Clone, Debug)]
+pub struct RunRow {
+    pub run_id: String,
+    pub parent: Option<String>,
+    pub workflow: String,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub updated_at: String,
+    pub trust: String,
+    pub inputs: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cost_usd: f64,
+    pub audit_head: String,
+    pub audit_count: u64,
+}
+
+/// Everything one scheduler tick commits at once: transitions, the
+/// decisions behind them, and idempotency records of external effects.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub transitions: Vec<Transition>,
+    pub decisions: Vec<Decision>,
+    /// (idempotency key, step, output).
+    pub idempotency: Vec<(String, String, Value)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.transitions.is_empty() && self.decisions.is_empty() && self.idempotency.is_empty()
+    }
+}
+
+/// Durable state of runs. Every method is atomic: a [`Batch`] is committed
+/// whole or not at all.
+pub trait Store: Send + Sync {
+    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, StoreResult<()>>;
+    fn commit<'a>(&'a self, run_id: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>>;
+    fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>>;
+    /// The program a run was started with.
+    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>>;
+    /// All top-level runs, newest first.
+    fn runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<RunRow>>>;
+    fn journal<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Vec<Entry>>>;
+    /// Journal entries after `after_id` (for polling by another process).
+    fn journal_since<'a>(&'a self, run_id: &'a str, after_id: i64) -> BoxFuture<'a, StoreResult<Vec<(i64, Entry)>>>;
+    fn audit<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Vec<Record>>>;
+    fn idempotent_output<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<Value>>>;
+    /// Total bytes of a run's journal data (for benchmarks).
+    fn journal_bytes<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
+}
+
+/// Opens the store that `AOS_DATABASE_URL` (or `AOS_HOME`) names.
+pub async fn open(database_url: Option<&str>, home: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Store>> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(StoreError::Unsupported(
+            "AOS_DATABASE_URL: PostgreSQL is not supported yet by this build; unset it to use the embedded SQLite store, or give a sqlite:// URL".into(),
+        )),
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
+        }
+        Some(url) => Err(StoreError::Unsupported(format!(
+            "AOS_DATABASE_URL `{url}`: expected a sqlite:// URL (postgres:// is not supported yet)"
+        ))),
+        None => {
+            std::fs::create_dir_all(home).map_err(|e| StoreError::Db(format!("cannot create AOS_HOME `{}`: {e}", home.display())))?;
+            Ok(std::sync::Arc::new(sqlite::SqliteStore::open(&home.join("aos.db")).await?))
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Builders of IR values for tests and benchmarks, so that scenarios can be
+//! written before (and independently of) the checker.
+
+use std::collections::BTreeMap;
+
+use aos_compiler::ir::{
+    Call, CostBound, Effect, Expr, InterpPart, Model, Param, Program, Provider, Risk, SimOptions, Step, StepKind, Tool, ToolImpl, Type,
+    Workflow, IR_VERSION,
+};
+use serde_json::Value;
+
+/// A `sim` model with prices per million tokens.
+pub fn sim_model(name: &str, sim: SimOptions) -> Model {
+    Model {
+        name: name.into(),
+        provider: Provider::Sim,
+        model_id: name.into(),
+        input_per_m: 0.10,
+        output_per_m: 0.40,
+        context: 128_000,
+        base_url: None,
+        sim,
+    }
+}
+
+/// An empty program.
+pub fn program() -> Program {
+    Program { version: IR_VERSION, models: BTreeMap::new(), roles: BTreeMap::new(), tools: BTreeMap::new(), rules: Vec::new(), workflows: BTreeMap::new() }
+}
+
+/// Adds a model and a role bound to it (and to nothing else).
+pub fn with_role(p: &mut Program, role: &str, models: Vec<Model>) {
+    let names = models.iter().map(|m| m.name.clone()).collect();
+    for m in models {
+        p.models.insert(m.name.clone(), m);
+    }
+    p.roles.insert(role.into(), names);
+}
+
+/// Declares a built-in tool (as `use std.file` would).
+pub fn builtin_tool(name: &str, params: &[&str], effect: Effect, risk: Risk) -> Tool {
+    Tool {
+        name: name.into(),
+        params: params.iter().map(|p| Param { name: (*p).into(), ty: Type::String, default: None }).collect(),
+        ret: Type::Json,
+        risk,
+        effect,
+        max_output_tokens: 8192,
+        timeout_ms: None,
+        implementation: ToolImpl::Builtin,
+    }
+}
+
+/// An empty workflow.
+pub fn workflow(name: &str) -> Workflow {
+    Workflow {
+        name: name.into(),
+        params: Vec::new(),
+        ret: None,
+        ret_expr: None,
+        intent: None,
+        budget_usd: None,
+        risk: Risk::Medium,
+        max_concurrency: None,
+        max_param_tokens: 2048,
+        trigger: None,
+        steps: Vec::new(),
+        cost_bound_usd: 0.0,
+    }
+}
+
+/// A String parameter with an optional default.
+pub fn param(name: &str, default: Option<&str>) -> Param {
+    Param { name: name.into(), ty: Type::String, default: default.map(|d| lit(Value::String(d.into()))) }
+}
+
+fn step(name: &str, kind: StepKind, call: Call) -> Step {
+    Step {
+        name: name.into(),
+        kind,
+        ty: Type::String,
+        schema: None,
+        call,
+        fan_out: None,
+        deps: Vec::new(),
+        when: None,
+        retry: 0,
+        backoff: None,
+        timeout_ms: None,
+        approval: None,
+        verify: None,
+        max_tokens: 1024,
+        max_input_tokens: None,
+        max_output_tokens: 8192,
+        risk: Risk::Low,
+        effect: Effect::Read,
+        fallback: None,
+        idempotency_key: None,
+        cost: CostBound { usd: 0.001, ..Default::default() },
+    }
+}
+
+/// `step NAME = llm ROLE(prompt)`.
+pub fn llm(name: &str, role: &str, prompt: Expr) -> Step {
+    step(name, StepKind::Llm, Call::Llm { role: role.into(), prompt })
+}
+
+/// `step NAME = TOOL(args)`.
+pub fn tool(name: &str, tool: &str, args: Vec<(&str, Expr)>, effect: Effect) -> Step {
+    let mut s = step(name, StepKind::Tool, Call::Tool { tool: tool.into(), args: args.into_iter().map(|(k, v)| (k.into(), v)).collect() });
+    s.effect = effect;
+    s
+}
+
+/// `step NAME = WORKFLOW(args)`.
+pub fn call(name: &str, workflow: &str, args: Vec<(&str, Expr)>) -> Step {
+    step(name, StepKind::Workflow, Call::Workflow { workflow: workflow.into(), args: args.into_iter().map(|(k, v)| (k.into(), v)).collect() })
+}
+
+pub fn lit(v: Value) -> Expr {
+    Expr::Lit { value: v }
+}
+
+pub fn s(text: &str) -> Expr {
+    lit(Value::String(text.into()))
+}
+
+pub fn step_ref(name: &str) -> Expr {
+    Expr::Step { name: name.into() }
+}
+
+pub fn param_ref(name: &str) -> Expr {
+    Expr::Param { name: name.into() }
+}
+
+pub fn var(name: &str) -> Expr {
+    Expr::Var { name: name.into() }
+}
+
+/// An interpolated string from text and expressions.
+pub fn interp(parts: Vec<Expr>) -> Expr {
+    Expr::Interp {
+        parts: parts
+            .into_iter()
+            .map(|e| match e {
+                Expr::Lit { value: Value::String(t) } => InterpPart::Text { text: t },
+                other => InterpPart::Expr { expr: other },
+            })
+            .collect(),
+    }
+}
+
+/// Adds `step` to `wf`, deriving its data dependencies from the steps its
+/// expressions mention (as the checker does).
+pub fn add(wf: &mut Workflow, mut step: Step) {
+    let mut names = Vec::new();
+    let mut exprs: Vec<&Expr> = Vec::new();
+    match &step.call {
+        Call::Tool { args, .. } | Call::Workflow { args, .. } => exprs.extend(args.values()),
+        Call::Llm { prompt, .. } => exprs.push(prompt),
+    }
+    if let Some(f) = &step.fan_out {
+        exprs.push(&f.items);
+    }
+    if let Some(w) = &step.when {
+        exprs.push(w);
+    }
+    for e in exprs {
+        mentions(e, &mut names);
+    }
+    for n in names {
+        if !step.deps.contains(&n) {
+            step.deps.push(n);
+        }
+    }
+    wf.steps.push(step);
+}
+
+fn mentions(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Step { name } => out.push(name.clone()),
+        Expr::Binary { a, b, .. } | Expr::Index { of: a, index: b } => {
+            mentions(a, out);
+            mentions(b, out);
+        }
+        Expr::Interp { parts } => parts.iter().for_each(|p| {
+            if let InterpPart::Expr { expr } = p {
+                mentions(expr, out);
+            }
+        }),
+        Expr::Field { of, .. } | Expr::Not { a: of } | Expr::Neg { a: of } => mentions(of, out),
+        Expr::List { items } | Expr::Builtin { args: items, .. } => items.iter().for_each(|x| mentions(x, out)),
+        Expr::Record { fields } => fields.iter().for_each(|(_, x)| mentions(x, out)),
+        _ => {}
+    }
+}
