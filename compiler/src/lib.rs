@@ -19,6 +19,8 @@ pub mod query;
 pub mod source;
 pub mod span;
 pub mod stdlib;
+#[doc(hidden)]
+pub mod testgen;
 
 pub use check::{check, Analysis};
 pub use diagnostic::{Diagnostic, Severity};

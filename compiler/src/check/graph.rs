@@ -124,9 +124,12 @@ fn workflow(env: &Env, file: FileId, wf: &ast::Workflow, diags: &mut Vec<Diagnos
     }
     let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, s) in steps.iter().enumerate() {
+        // The keys are sorted by source: a range, not a scan of every edge
+        // for every step (quadratic on large workflows).
         let list = edges
-            .keys()
-            .filter(|(a, b)| *a == i && *b != i)
+            .range((i, 0)..=(i, usize::MAX))
+            .map(|(k, _)| k)
+            .filter(|(_, b)| *b != i)
             .filter_map(|(_, b)| steps.get(*b).map(|d| d.name.name.clone()))
             .collect();
         deps.insert(s.name.name.clone(), list);
@@ -174,7 +177,7 @@ fn find_cycle(start: usize, members: &BTreeSet<usize>, edges: &BTreeMap<(usize, 
     let mut parent: HashMap<usize, usize> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(x) = queue.pop_front() {
-        for &(a, b) in edges.keys().filter(|(a, _)| *a == x) {
+        for &(a, b) in edges.range((x, 0)..=(x, usize::MAX)).map(|(k, _)| k) {
             if b == start {
                 let mut cycle = vec![a];
                 let mut cur = a;

@@ -82,9 +82,13 @@ fn one(
                         }
                         _ => (span, format!("found {found_desc}")),
                     };
-                    return Diagnostic::error(SYNTAX, file, primary, format!("expected {closer} to close the {what} opened here"))
-                        .with_primary_label(label)
-                        .with_label(file, open_span, format!("the {what} was opened here"));
+                    let d = Diagnostic::error(SYNTAX, file, primary, format!("expected {closer} to close the {what} opened here"))
+                        .with_primary_label(label);
+                    return if primary == open_span {
+                        d
+                    } else {
+                        d.with_label(file, open_span, format!("the {what} was opened here"))
+                    };
                 }
             }
 
@@ -105,8 +109,16 @@ fn one(
 
             let list = join_or(&expected);
             let same_line = prev.is_some_and(|(_, p)| found_tok.is_some() && !on_later_line(text, *p, span));
+            // One thing missing at the end of a line (`budget:`, `type T =`):
+            // point at the line, not at what the next line starts with.
+            if let ([single], Some((p, pspan))) = (expected.as_slice(), prev) {
+                if !same_line && single != ITEM {
+                    return Diagnostic::error(SYNTAX, file, *pspan, format!("expected {single} after `{}`", p.text()))
+                        .with_primary_label(format!("expected {single} after this"));
+                }
+            }
             let message = match (expected.as_slice(), prev) {
-                ([single], Some((p, _))) if same_line || found_tok.is_none() => {
+                ([single], Some((p, _))) if same_line => {
                     let after = match p {
                         Token::StrEnd => "the string".to_string(),
                         p => format!("`{}`", p.text()),
@@ -167,7 +179,19 @@ fn describe_expected(expected: &[RichPattern<'_, Token<'_>>]) -> Vec<String> {
         RichPattern::Label(_) | RichPattern::EndOfInput | RichPattern::Identifier(_) => true,
         _ => false,
     });
+    // Where an expression may come, the tokens and names that can start one
+    // are part of "an expression".
+    let expression = expected.iter().any(|p| matches!(p, RichPattern::Label(l) if l == "an expression"));
     for p in expected {
+        if expression
+            && match p {
+                RichPattern::Token(t) => matches!(&**t, Token::Not | Token::Minus),
+                RichPattern::Label(l) => l == "a name",
+                _ => false,
+            }
+        {
+            continue;
+        }
         match p {
             RichPattern::Token(t) => {
                 if has_other && is_continuation(t) {

@@ -81,7 +81,41 @@ fn close<'t, 's: 't, I>(tok: Token<'s>) -> impl Parser<'t, I, (), Extra<'t, 's>>
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
 {
-    just(tok).ignored().recover_with(via_parser(empty()))
+    // Only when what follows cannot continue the construct anyway: taking a
+    // closer as present before `x` in `f(a x)` would hide the real mistake.
+    let hopeless = any()
+        .filter(|t: &Token<'s>| {
+            closes(t)
+                || is_item_keyword(t)
+                || matches!(t, Token::LBrace | Token::Arrow | Token::FatArrow | Token::Step | Token::Return)
+        })
+        .ignored()
+        .or(end())
+        .rewind();
+    just(tok).ignored().recover_with(via_parser(hopeless))
+}
+
+/// `-> T` before a `{ … }` block: a missing type is reported as such
+/// (rather than the block being read as a record type).
+fn ret_type<'t, 's: 't, I>(t: P<'t, 's, I, TypeExpr>) -> impl Parser<'t, I, TypeExpr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    let missing = any()
+        .filter(|t: &Token<'s>| matches!(t, Token::LBrace) || closes(t) || is_item_keyword(t))
+        .ignored()
+        .or(end())
+        .rewind()
+        .validate(|_, e, emitter| {
+            let span: Span = e.span();
+            emitter.emit(custom_error(span, "expected a type after `->`", "a type is missing before this", None));
+            TypeExpr { kind: TypeExprKind::Error, span }
+        });
+    just(Token::Arrow).ignore_then(choice((
+        t.clone().then_ignore(any().filter(|t: &Token<'s>| matches!(t, Token::LBrace) || is_item_keyword(t)).ignored().or(end()).rewind()),
+        missing,
+        ty_or_error(t),
+    )))
 }
 
 /// A custom error carrying a primary label and an optional help, which
@@ -862,7 +896,7 @@ where
     just(Token::Workflow)
         .ignore_then(ident().labelled("a workflow name"))
         .then(params(ex, t.clone()))
-        .then(just(Token::Arrow).ignore_then(ty_or_error(t)).or_not())
+        .then(ret_type(t).or_not())
         .then(
             header
                 .then(steps)
@@ -1019,11 +1053,7 @@ where
                 }),
         )
         .then(params(ex.clone(), t.clone()))
-        .then(
-            just(Token::Arrow)
-                .ignore_then(ty_or_error(t.clone()))
-                .or_not(),
-        )
+        .then(ret_type(t.clone()).or_not())
         .then(attrs(ex.clone()).or_not())
         .map(|(((path, params), ret), attrs)| {
             ItemKind::Tool(ToolDecl {
