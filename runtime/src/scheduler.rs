@@ -1132,12 +1132,16 @@ async fn run_call(
             let implemented = sh.rt.tools.get(tool).cloned();
             let value = match (decl.map(|t| &t.implementation), implemented) {
                 (Some(ToolImpl::Builtin) | None, Some(t)) => {
-                    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key };
+                    let step_name = match item {
+                        Some(it) => format!("{}#{it}", step.name),
+                        None => step.name.clone(),
+                    };
+                    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key, run_id: sh.run_id.clone(), step: step_name };
                     t.call(Value::Object(obj), &ctx).await?
                 }
-                (Some(ToolImpl::Http { .. }), _) => return Err(format!("tool `{tool}` is an http: tool; http tools are not available yet in this runtime")),
+                (Some(ToolImpl::Http { method, url }), _) => sh.rt.tools.call_http(tool, method, url, Value::Object(obj)).await?,
                 (Some(ToolImpl::Exec { .. }), _) => return Err(format!("tool `{tool}` is an exec: tool; exec tools are not available yet in this runtime")),
-                _ => return Err(format!("tool `{tool}` is not available yet in this runtime (only file.read and file.write are)")),
+                _ => return Err(format!("tool `{tool}` is not available yet in this runtime")),
             };
             let bound = step.max_output_tokens;
             let value = match value {
