@@ -20,8 +20,13 @@ const MAX_REDIRECTS: usize = 5;
 
 /// The shared client (connection pool) of a runtime's HTTP tools.
 pub fn client() -> Result<Client, String> {
+    client_with_timeout(TIMEOUT)
+}
+
+/// A client with another overall timeout (tests, embedders).
+pub fn client_with_timeout(timeout: Duration) -> Result<Client, String> {
     Client::builder()
-        .timeout(TIMEOUT)
+        .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .user_agent(concat!("aos-runtime/", env!("CARGO_PKG_VERSION")))
@@ -51,7 +56,7 @@ fn headers(v: Option<&Value>) -> Result<HeaderMap, String> {
 
 fn describe(e: &reqwest::Error, url: &str) -> String {
     if e.is_timeout() {
-        format!("HTTP request to {url} timed out after {}s", TIMEOUT.as_secs())
+        format!("HTTP request to {url} timed out (no complete answer within the tool's timeout)")
     } else if e.is_redirect() {
         format!("HTTP request to {url} was redirected more than {MAX_REDIRECTS} times")
     } else if e.is_connect() {
