@@ -94,6 +94,17 @@ fn weekly_sales_report_end_to_end() {
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(json_of(&again)["output"], message_id.as_str());
     assert_eq!(sink.received().len(), 1);
+
+    // A new run over the same figures has the same idempotency key: once
+    // approved, the send is deduplicated and returns the first Message-ID.
+    let o = aosc(home.path(), &env, &["run", EXAMPLE, "--input", "region=EMEA", "--json"]);
+    assert_eq!(o.status.code(), Some(3));
+    let id2 = json_of(&o)["run_id"].as_str().unwrap().to_string();
+    assert_eq!(aosc(home.path(), &env, &["approve", &id2, "sent"]).status.code(), Some(0));
+    let r = aosc(home.path(), &env, &["resume", &id2, "--json"]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(json_of(&r)["output"], message_id.as_str());
+    assert_eq!(sink.received().len(), 1, "the repeated run sent nothing");
 }
 
 const FAILING: &str = r#"
