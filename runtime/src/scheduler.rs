@@ -1172,7 +1172,7 @@ async fn run_call(
             let report = Box::pin(sh.rt.run_child(&sh.program, workflow, &child_id, &sh.run_id, inputs, sh.trust, sh.opts.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
-            done.usage = Usage { input_tokens: 0, output_tokens: 0, cost_usd: report.cost_usd };
+            done.usage = Usage { cost_usd: report.cost_usd, ..Usage::default() };
             match report.status {
                 RunStatus::Succeeded => Ok(report.output.unwrap_or(Value::Null)),
                 RunStatus::WaitingApproval => {
