@@ -72,6 +72,9 @@ pub enum Transition {
     RunPaused { reason: String },
     /// Ctrl-C: the run stopped cleanly and can be resumed.
     RunInterrupted,
+    /// A choice of the model router (model, retry, fallback, cooldown,
+    /// verification), also kept in the audit log.
+    Routed { step: String, item: Option<u32>, kind: String, data: Value },
     RunSucceeded { output: Value, cost_usd: f64 },
     RunFailed { error: String, cost_usd: f64 },
 }
@@ -95,6 +98,7 @@ impl Transition {
             Transition::ApprovalDenied { .. } => "approval.denied",
             Transition::RunPaused { .. } => "run.paused",
             Transition::RunInterrupted => "run.interrupted",
+            Transition::Routed { .. } => "llm.routed",
             Transition::RunSucceeded { .. } => "run.succeeded",
             Transition::RunFailed { .. } => "run.failed",
         }
@@ -109,6 +113,7 @@ impl Transition {
             | Transition::AttemptFailed { step, .. }
             | Transition::AttemptInterrupted { step, .. }
             | Transition::ItemSucceeded { step, .. }
+            | Transition::Routed { step, .. }
             | Transition::StepSucceeded { step, .. }
             | Transition::StepFailed { step, .. }
             | Transition::ApprovalRequested { step, .. }

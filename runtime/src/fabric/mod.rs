@@ -107,6 +107,9 @@ pub struct LlmCall<'a> {
     pub step: &'a str,
 }
 
+/// Audit kinds of the router's choices, journaled as `llm.routed` events too.
+pub const ROUTER_DECISIONS: [&str; 7] = ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair"];
+
 /// Repair attempts after a reply fails validation or verification (§4).
 const REPAIRS: u32 = 1;
 
@@ -276,10 +279,8 @@ impl Fabric {
         for m in program.models.values() {
             if m.provider != ProviderKind::Sim && !self.configured(m.provider) {
                 names.push(m.name.as_str());
-                if let Some(var) = credential_var(m.provider) {
-                    if !missing.iter().any(|v| v == var) {
-                        missing.push(var.to_string());
-                    }
+                if let Some(var) = credential_var(m.provider).filter(|var| !missing.iter().any(|v| v == var)) {
+                    missing.push(var.to_string());
                 }
             }
         }

@@ -96,7 +96,7 @@ fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn fmt_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 /// At most `n` characters of `s`.
@@ -109,10 +109,8 @@ pub fn clip(s: &str, n: usize) -> String {
 /// is not honoured (the router's own backoff applies).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_millis(ms as u64));
-        }
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()).filter(|ms| ms.is_finite() && *ms >= 0.0) {
+        return Some(Duration::from_millis(ms as u64));
     }
     match get("retry-after").and_then(|v| v.parse::<f64>().ok()) {
         Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_millis((s * 1000.0) as u64)),
