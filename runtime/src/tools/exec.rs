@@ -31,7 +31,8 @@ impl Tool for ShellExec {
                     .iter()
                     .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("shell.exec: `command` must be a list of strings, found {v}")))
                     .collect::<Result<Vec<String>, String>>()?,
-                _ => return Err("shell.exec: missing argument `command` (a list of strings: the program, then its arguments)".into()),
+                None | Some(Value::Null) => return Err("shell.exec: missing argument `command` (a list of strings: the program, then its arguments)".into()),
+                Some(other) => return Err(format!("shell.exec: `command` must be a list of strings (the program, then its arguments), found {other}")),
             };
             let stdin = match args.get("stdin") {
                 None | Some(Value::Null) => None,
