@@ -369,3 +369,34 @@ async fn exec_tools_take_json_on_stdin_and_answer_json_on_stdout() {
     let err = failing.call(json!({}), &ctx).await.unwrap_err();
     assert!(err.ends_with("exited with status 2; stderr: bad input"), "{err}");
 }
+
+#[tokio::test]
+async fn escape_through_file_tools_via_a_symlink_the_program_planted() {
+    // The program cannot read /etc/shadow, but the runtime (maybe root) can:
+    // file.read and file.write must not follow links out of the workspace.
+    let f = Fixture::new();
+    let secret = f.dir.path().join("secret.txt");
+    std::fs::write(&secret, "TOP SECRET").unwrap();
+    let script = format!("ln -s /etc/shadow shadow; ln -s {} secret; ln -s .. up; ln -s /tmp tmp; mkdir -p d; ln -s ../../ d/up2", secret.display());
+    let out = f.sh(&script).await;
+    assert_eq!(out.status, 0, "{}", text(&out.stderr));
+    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None };
+    let read = aos_runtime::tools::file::Read;
+    for path in ["shadow", "secret", "up/secret.txt", "d/up2/secret.txt"] {
+        let err = read.call(json!({"path": path}), &ctx).await.unwrap_err();
+        assert!(err.contains("leaves the run's workspace"), "{path}: {err}");
+    }
+    let write = aos_runtime::tools::file::Write;
+    for path in ["secret", "up/written.txt", "tmp/written.txt", "d/up2/written.txt"] {
+        let err = write.call(json!({"path": path, "content": "pwned"}), &ctx).await.unwrap_err();
+        assert!(err.contains("leaves the run's workspace"), "{path}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOP SECRET");
+    assert!(!f.dir.path().join("written.txt").exists());
+    // Links that stay inside the workspace still work.
+    std::fs::write(f.ws().join("real.txt"), "inside").unwrap();
+    std::os::unix::fs::symlink("real.txt", f.ws().join("alias.txt")).unwrap();
+    assert_eq!(read.call(json!({"path": "alias.txt"}), &ctx).await.unwrap(), json!("inside"));
+    write.call(json!({"path": "d/new/deep.txt", "content": "ok"}), &ctx).await.unwrap();
+    assert_eq!(std::fs::read_to_string(f.ws().join("d/new/deep.txt")).unwrap(), "ok");
+}
