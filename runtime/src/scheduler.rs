@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aos_compiler::ir::{Backoff, Call, Effect, Expr, Program, Step, StepKind, ToolImpl, Trust, Workflow};
+use aos_compiler::ir::{Backoff, Call, Effect, Expr, Program, Step, StepKind, Tool as ToolDecl, ToolImpl, Trust, Workflow};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -1136,13 +1136,16 @@ async fn run_call(
             }
             let decl = sh.program.tools.get(tool);
             let implemented = sh.rt.tools.get(tool).cloned();
-            let value = match (decl.map(|t| &t.implementation), implemented) {
-                (Some(ToolImpl::Builtin) | None, Some(t)) => {
+            let value = match (decl, implemented) {
+                (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => {
                     let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key };
                     t.call(Value::Object(obj), &ctx).await?
                 }
-                (Some(ToolImpl::Http { .. }), _) => return Err(format!("tool `{tool}` is an http: tool; http tools are not available yet in this runtime")),
-                (Some(ToolImpl::Exec { .. }), _) => return Err(format!("tool `{tool}` is an exec: tool; exec tools are not available yet in this runtime")),
+                (Some(ToolDecl { implementation: ToolImpl::Http { .. }, .. }), _) => return Err(format!("tool `{tool}` is an http: tool; http tools are not available yet in this runtime")),
+                (Some(d @ ToolDecl { implementation: ToolImpl::Exec { argv }, .. }), _) => {
+                    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key };
+                    sh.rt.tools.exec_tool(d, argv).call(Value::Object(obj), &ctx).await?
+                }
                 _ => return Err(format!("tool `{tool}` is not available yet in this runtime (only file.read and file.write are)")),
             };
             let bound = step.max_output_tokens;
