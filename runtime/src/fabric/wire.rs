@@ -21,6 +21,9 @@ pub struct Endpoint {
     pub key: String,
     pub client: reqwest::Client,
     pub timeout: Duration,
+    /// Ask for token log-probabilities on verification requests, where the
+    /// provider offers them (`AOS_LLM_LOGPROBS=1`; some models refuse them).
+    pub logprobs: bool,
 }
 
 impl Endpoint {
@@ -32,7 +35,13 @@ impl Endpoint {
             .user_agent(concat!("aosc/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client for {provider}: {e}"))?;
-        Ok(Endpoint { provider, base_url: base_url.trim_end_matches('/').to_string(), key, client, timeout })
+        Ok(Endpoint { provider, base_url: base_url.trim_end_matches('/').to_string(), key, client, timeout, logprobs: false })
+    }
+
+    /// The same endpoint, asking for log-probabilities on verifications.
+    pub fn with_logprobs(mut self, on: bool) -> Endpoint {
+        self.logprobs = on;
+        self
     }
 
     /// The base URL for a model: its own `base_url:` when it has one.
@@ -153,6 +162,21 @@ pub fn classify(provider: &str, status: u16, headers: &HeaderMap, body: &str) ->
     } else {
         ProviderError::Fatal(text)
     }
+}
+
+/// The probability of a verdict's `true` agreement from the tokens a
+/// provider reports with their log-probabilities: the first token that is
+/// `true` or `false` is the verdict's `agreement` (the schema lists it first
+/// and structured output keeps that order). `None` when it is not `true`.
+pub fn agreement_probability<'a>(tokens: impl Iterator<Item = (&'a str, f64)>) -> Option<f64> {
+    for (token, logprob) in tokens {
+        match token.trim().trim_matches(|c: char| !c.is_alphanumeric()) {
+            "true" => return Some(logprob.exp().clamp(0.0, 1.0)),
+            "false" => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A value at a JSON path of object keys and array indexes.
