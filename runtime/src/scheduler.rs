@@ -399,7 +399,8 @@ impl Exec {
             Transition::RunStarted { .. }
             | Transition::RunResumed
             | Transition::RunPaused { .. }
-            | Transition::RunInterrupted => {}
+            | Transition::RunInterrupted
+            | Transition::Routed { .. } => {}
         }
     }
 
@@ -637,7 +638,12 @@ impl Exec {
 
     /// Handles a finished attempt.
     fn on_done(&mut self, d: Done) {
+        let step_name = self.step(d.step).map(|s| s.name.clone());
         for dec in d.decisions {
+            // The router's choices are events too, not only audit records.
+            if let (Some(step), true) = (&step_name, crate::fabric::ROUTER_DECISIONS.contains(&dec.kind.as_str())) {
+                self.emit(Transition::Routed { step: step.clone(), item: d.item, kind: dec.kind.clone(), data: dec.data.clone() });
+            }
             self.decide(dec);
         }
         let Some(step) = self.step(d.step).cloned() else { return };
@@ -1175,7 +1181,7 @@ async fn run_call(
             let report = Box::pin(sh.rt.run_child(&sh.program, workflow, &child_id, &sh.run_id, inputs, sh.trust, sh.opts.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
-            done.usage = Usage { input_tokens: 0, output_tokens: 0, cost_usd: report.cost_usd };
+            done.usage = Usage { cost_usd: report.cost_usd, ..Usage::default() };
             match report.status {
                 RunStatus::Succeeded => Ok(report.output.unwrap_or(Value::Null)),
                 RunStatus::WaitingApproval => {
