@@ -326,6 +326,8 @@ impl Sandbox {
         }
         cmd.args(["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]);
         cmd.arg("--bind").arg(workspace).arg(SANDBOX_WORKSPACE);
+        // The sandbox's own root (a tmpfs holding the mount points) is read-only too.
+        cmd.args(["--remount-ro", "/"]);
         cmd.args(["--chdir", SANDBOX_WORKSPACE]);
         cmd.arg("--clearenv");
         for (k, v) in base_env(SANDBOX_WORKSPACE) {
