@@ -109,7 +109,7 @@ impl Runtime {
         Runtime {
             store,
             bus: Arc::new(bus::InProcessBus::new()),
-            fabric: Arc::new(Fabric::simulated()),
+            fabric: Arc::new(Fabric::from_env()),
             tools,
             home: home.to_path_buf(),
         }

@@ -3,9 +3,11 @@
 //! environment as §6a says (`AOS_SQL_URL`, `AOS_SMTP_URL`, `AOS_SMTP_FROM`).
 
 pub mod email;
+pub mod exec;
 pub mod file;
 pub mod http;
 pub mod memory;
+pub mod sandbox;
 pub mod sql;
 
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use serde_json::Value;
 use crate::store::{BoxFuture, Store};
 
 /// What a tool may know about the call.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ToolCtx {
     /// The run's workspace directory (`file.*` stay inside it).
     pub workspace: PathBuf,
@@ -57,20 +59,32 @@ impl ToolConfig {
 pub struct Tools {
     map: HashMap<String, Arc<dyn Tool>>,
     http: Option<reqwest::Client>,
+    /// Where `shell.exec` and `exec:` tools run.
+    pub sandbox: Arc<sandbox::Sandbox>,
 }
 
 impl Tools {
     /// The built-in tools, configured from the environment.
     pub fn builtin() -> Tools {
-        Tools::with_config(&ToolConfig::from_env())
+        Tools::build(&ToolConfig::from_env(), Arc::new(sandbox::Sandbox::from_env()))
     }
 
-    /// The built-in tools with an explicit configuration. `memory.*` need
-    /// the store: see [`Tools::with_store`].
+    /// The built-in tools with an explicit configuration (the sandbox from
+    /// the environment). `memory.*` need the store: see [`Tools::with_store`].
     pub fn with_config(cfg: &ToolConfig) -> Tools {
+        Tools::build(cfg, Arc::new(sandbox::Sandbox::from_env()))
+    }
+
+    /// The built-in tools, with `shell.exec` and `exec:` tools running in `sandbox`.
+    pub fn with_sandbox(sandbox: Arc<sandbox::Sandbox>) -> Tools {
+        Tools::build(&ToolConfig::from_env(), sandbox)
+    }
+
+    fn build(cfg: &ToolConfig, sandbox: Arc<sandbox::Sandbox>) -> Tools {
         let mut map: HashMap<String, Arc<dyn Tool>> = HashMap::new();
         map.insert("file.read".into(), Arc::new(file::Read));
         map.insert("file.write".into(), Arc::new(file::Write));
+        map.insert("shell.exec".into(), Arc::new(exec::ShellExec { sandbox: sandbox.clone() }));
         let db = Arc::new(sql::SqlDb::new(cfg.sql_url.clone()));
         map.insert("sql.query".into(), Arc::new(sql::Query(db.clone())));
         map.insert("sql.execute".into(), Arc::new(sql::Execute(db)));
@@ -82,7 +96,7 @@ impl Tools {
             map.insert("http.get".into(), Arc::new(http::Get(c.clone())));
             map.insert("http.request".into(), Arc::new(http::Request(c.clone())));
         }
-        Tools { map, http: client }
+        Tools { map, http: client, sandbox }
     }
 
     /// Adds `memory.remember` / `memory.recall` over `store`.
@@ -90,6 +104,16 @@ impl Tools {
         self.map.insert("memory.remember".into(), Arc::new(memory::Remember(store.clone())));
         self.map.insert("memory.recall".into(), Arc::new(memory::Recall(store)));
         self
+    }
+
+    /// The implementation of a user tool declared with `exec: [...]`.
+    pub fn exec_tool(&self, decl: &aos_compiler::ir::Tool, argv: &[String]) -> Arc<dyn Tool> {
+        Arc::new(exec::ExecTool {
+            name: decl.name.clone(),
+            argv: argv.to_vec(),
+            returns_string: decl.ret == aos_compiler::ir::Type::String,
+            sandbox: self.sandbox.clone(),
+        })
     }
 
     /// Adds or replaces a tool (tests and embedders).
