@@ -494,3 +494,30 @@ fn count_tasks(uid: u32) -> u64 {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_workspace_has_a_stable_sandbox_user_in_range() {
+        let a = sandbox_uid(Path::new("/home/aos/.aos/runs/A/workspace"));
+        let b = sandbox_uid(Path::new("/home/aos/.aos/runs/B/workspace"));
+        assert_eq!(a, sandbox_uid(Path::new("/home/aos/.aos/runs/A/workspace")));
+        assert_ne!(a, b);
+        for uid in [a, b] {
+            assert!((SANDBOX_UID_BASE..SANDBOX_UID_BASE + SANDBOX_UID_SPAN).contains(&uid));
+        }
+    }
+
+    #[test]
+    fn limits_become_prlimit_options() {
+        let s = Sandbox::new(Isolation::Unsandboxed, Limits { cpu_secs: 3, memory_bytes: 1000, file_size_bytes: 10, processes: 5, ..Limits::default() });
+        let args = s.prlimit_args(4_000_000_000);
+        assert_eq!(args.first().map(String::as_str), Some("--cpu=3:4"));
+        assert!(args.contains(&"--as=1000".to_string()) && args.contains(&"--fsize=10".to_string()) && args.contains(&"--core=0".to_string()));
+        // No task runs as that user: only the program's own allowance and bubblewrap's.
+        assert!(args.contains(&"--nproc=8".to_string()), "{args:?}");
+        assert_eq!(args.last().map(String::as_str), Some("--"));
+    }
+}
