@@ -401,3 +401,59 @@ async fn keys_never_reach_the_journal_audit_or_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn verdict_logprobs_lower_a_confident_verifier() {
+    let fake = Fake::start(keys()).await;
+    let timeout = Duration::from_secs(5);
+    let mut f = Fabric::simulated()
+        .with_provider(Kind::Openai, Arc::new(OpenAi { endpoint: Endpoint::new("openai", fake.openai_base(), OPENAI_KEY.into(), timeout).unwrap().with_logprobs(true) }))
+        .with_provider(Kind::Gemini, Arc::new(Gemini { endpoint: Endpoint::new("gemini", fake.base(), GEMINI_KEY.into(), timeout).unwrap().with_logprobs(true) }));
+    f.retry.backoff = Duration::from_millis(5);
+    let verify = Verify { role: "verifier".into(), min_confidence: Some(0.7) };
+    let high = r#"{"agreement": true, "confidence": 0.95, "problems": []}"#;
+    for (judge, id) in [("oj", "gpt-judge"), ("gj", "gemini-judge")] {
+        let kind = if judge == "oj" { Kind::Openai } else { Kind::Gemini };
+        let mut p = prog("executor", vec![model("w", Kind::Anthropic, "unused", 1.0, 2.0), model("s", Kind::Sim, "s", 0.0, 0.0)]);
+        p.roles.insert("executor".into(), vec!["s".into()]);
+        with_role(&mut p, "verifier", vec![model(judge, kind, id, 1.0, 2.0)]);
+        fake.script(id, vec![Act::text(high), Act::text(high)]);
+        let out = ask(&f, &p, None, Some(&verify)).await;
+        // Stated 0.95, but the `true` token had probability 0.6.
+        let err = out.error.unwrap_or_else(|| panic!("{judge}: accepted"));
+        assert!(err.contains("confidence 0.60, below min_confidence 0.70"), "{judge}: {err}");
+        let v = out.decisions.iter().find(|d| d.kind == "verify").unwrap();
+        assert_eq!(v.data["stated_confidence"], 0.95);
+        assert!((v.data["logprob_confidence"].as_f64().unwrap() - 0.6).abs() < 1e-9);
+        let seen = fake.seen_for(id);
+        assert_eq!(seen.len(), 2);
+        if judge == "oj" {
+            assert_eq!(seen[0].body["logprobs"], true);
+        } else {
+            assert_eq!(seen[0].body["generationConfig"]["responseLogprobs"], true);
+        }
+    }
+    // Answers (not verdicts) never ask for log-probabilities.
+    let p = prog("executor", vec![model("o", Kind::Openai, "gpt-4o", 1.0, 2.0)]);
+    assert!(ask(&f, &p, None, None).await.result.is_some());
+    assert!(fake.seen_for("gpt-4o")[0].body.get("logprobs").is_none());
+}
+
+#[test]
+fn openai_public_endpoint_gets_max_completion_tokens() {
+    use aos_runtime::fabric::{openai, Purpose, Request};
+    let req = Request {
+        model: model("o", Kind::Openai, "o3-mini", 1.0, 2.0),
+        prompt: "hi".into(),
+        max_tokens: 77,
+        schema: Some(json!({"type": "object", "properties": {"a": {"type": "string"}}})),
+        call_key: "k".into(),
+        purpose: Purpose::Answer,
+    };
+    let (body, wrapped) = openai::body(&req, openai::DEFAULT_BASE_URL, false);
+    assert_eq!(body["max_completion_tokens"], 77);
+    assert!(body.get("max_tokens").is_none());
+    assert!(!wrapped);
+    // `a` is optional here, which strict mode cannot express.
+    assert_eq!(body["response_format"]["json_schema"]["strict"], false);
+}

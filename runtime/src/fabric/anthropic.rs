@@ -83,5 +83,6 @@ pub fn parse(reply: &Value, wrapped: bool) -> Result<Completion, ProviderError> 
         cached_tokens: cache_read,
         reasoning_tokens: 0,
         confidence: None,
+        agreement_probability: None,
     })
 }

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::wire::{self, Endpoint};
-use super::{Completion, Provider, ProviderError, Request};
+use super::{Completion, Provider, ProviderError, Purpose, Request};
 use crate::store::BoxFuture;
 
 /// The public endpoint: the host only.
@@ -17,8 +17,11 @@ pub struct Gemini {
 }
 
 /// The request body.
-pub fn body(req: &Request) -> Value {
+pub fn body(req: &Request, logprobs: bool) -> Value {
     let mut config = json!({"maxOutputTokens": req.max_tokens});
+    if logprobs && req.purpose == Purpose::Verify {
+        config["responseLogprobs"] = json!(true);
+    }
     if let Some(schema) = &req.schema {
         config["responseMimeType"] = json!("application/json");
         config["responseJsonSchema"] = schema.clone();
@@ -35,7 +38,7 @@ impl Provider for Gemini {
             let base = self.endpoint.base_for(req.model.base_url.as_deref());
             let model = req.model.model_id.strip_prefix("models/").unwrap_or(&req.model.model_id);
             let url = format!("{base}/v1beta/models/{model}:generateContent");
-            let reply = self.endpoint.post(&url, &[("x-goog-api-key", self.endpoint.key.as_str())], &body(req)).await?;
+            let reply = self.endpoint.post(&url, &[("x-goog-api-key", self.endpoint.key.as_str())], &body(req, self.endpoint.logprobs)).await?;
             parse(&reply)
         })
     }
@@ -64,6 +67,10 @@ pub fn parse(reply: &Value) -> Result<Completion, ProviderError> {
         .collect::<Vec<_>>()
         .join("");
     let thoughts = wire::count(&usage, &["thoughtsTokenCount"]);
+    let chosen = wire::at(reply, &["candidates", "0", "logprobsResult", "chosenCandidates"]).and_then(Value::as_array);
+    let agreement_probability = chosen.and_then(|ts| {
+        wire::agreement_probability(ts.iter().filter_map(|t| Some((t.get("token")?.as_str()?, t.get("logProbability")?.as_f64()?))))
+    });
     Ok(Completion {
         text,
         input_tokens: wire::count(&usage, &["promptTokenCount"]) + wire::count(&usage, &["toolUsePromptTokenCount"]),
@@ -71,5 +78,6 @@ pub fn parse(reply: &Value) -> Result<Completion, ProviderError> {
         cached_tokens: wire::count(&usage, &["cachedContentTokenCount"]),
         reasoning_tokens: thoughts,
         confidence: None,
+        agreement_probability,
     })
 }

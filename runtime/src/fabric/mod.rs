@@ -56,6 +56,9 @@ pub struct Completion {
     pub reasoning_tokens: u64,
     /// What a verification reports, when the provider says it directly.
     pub confidence: Option<f64>,
+    /// For a verdict: the probability the provider's log-probabilities give
+    /// its `agreement: true` token, when it returned them.
+    pub agreement_probability: Option<f64>,
 }
 
 /// Why a provider gave no answer. Neither is billed.
@@ -239,11 +242,12 @@ impl Fabric {
             return f;
         }
         let timeout = env_ms("AOS_LLM_TIMEOUT_MS").unwrap_or(Duration::from_secs(120));
+        let logprobs = env_nonempty("AOS_LLM_LOGPROBS").is_some_and(|v| v.trim() == "1" || v.trim() == "true");
         for (kind, key_var, base_var, default) in PROVIDERS {
             let Some(key) = env_nonempty(key_var) else { continue };
             let base = env_nonempty(base_var).unwrap_or_else(|| default.to_string());
             let endpoint = match wire::Endpoint::new(kind.as_str(), base, key.trim().to_string(), timeout) {
-                Ok(e) => e,
+                Ok(e) => e.with_logprobs(logprobs),
                 Err(e) => {
                     f.setup_errors.push(e);
                     continue;
@@ -581,10 +585,16 @@ impl Fabric {
         let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
         out.usage.add(&usage_of(&model, &c));
         let verdict = serde_json::from_str::<Value>(c.text.trim()).ok();
-        let confidence = c
+        let stated = c
             .confidence
             .or_else(|| verdict.as_ref().and_then(|v| v.get("confidence")).and_then(Value::as_f64))
             .map(|c| c.clamp(0.0, 1.0));
+        // A verifier sure in words but not in its tokens is taken at the
+        // lower figure.
+        let confidence = match (stated, c.agreement_probability) {
+            (Some(s), Some(p)) => Some(s.min(p)),
+            (s, _) => s,
+        };
         let agreement = verdict.as_ref().and_then(|v| v.get("agreement")).and_then(Value::as_bool).unwrap_or(true);
         let mut problems: Vec<String> = verdict
             .as_ref()
@@ -602,6 +612,7 @@ impl Fabric {
             "verify",
             Some(call.step),
             json!({"role": verify.role, "model": model.name, "agreement": agreement, "confidence": confidence,
+                   "stated_confidence": stated, "logprob_confidence": c.agreement_probability,
                    "problems": problems, "min_confidence": min, "accepted": ok}),
         ));
         if ok {

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::wire::{self, Endpoint};
-use super::{Completion, Provider, ProviderError, Request};
+use super::{Completion, Provider, ProviderError, Purpose, Request};
 use crate::store::BoxFuture;
 
 /// The public endpoint, version path included (as OpenAI's SDKs).
@@ -18,25 +18,28 @@ pub struct OpenAi {
 
 /// The request body and whether the schema was wrapped in `{"value": …}`
 /// (structured outputs need an object at the root).
-pub fn body(req: &Request, base: &str) -> (Value, bool) {
-        let mut body = json!({
-            "model": req.model.model_id,
-            "messages": [{"role": "user", "content": req.prompt}],
+pub fn body(req: &Request, base: &str, logprobs: bool) -> (Value, bool) {
+    let mut body = json!({
+        "model": req.model.model_id,
+        "messages": [{"role": "user", "content": req.prompt}],
+    });
+    // OpenAI's own endpoint deprecates `max_tokens` (its reasoning models
+    // refuse it); compatible servers widely know only `max_tokens`.
+    let key = if base.starts_with(DEFAULT_BASE_URL) { "max_completion_tokens" } else { "max_tokens" };
+    body[key] = json!(req.max_tokens);
+    if logprobs && req.purpose == Purpose::Verify {
+        body["logprobs"] = json!(true);
+    }
+    let mut wrapped = false;
+    if let Some(schema) = &req.schema {
+        let (root, w) = wire::object_root(schema);
+        wrapped = w;
+        body["response_format"] = json!({
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": root, "strict": strict_ok(&root)},
         });
-        // OpenAI's own endpoint deprecates `max_tokens` (its reasoning models
-        // refuse it); compatible servers widely know only `max_tokens`.
-        let key = if base.starts_with(DEFAULT_BASE_URL) { "max_completion_tokens" } else { "max_tokens" };
-        body[key] = json!(req.max_tokens);
-        let mut wrapped = false;
-        if let Some(schema) = &req.schema {
-            let (root, w) = wire::object_root(schema);
-            wrapped = w;
-            body["response_format"] = json!({
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": root, "strict": strict_ok(&root)},
-            });
-        }
-        (body, wrapped)
+    }
+    (body, wrapped)
 }
 
 /// OpenAI's strict mode accepts only schemas whose every object lists all
@@ -64,7 +67,7 @@ impl Provider for OpenAi {
         Box::pin(async move {
             let base = self.endpoint.base_for(req.model.base_url.as_deref());
             let url = format!("{base}/chat/completions");
-            let (body, wrapped) = body(req, base);
+            let (body, wrapped) = body(req, base, self.endpoint.logprobs);
             let auth = format!("Bearer {}", self.endpoint.key);
             let reply = self.endpoint.post(&url, &[("authorization", &auth)], &body).await?;
             parse(&reply, wrapped)
@@ -83,6 +86,10 @@ pub fn parse(reply: &Value, wrapped: bool) -> Result<Completion, ProviderError> 
         (None, None) => return Err(ProviderError::transport("openai: malformed response: the message has no content".into())),
     };
     let usage = reply.get("usage").cloned().unwrap_or(Value::Null);
+    let tokens = wire::at(reply, &["choices", "0", "logprobs", "content"]).and_then(Value::as_array);
+    let agreement_probability = tokens.and_then(|ts| {
+        wire::agreement_probability(ts.iter().filter_map(|t| Some((t.get("token")?.as_str()?, t.get("logprob")?.as_f64()?))))
+    });
     Ok(Completion {
         text: wire::unwrap_value(text, wrapped),
         input_tokens: wire::count(&usage, &["prompt_tokens"]),
@@ -90,5 +97,6 @@ pub fn parse(reply: &Value, wrapped: bool) -> Result<Completion, ProviderError> 
         cached_tokens: wire::count(&usage, &["prompt_tokens_details", "cached_tokens"]),
         reasoning_tokens: wire::count(&usage, &["completion_tokens_details", "reasoning_tokens"]),
         confidence: None,
+        agreement_probability,
     })
 }

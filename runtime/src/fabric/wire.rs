@@ -21,6 +21,9 @@ pub struct Endpoint {
     pub key: String,
     pub client: reqwest::Client,
     pub timeout: Duration,
+    /// Ask for token log-probabilities on verification requests, where the
+    /// provider offers them (`AOS_LLM_LOGPROBS=1`; some models refuse them).
+    pub logprobs: bool,
 }
 
 impl Endpoint {
@@ -32,7 +35,13 @@ impl Endpoint {
             .user_agent(concat!("aosc/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client for {provider}: {e}"))?;
-        Ok(Endpoint { provider, base_url: base_url.trim_end_matches('/').to_string(), key, client, timeout })
+        Ok(Endpoint { provider, base_url: base_url.trim_end_matches('/').to_string(), key, client, timeout, logprobs: false })
+    }
+
+    /// The same endpoint, asking for log-probabilities on verifications.
+    pub fn with_logprobs(mut self, on: bool) -> Endpoint {
+        self.logprobs = on;
+        self
     }
 
     /// The base URL for a model: its own `base_url:` when it has one.
@@ -105,17 +114,46 @@ pub fn clip(s: &str, n: usize) -> String {
 }
 
 /// The wait a response asks for: `retry-after-ms` (milliseconds, OpenAI and
-/// Anthropic), else `retry-after` in seconds. An HTTP-date `retry-after`
-/// is not honoured (the router's own backoff applies).
+/// Anthropic), else `retry-after` in seconds or as an HTTP-date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()).filter(|ms| ms.is_finite() && *ms >= 0.0) {
         return Some(Duration::from_millis(ms as u64));
     }
-    match get("retry-after").and_then(|v| v.parse::<f64>().ok()) {
-        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_millis((s * 1000.0) as u64)),
-        _ => None,
+    let value = get("retry-after")?;
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_millis((s * 1000.0) as u64)),
+        Ok(_) => None,
+        Err(_) => {
+            let at = http_date(value)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            Some(Duration::from_secs(at.saturating_sub(now)))
+        }
     }
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37
+/// GMT`), the HTTP-date form `retry-after` may take.
+fn http_date(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
+    let day: u64 = day.parse().ok()?;
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| m == month)? as u64 + 1;
+    let year: u64 = year.parse().ok()?;
+    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, sec] = hms.as_slice() else { return None };
+    if !(1..=31).contains(&day) || year < 1970 || *h > 23 || *m > 59 || *sec > 60 {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm), years from March.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 /// Turns a non-2xx response into an error the router knows how to treat:
@@ -153,6 +191,21 @@ pub fn classify(provider: &str, status: u16, headers: &HeaderMap, body: &str) ->
     } else {
         ProviderError::Fatal(text)
     }
+}
+
+/// The probability of a verdict's `true` agreement from the tokens a
+/// provider reports with their log-probabilities: the first token that is
+/// `true` or `false` is the verdict's `agreement` (the schema lists it first
+/// and structured output keeps that order). `None` when it is not `true`.
+pub fn agreement_probability<'a>(tokens: impl Iterator<Item = (&'a str, f64)>) -> Option<f64> {
+    for (token, logprob) in tokens {
+        match token.trim().trim_matches(|c: char| !c.is_alphanumeric()) {
+            "true" => return Some(logprob.exp().clamp(0.0, 1.0)),
+            "false" => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A value at a JSON path of object keys and array indexes.
@@ -217,7 +270,12 @@ mod tests {
     fn retry_after_prefers_milliseconds() {
         assert_eq!(retry_after(&h(&[("retry-after", "3"), ("retry-after-ms", "250")])), Some(Duration::from_millis(250)));
         assert_eq!(retry_after(&h(&[("retry-after", "2")])), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&h(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])), None);
+        // An HTTP-date in the past means now.
+        assert_eq!(retry_after(&h(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])), Some(Duration::ZERO));
+        assert_eq!(retry_after(&h(&[("retry-after", "soon")])), None);
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(http_date("Tue, 29 Feb 2028 12:00:00 GMT"), Some(1_835_438_400));
     }
 
     #[test]

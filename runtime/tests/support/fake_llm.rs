@@ -237,6 +237,36 @@ pub fn sample(schema: &Value) -> Value {
     }
 }
 
+/// The probability the fake gives every `true`/`false` token it reports
+/// log-probabilities for; other tokens are certain.
+pub const BOOL_TOKEN_PROBABILITY: f64 = 0.6;
+
+/// Tokens of a reply (runs of letters and digits, or single other
+/// characters) with their log-probabilities.
+fn tokens(text: &str) -> Vec<(String, f64)> {
+    let mut out: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            word.push(c);
+        } else {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            out.push(c.to_string());
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out.into_iter()
+        .map(|t| {
+            let lp = if t == "true" || t == "false" { BOOL_TOKEN_PROBABILITY.ln() } else { 0.0 };
+            (t, lp)
+        })
+        .collect()
+}
+
 /// The reply text for a success, and whether it is JSON.
 async fn reply_text(act: &Act, model: &str, schema: Option<&Value>) -> Option<String> {
     match act {
@@ -294,9 +324,15 @@ async fn openai(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         return respond(200, &[], "{\"id\": \"chatcmpl-1\", \"choices\": [".into());
     }
     let text = reply_text(&act, &model, schema.as_ref()).await.unwrap_or_default();
+    let logprobs = if req.get("logprobs") == Some(&json!(true)) {
+        let content: Vec<Value> = tokens(&text).into_iter().map(|(t, lp)| json!({"token": t, "logprob": lp, "bytes": t.as_bytes(), "top_logprobs": []})).collect();
+        json!({"content": content, "refusal": null})
+    } else {
+        Value::Null
+    };
     let body = json!({
         "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "logprobs": logprobs, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
                   "prompt_tokens_details": {"cached_tokens": 20, "audio_tokens": 0},
                   "completion_tokens_details": {"reasoning_tokens": 10, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
@@ -394,8 +430,14 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
     }
     let schema = req.pointer("/generationConfig/responseJsonSchema").cloned();
     let text = reply_text(&act, &model, schema.as_ref()).await.unwrap_or_default();
+    let mut candidate = json!({"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0});
+    if req.pointer("/generationConfig/responseLogprobs") == Some(&json!(true)) {
+        let chosen: Vec<Value> = tokens(&text).into_iter().map(|(t, lp)| json!({"token": t, "tokenId": 0, "logProbability": lp})).collect();
+        candidate["avgLogprobs"] = json!(-0.1);
+        candidate["logprobsResult"] = json!({"topCandidates": [], "chosenCandidates": chosen});
+    }
     let body = json!({
-        "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "candidates": [candidate],
         "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 20, "totalTokenCount": 160,
                           "cachedContentTokenCount": 20, "thoughtsTokenCount": 10},
         "modelVersion": model, "responseId": "fakeResponseId"
