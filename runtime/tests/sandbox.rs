@@ -402,3 +402,14 @@ async fn escape_through_file_tools_via_a_symlink_the_program_planted() {
     write.call(json!({"path": "d/new/deep.txt", "content": "ok"}), &ctx).await.unwrap();
     assert_eq!(std::fs::read_to_string(f.ws().join("d/new/deep.txt")).unwrap(), "ok");
 }
+
+#[tokio::test]
+async fn unsandboxed_output_survives_a_daemon_holding_the_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::new(Isolation::detect_with(None, true), limits());
+    let started = Instant::now();
+    let script = "echo before; (setsid sleep 6 &); echo after";
+    let out = s.run(&["sh".into(), "-c".into(), script.into()], None, dir.path()).await.unwrap();
+    assert_eq!(text(&out.stdout), "before\nafter\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
