@@ -34,6 +34,7 @@ enum Command {
     Show(commands::show::ShowArgs),
     Replay(commands::replay::ReplayArgs),
     Audit(commands::audit::AuditArgs),
+    Models(commands::models::ModelsArgs),
     Lsp(commands::lsp::LspArgs),
 }
 
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::show::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Audit(args) => commands::audit::run(&args),
+        Command::Models(args) => commands::models::run(&args),
         Command::Lsp(args) => commands::lsp::run(&args),
     };
     ExitCode::from(code)

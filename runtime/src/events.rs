@@ -10,13 +10,25 @@ use serde_json::Value;
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Of `input_tokens`, those the provider served from its prompt cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_input_tokens: u64,
+    /// Of `output_tokens`, those spent on hidden reasoning.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
     pub cost_usd: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
     pub fn add(&mut self, other: &Usage) {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
         self.cost_usd += other.cost_usd;
     }
 }
@@ -60,6 +72,9 @@ pub enum Transition {
     RunPaused { reason: String },
     /// Ctrl-C: the run stopped cleanly and can be resumed.
     RunInterrupted,
+    /// A choice of the model router (model, retry, fallback, cooldown,
+    /// verification), also kept in the audit log.
+    Routed { step: String, item: Option<u32>, kind: String, data: Value },
     RunSucceeded { output: Value, cost_usd: f64 },
     RunFailed { error: String, cost_usd: f64 },
 }
@@ -83,6 +98,7 @@ impl Transition {
             Transition::ApprovalDenied { .. } => "approval.denied",
             Transition::RunPaused { .. } => "run.paused",
             Transition::RunInterrupted => "run.interrupted",
+            Transition::Routed { .. } => "llm.routed",
             Transition::RunSucceeded { .. } => "run.succeeded",
             Transition::RunFailed { .. } => "run.failed",
         }
@@ -97,6 +113,7 @@ impl Transition {
             | Transition::AttemptFailed { step, .. }
             | Transition::AttemptInterrupted { step, .. }
             | Transition::ItemSucceeded { step, .. }
+            | Transition::Routed { step, .. }
             | Transition::StepSucceeded { step, .. }
             | Transition::StepFailed { step, .. }
             | Transition::ApprovalRequested { step, .. }

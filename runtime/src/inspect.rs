@@ -19,6 +19,8 @@ struct StepSummary {
     error: Option<String>,
     items: Option<u32>,
     items_done: u32,
+    /// The model router's choices (`llm.routed`), in order.
+    routing: Vec<Value>,
 }
 
 /// `{"run_id", "workflow", "status", "started_at", "cost_usd"}` (`aosc runs --json`).
@@ -76,6 +78,16 @@ fn summarize(journal: &[Entry]) -> Vec<(String, StepSummary)> {
             Transition::ApprovalGranted { .. } => s.status = "approved",
             Transition::ApprovalDenied { .. } => s.status = "denied",
             Transition::AttemptInterrupted { action, .. } => s.status = if action == "held" { "held" } else { "interrupted" },
+            Transition::Routed { kind, data, item, .. } => {
+                let mut v = json!({"kind": kind});
+                if let (Some(o), Value::Object(d)) = (v.as_object_mut(), data) {
+                    o.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    if let Some(i) = item {
+                        o.insert("item".into(), json!(i));
+                    }
+                }
+                s.routing.push(v);
+            }
             _ => {}
         }
     }
@@ -95,9 +107,13 @@ impl Runtime {
         for (name, s) in summarize(&journal) {
             let mut v = json!({
                 "name": name, "status": s.status, "attempts": s.attempts, "output": s.output,
-                "usage": {"input_tokens": s.usage.input_tokens, "output_tokens": s.usage.output_tokens},
+                "usage": {"input_tokens": s.usage.input_tokens, "output_tokens": s.usage.output_tokens,
+                          "cached_input_tokens": s.usage.cached_input_tokens, "reasoning_tokens": s.usage.reasoning_tokens},
                 "cost_usd": s.usage.cost_usd, "error": s.error,
             });
+            if let (false, Some(obj)) = (s.routing.is_empty(), v.as_object_mut()) {
+                obj.insert("routing".into(), Value::Array(s.routing));
+            }
             if let (Some(n), Some(obj)) = (s.items, v.as_object_mut()) {
                 obj.insert("items".into(), json!({"total": n, "succeeded": s.items_done}));
             }

@@ -108,7 +108,7 @@ impl Runtime {
         Runtime {
             store,
             bus: Arc::new(bus::InProcessBus::new()),
-            fabric: Arc::new(Fabric::simulated()),
+            fabric: Arc::new(Fabric::from_env()),
             tools: Arc::new(Tools::builtin()),
             home: home.to_path_buf(),
         }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aos_compiler::ir::{Backoff, Call, Effect, Expr, Program, Step, StepKind, ToolImpl, Trust, Workflow};
+use aos_compiler::ir::{Backoff, Call, Effect, Expr, Program, Step, StepKind, Tool as ToolDecl, ToolImpl, Trust, Workflow};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -399,7 +399,8 @@ impl Exec {
             Transition::RunStarted { .. }
             | Transition::RunResumed
             | Transition::RunPaused { .. }
-            | Transition::RunInterrupted => {}
+            | Transition::RunInterrupted
+            | Transition::Routed { .. } => {}
         }
     }
 
@@ -637,7 +638,12 @@ impl Exec {
 
     /// Handles a finished attempt.
     fn on_done(&mut self, d: Done) {
+        let step_name = self.step(d.step).map(|s| s.name.clone());
         for dec in d.decisions {
+            // The router's choices are events too, not only audit records.
+            if let (Some(step), true) = (&step_name, crate::fabric::ROUTER_DECISIONS.contains(&dec.kind.as_str())) {
+                self.emit(Transition::Routed { step: step.clone(), item: d.item, kind: dec.kind.clone(), data: dec.data.clone() });
+            }
             self.decide(dec);
         }
         let Some(step) = self.step(d.step).cloned() else { return };
@@ -1130,13 +1136,16 @@ async fn run_call(
             }
             let decl = sh.program.tools.get(tool);
             let implemented = sh.rt.tools.get(tool).cloned();
-            let value = match (decl.map(|t| &t.implementation), implemented) {
-                (Some(ToolImpl::Builtin) | None, Some(t)) => {
+            let value = match (decl, implemented) {
+                (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => {
                     let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key };
                     t.call(Value::Object(obj), &ctx).await?
                 }
-                (Some(ToolImpl::Http { .. }), _) => return Err(format!("tool `{tool}` is an http: tool; http tools are not available yet in this runtime")),
-                (Some(ToolImpl::Exec { .. }), _) => return Err(format!("tool `{tool}` is an exec: tool; exec tools are not available yet in this runtime")),
+                (Some(ToolDecl { implementation: ToolImpl::Http { .. }, .. }), _) => return Err(format!("tool `{tool}` is an http: tool; http tools are not available yet in this runtime")),
+                (Some(d @ ToolDecl { implementation: ToolImpl::Exec { argv }, .. }), _) => {
+                    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key };
+                    sh.rt.tools.exec_tool(d, argv).call(Value::Object(obj), &ctx).await?
+                }
                 _ => return Err(format!("tool `{tool}` is not available yet in this runtime (only file.read and file.write are)")),
             };
             let bound = step.max_output_tokens;
@@ -1172,7 +1181,7 @@ async fn run_call(
             let report = Box::pin(sh.rt.run_child(&sh.program, workflow, &child_id, &sh.run_id, inputs, sh.trust, sh.opts.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
-            done.usage = Usage { input_tokens: 0, output_tokens: 0, cost_usd: report.cost_usd };
+            done.usage = Usage { cost_usd: report.cost_usd, ..Usage::default() };
             match report.status {
                 RunStatus::Succeeded => Ok(report.output.unwrap_or(Value::Null)),
                 RunStatus::WaitingApproval => {

@@ -257,7 +257,8 @@ async fn fallback_call_runs_when_retries_are_spent() {
     assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
     assert!(r.output.unwrap().as_str().unwrap().starts_with("[sim:echo]"));
     let j = kinds(&rt, &r.run_id).await;
-    assert_eq!(j.iter().filter(|t| matches!(t, Transition::AttemptFailed { error, .. } if error.contains("not available yet"))).count(), 2);
+    // `command` must be a list: both attempts fail before anything runs.
+    assert_eq!(j.iter().filter(|t| matches!(t, Transition::AttemptFailed { error, .. } if error.contains("must be a list of strings"))).count(), 2);
     assert!(j.iter().any(|t| matches!(t, Transition::AttemptStarted { fallback: true, attempt: 3, .. })));
 }
 

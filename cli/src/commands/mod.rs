@@ -5,6 +5,7 @@ pub mod audit;
 pub mod check;
 pub mod fmt;
 pub mod lsp;
+pub mod models;
 pub mod replay;
 pub mod resume;
 pub mod run;

@@ -18,7 +18,11 @@ use super::runtime as rtx;
 3 paused at an approval gate.
 
 Environment: AOS_HOME (store and workspaces, default ./.aos), AOS_DATABASE_URL
-(sqlite://PATH), AOS_LLM=sim (every model on the offline simulator).
+(sqlite://PATH), OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY (real
+providers; models of a provider without a key run on the simulator),
+OPENAI_BASE_URL / ANTHROPIC_BASE_URL / GEMINI_BASE_URL, AOS_LLM=sim (every
+model on the offline simulator), AOS_LLM_TIMEOUT_MS (one HTTP request, default
+120000), AOS_LLM_RETRIES (transport retries per model, default 2).
 
 Examples:
   aosc run examples/hello.aos

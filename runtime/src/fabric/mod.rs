@@ -3,10 +3,15 @@
 //! fallbacks with transport retries, schema validation with one repair,
 //! verification against `min_confidence`, and token and cost accounting.
 
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
 pub mod sim;
+pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aos_compiler::ir::{Model, Program, Provider as ProviderKind, Verify};
 use serde_json::{json, Value};
@@ -30,28 +35,50 @@ pub struct Request {
     pub model: Model,
     pub prompt: String,
     pub max_tokens: u64,
-    /// The JSON Schema the reply must satisfy (typed steps).
+    /// The JSON Schema the reply must satisfy (typed steps, verdicts).
     pub schema: Option<Value>,
     /// Identifies the step (and fan-out item) across attempts.
     pub call_key: String,
     pub purpose: Purpose,
 }
 
-/// A provider's answer.
-#[derive(Clone, Debug)]
+/// A provider's answer, with usage as the provider reported it.
+#[derive(Clone, Debug, Default)]
 pub struct Completion {
     pub text: String,
+    /// Every input token billed at the input price, cached ones included.
     pub input_tokens: u64,
+    /// Every output token billed at the output price, reasoning included.
     pub output_tokens: u64,
+    /// Of `input_tokens`, those the provider served from its cache.
+    pub cached_tokens: u64,
+    /// Of `output_tokens`, those spent on hidden reasoning.
+    pub reasoning_tokens: u64,
     /// What a verification reports, when the provider says it directly.
     pub confidence: Option<f64>,
+    /// For a verdict: the probability the provider's log-probabilities give
+    /// its `agreement: true` token, when it returned them.
+    pub agreement_probability: Option<f64>,
 }
 
+/// Why a provider gave no answer. Neither is billed.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// Worth retrying, then trying the next model (not billed).
-    #[error("transport error: {0}")]
-    Transport(String),
+    /// Worth retrying the same model (connection, timeout, malformed body,
+    /// HTTP 408/409/429/5xx), after `retry_after` when the server said.
+    #[error("{message}")]
+    Transport { message: String, retry_after: Option<Duration> },
+    /// Retrying the same model cannot help (HTTP 400/401/403, an exhausted
+    /// quota or spend limit): the next model of the chain is tried at once.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl ProviderError {
+    /// A retryable error with no server-requested wait.
+    pub fn transport(message: String) -> ProviderError {
+        ProviderError::Transport { message, retry_after: None }
+    }
 }
 
 /// An LLM provider.
@@ -83,39 +110,189 @@ pub struct LlmCall<'a> {
     pub step: &'a str,
 }
 
+/// Audit kinds of the router's choices, journaled as `llm.routed` events too.
+pub const ROUTER_DECISIONS: [&str; 7] = ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair"];
+
 /// Repair attempts after a reply fails validation or verification (§4).
 const REPAIRS: u32 = 1;
+
+/// The environment variables of each real provider: key, base URL, and the
+/// public base URL (LANGUAGE.md §6a).
+pub const PROVIDERS: [(ProviderKind, &str, &str, &str); 3] = [
+    (ProviderKind::Openai, "OPENAI_API_KEY", "OPENAI_BASE_URL", openai::DEFAULT_BASE_URL),
+    (ProviderKind::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", anthropic::DEFAULT_BASE_URL),
+    (ProviderKind::Gemini, "GEMINI_API_KEY", "GEMINI_BASE_URL", gemini::DEFAULT_BASE_URL),
+];
+
+/// The variable holding a provider's key (`None` for `sim`).
+pub fn credential_var(kind: ProviderKind) -> Option<&'static str> {
+    PROVIDERS.iter().find(|p| p.0 == kind).map(|p| p.1)
+}
+
+/// True when `AOS_LLM=sim` forces the simulator for every model.
+pub fn forced_sim() -> bool {
+    std::env::var("AOS_LLM").map(|v| v == "sim").unwrap_or(false)
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_ms(name: &str) -> Option<Duration> {
+    env_nonempty(name).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_millis)
+}
+
+/// How the router retries, backs off and cools models down.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Transport retries of a real provider's model before the next model.
+    pub retries: u32,
+    /// Transport retries of a `sim` model (its `fail_first` counts on one).
+    pub sim_retries: u32,
+    /// The first backoff; it doubles per retry up to `max_backoff`, and the
+    /// wait is drawn from [d/2, d] (jitter) so that clients spread out.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// The longest `retry-after` waited for in place; a longer one moves on
+    /// to the next model and cools this one down for that long.
+    pub max_retry_after: Duration,
+    /// Calls in a row that exhausted a model's retries before it cools down.
+    pub cooldown_after: u32,
+    pub cooldown: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 2,
+            sim_retries: 1,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(30),
+            cooldown_after: 2,
+            cooldown: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0-based), with jitter.
+    fn backoff(&self, retry: u32) -> Duration {
+        let full = self.backoff.saturating_mul(2u32.saturating_pow(retry.min(16))).min(self.max_backoff);
+        let half = full / 2;
+        let span = (full - half).as_millis() as u64;
+        half + Duration::from_millis(if span == 0 { 0 } else { random() % (span + 1) })
+    }
+}
+
+/// A random number without a dependency: std's hasher keys are random.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+/// A model's recent record.
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    until: Option<Instant>,
+}
 
 /// Routes calls to providers.
 pub struct Fabric {
     sim: Arc<dyn Provider>,
-    /// Real providers by kind, when configured; none are built in yet.
+    /// Real providers by kind: those whose credentials are set.
     providers: HashMap<&'static str, Arc<dyn Provider>>,
-    /// Transport retries per model before moving down the chain.
-    pub transport_retries: u32,
+    pub retry: RetryPolicy,
+    health: Mutex<HashMap<String, Health>>,
+    /// Providers whose credentials are set but which could not be built.
+    setup_errors: Vec<String>,
 }
 
 impl Fabric {
     /// A fabric where every model is answered by the simulator.
     pub fn simulated() -> Fabric {
-        Fabric { sim: Arc::new(sim::Sim::new()), providers: HashMap::new(), transport_retries: 1 }
+        Fabric {
+            sim: Arc::new(sim::Sim::new()),
+            providers: HashMap::new(),
+            retry: RetryPolicy::default(),
+            health: Mutex::new(HashMap::new()),
+            setup_errors: Vec::new(),
+        }
     }
 
-    /// Lines for stderr explaining which models run on the simulator.
+    /// The real providers whose keys are in the environment (unless
+    /// `AOS_LLM=sim`), the simulator for the rest. `AOS_LLM_TIMEOUT_MS`
+    /// bounds one HTTP request (default 120 s); `AOS_LLM_RETRIES`,
+    /// `AOS_LLM_BACKOFF_MS` and `AOS_LLM_COOLDOWN_MS` tune the router.
+    pub fn from_env() -> Fabric {
+        let mut f = Fabric::simulated();
+        if let Some(n) = env_nonempty("AOS_LLM_RETRIES").and_then(|v| v.trim().parse().ok()) {
+            f.retry.retries = n;
+        }
+        if let Some(d) = env_ms("AOS_LLM_BACKOFF_MS") {
+            f.retry.backoff = d;
+        }
+        if let Some(d) = env_ms("AOS_LLM_COOLDOWN_MS") {
+            f.retry.cooldown = d;
+        }
+        if forced_sim() {
+            return f;
+        }
+        let timeout = env_ms("AOS_LLM_TIMEOUT_MS").unwrap_or(Duration::from_secs(120));
+        let logprobs = env_nonempty("AOS_LLM_LOGPROBS").is_some_and(|v| v.trim() == "1" || v.trim() == "true");
+        for (kind, key_var, base_var, default) in PROVIDERS {
+            let Some(key) = env_nonempty(key_var) else { continue };
+            let base = env_nonempty(base_var).unwrap_or_else(|| default.to_string());
+            let endpoint = match wire::Endpoint::new(kind.as_str(), base, key.trim().to_string(), timeout) {
+                Ok(e) => e.with_logprobs(logprobs),
+                Err(e) => {
+                    f.setup_errors.push(e);
+                    continue;
+                }
+            };
+            let p: Arc<dyn Provider> = match kind {
+                ProviderKind::Openai => Arc::new(openai::OpenAi { endpoint }),
+                ProviderKind::Anthropic => Arc::new(anthropic::Anthropic { endpoint }),
+                ProviderKind::Gemini => Arc::new(gemini::Gemini { endpoint }),
+                ProviderKind::Sim => continue,
+            };
+            f.providers.insert(kind.as_str(), p);
+        }
+        f
+    }
+
+    /// Installs a provider for a kind (tests, embedders).
+    pub fn with_provider(mut self, kind: ProviderKind, p: Arc<dyn Provider>) -> Fabric {
+        self.providers.insert(kind.as_str(), p);
+        self
+    }
+
+    /// True when models of this kind go to the real provider.
+    pub fn configured(&self, kind: ProviderKind) -> bool {
+        kind != ProviderKind::Sim && !forced_sim() && self.providers.contains_key(kind.as_str())
+    }
+
+    /// Lines for stderr saying which models run on the simulator and why.
     pub fn notes(&self, program: &Program) -> Vec<String> {
-        let forced = std::env::var("AOS_LLM").map(|v| v == "sim").unwrap_or(false);
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self.setup_errors.iter().map(|e| format!("warning: {e}")).collect();
         let mut names: Vec<&str> = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
         for m in program.models.values() {
-            if m.provider != ProviderKind::Sim && !self.providers.contains_key(m.provider.as_str()) {
+            if m.provider != ProviderKind::Sim && !self.configured(m.provider) {
                 names.push(m.name.as_str());
+                if let Some(var) = credential_var(m.provider).filter(|var| !missing.iter().any(|v| v == var)) {
+                    missing.push(var.to_string());
+                }
             }
         }
         if !names.is_empty() {
-            let why = if forced {
+            let why = if forced_sim() {
                 "AOS_LLM=sim".to_string()
             } else {
-                "no provider is configured in this build (set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY once real providers land)".to_string()
+                format!("{} not set", missing.join(", "))
             };
             out.push(format!("note: models {} run on the offline simulator (sim): {why}", names.join(", ")));
         }
@@ -123,15 +300,48 @@ impl Fabric {
     }
 
     fn provider_for(&self, model: &Model) -> &Arc<dyn Provider> {
-        let forced = std::env::var("AOS_LLM").map(|v| v == "sim").unwrap_or(false);
-        if forced {
+        if forced_sim() {
             return &self.sim;
         }
         self.providers.get(model.provider.as_str()).unwrap_or(&self.sim)
     }
 
-    /// Asks the role's chain in order; transport errors are retried, then the
-    /// next model is tried (an audited fallback).
+    fn health_key(model: &Model) -> String {
+        format!("{}|{}|{}|{}", model.provider.as_str(), model.model_id, model.base_url.as_deref().unwrap_or(""), model.name)
+    }
+
+    /// How long the model still cools down, if it does.
+    fn cooling(&self, model: &Model) -> Option<Duration> {
+        let health = self.health.lock().ok()?;
+        let until = health.get(&Self::health_key(model))?.until?;
+        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    fn succeeded(&self, model: &Model) {
+        if let Ok(mut h) = self.health.lock() {
+            h.remove(&Self::health_key(model));
+        }
+    }
+
+    /// Records a call that got no answer from the model; returns the
+    /// cooldown it starts, if it starts one.
+    fn failed(&self, model: &Model, at_least: Option<Duration>, now: bool) -> Option<Duration> {
+        let mut h = self.health.lock().ok()?;
+        let e = h.entry(Self::health_key(model)).or_default();
+        e.failures += 1;
+        if now || e.failures >= self.retry.cooldown_after || at_least.is_some() {
+            let d = at_least.unwrap_or(self.retry.cooldown).max(if now || e.failures >= self.retry.cooldown_after { self.retry.cooldown } else { Duration::ZERO });
+            e.until = Some(Instant::now() + d);
+            e.failures = 0;
+            return Some(d);
+        }
+        None
+    }
+
+    /// Asks the role's chain in order. Transport errors are retried with
+    /// backoff (or the server's `retry-after`); then, or at once after an
+    /// error retrying cannot fix, the next model is tried (an audited
+    /// fallback). Models cooling down are skipped unless all of them are.
     async fn ask_chain(
         &self,
         program: &Program,
@@ -144,36 +354,97 @@ impl Fabric {
         if chain.is_empty() {
             return Err(format!("role `{role}` is bound to no model"));
         }
+        let purpose = if base.purpose == Purpose::Verify { "verify" } else { "answer" };
+        let cooling: Vec<Option<Duration>> = chain.iter().map(|n| program.models.get(n).and_then(|m| self.cooling(m))).collect();
+        let all_cooling = cooling.iter().all(Option::is_some);
         let mut last = String::new();
+        let mut prev: Option<&str> = None;
         for (i, name) in chain.iter().enumerate() {
             let Some(model) = program.models.get(name) else {
                 last = format!("model `{name}` is not in the program");
                 continue;
             };
-            if i > 0 {
+            if let (Some(left), false) = (cooling.get(i).copied().flatten(), all_cooling) {
+                out.decisions.push(Decision::new(
+                    "cooldown",
+                    Some(step),
+                    json!({"role": role, "model": name, "skipped": true, "remaining_ms": left.as_millis() as u64}),
+                ));
+                last = format!("model `{name}` is cooling down after repeated failures");
+                continue;
+            }
+            if let Some(from) = prev {
                 out.decisions.push(Decision::new(
                     "fallback",
                     Some(step),
-                    json!({"role": role, "from": chain.get(i - 1), "to": name, "because": last}),
+                    json!({"role": role, "from": from, "to": name, "because": last}),
                 ));
             }
+            prev = Some(name);
             let provider = self.provider_for(model);
+            let is_sim = Arc::ptr_eq(provider, &self.sim);
+            let answered_by = if is_sim { "sim" } else { model.provider.as_str() };
+            let retries = if is_sim { self.retry.sim_retries } else { self.retry.retries };
             let mut req = base.clone();
             req.model = model.clone();
-            for _ in 0..=self.transport_retries {
+            let mut retry = 0u32;
+            let (fatal, cool_at_least) = loop {
                 match provider.complete(&req).await {
                     Ok(c) => {
+                        self.succeeded(model);
+                        let u = usage_of(model, &c);
                         out.decisions.push(Decision::new(
                             "model",
                             Some(step),
-                            json!({"role": role, "model": name, "provider": model.provider.as_str(),
-                                   "answered_by": if Arc::ptr_eq(provider, &self.sim) { "sim" } else { model.provider.as_str() },
-                                   "purpose": if base.purpose == Purpose::Verify { "verify" } else { "answer" }}),
+                            json!({"role": role, "model": name, "provider": model.provider.as_str(), "model_id": model.model_id,
+                                   "answered_by": answered_by, "purpose": purpose, "attempts": retry + 1,
+                                   "usage": u}),
                         ));
                         return Ok((c, model.clone()));
                     }
-                    Err(ProviderError::Transport(e)) => last = e,
+                    Err(ProviderError::Fatal(e)) => {
+                        out.decisions.push(Decision::new(
+                            "model_failed",
+                            Some(step),
+                            json!({"role": role, "model": name, "error": e, "retryable": false, "attempts": retry + 1}),
+                        ));
+                        last = e;
+                        break (true, None);
+                    }
+                    Err(ProviderError::Transport { message, retry_after }) => {
+                        last = message.clone();
+                        let too_long = retry_after.filter(|d| *d > self.retry.max_retry_after);
+                        if retry >= retries || too_long.is_some() {
+                            out.decisions.push(Decision::new(
+                                "model_failed",
+                                Some(step),
+                                json!({"role": role, "model": name, "error": message, "retryable": true, "attempts": retry + 1,
+                                       "retry_after_ms": retry_after.map(|d| d.as_millis() as u64)}),
+                            ));
+                            break (false, too_long);
+                        }
+                        let wait = match retry_after {
+                            Some(d) => d,
+                            None if is_sim => Duration::ZERO,
+                            None => self.retry.backoff(retry),
+                        };
+                        out.decisions.push(Decision::new(
+                            "transport_retry",
+                            Some(step),
+                            json!({"role": role, "model": name, "retry": retry + 1, "of": retries, "error": message,
+                                   "wait_ms": wait.as_millis() as u64, "retry_after_ms": retry_after.map(|d| d.as_millis() as u64)}),
+                        ));
+                        tokio::time::sleep(wait).await;
+                        retry += 1;
+                    }
                 }
+            };
+            if let Some(d) = self.failed(model, cool_at_least, fatal) {
+                out.decisions.push(Decision::new(
+                    "cooldown",
+                    Some(step),
+                    json!({"role": role, "model": name, "for_ms": d.as_millis() as u64, "because": last}),
+                ));
             }
         }
         Err(format!("every model of role `{role}` failed; last error: {last}"))
@@ -202,6 +473,8 @@ impl Fabric {
             None => None,
         };
         let mut ask_prompt = prompt.clone();
+        // Replies the verifier rejected, for the final error.
+        let mut rejected: Vec<String> = Vec::new();
         for round in 0..=REPAIRS {
             let base = Request {
                 model: placeholder_model(),
@@ -234,14 +507,17 @@ impl Fabric {
             } else {
                 Ok(Value::String(text.clone()))
             };
-            let problem = match value {
+            let (problem, problems) = match value {
                 Ok(v) => match call.verify {
                     Some(verify) => match self.verify(program, verify, &prompt, &text, &call, &mut out).await {
                         Ok(None) => {
                             out.result = Some(v);
                             return out;
                         }
-                        Ok(Some(low)) => low,
+                        Ok(Some((why, problems))) => {
+                            rejected.push(text.clone());
+                            (why, problems)
+                        }
                         Err(e) => {
                             out.error = Some(e);
                             return out;
@@ -252,7 +528,7 @@ impl Fabric {
                         return out;
                     }
                 },
-                Err(e) => e,
+                Err(e) => (e, Vec::new()),
             };
             out.decisions.push(Decision::new(
                 "repair",
@@ -260,19 +536,33 @@ impl Fabric {
                 json!({"round": round + 1, "problem": problem, "repair": round < REPAIRS}),
             ));
             if round == REPAIRS {
-                out.error = Some(problem);
+                out.error = Some(if rejected.len() >= 2 {
+                    let mut e = format!("{problem}, also after a re-ask with the verifier's problems");
+                    for (i, t) in rejected.iter().enumerate() {
+                        e.push_str(&format!("; reply {}: {}", i + 1, wire::clip(t, 400)));
+                    }
+                    e
+                } else {
+                    problem
+                });
                 return out;
             }
+            let notes = if problems.is_empty() {
+                String::new()
+            } else {
+                format!("\nA reviewer found these problems:\n{}", problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n"))
+            };
             ask_prompt = match call.schema {
-                Some(s) => format!("{prompt}\n\nYour previous reply was rejected: {problem}\nAnswer again with only JSON that validates against this schema:\n{s}"),
-                None => format!("{prompt}\n\nYour previous reply was rejected: {problem}\nAnswer again."),
+                Some(s) => format!("{prompt}\n\nYour previous reply was rejected: {problem}{notes}\nAnswer again with only JSON that validates against this schema:\n{s}"),
+                None => format!("{prompt}\n\nYour previous reply was rejected: {problem}{notes}\nAnswer again."),
             };
         }
         out.error = Some("no reply".into());
         out
     }
 
-    /// `Ok(None)` when the verifier is confident enough, `Ok(Some(why))` when not.
+    /// Asks the verifier role for a typed verdict. `Ok(None)` when it agrees
+    /// with at least `min_confidence`, `Ok(Some((why, problems)))` when not.
     async fn verify(
         &self,
         program: &Program,
@@ -281,38 +571,86 @@ impl Fabric {
         reply: &str,
         call: &LlmCall<'_>,
         out: &mut LlmOutcome,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<(String, Vec<String>)>, String> {
         let req = Request {
             model: placeholder_model(),
             prompt: format!(
-                "Check the reply below to the request below. Answer with JSON {{\"confidence\": C}} where C in [0, 1] is how sure you are the reply is correct and complete.\n\nRequest:\n{prompt}\n\nReply:\n{reply}"
+                "Check the reply below to the request below. Answer with a JSON object: \"agreement\" (true when the reply is correct and complete), \"confidence\" (a number in [0, 1]: how sure you are that the reply is correct and complete) and \"problems\" (a list of what is wrong or missing; empty when nothing is).\n\nRequest:\n{prompt}\n\nReply:\n{reply}"
             ),
             max_tokens: 256,
-            schema: None,
+            schema: Some(verdict_schema()),
             call_key: format!("{}#verify", call.call_key),
             purpose: Purpose::Verify,
         };
         let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
         out.usage.add(&usage_of(&model, &c));
-        let confidence = c.confidence.or_else(|| {
-            serde_json::from_str::<Value>(c.text.trim()).ok().and_then(|v| v.get("confidence").and_then(Value::as_f64))
-        });
+        let verdict = serde_json::from_str::<Value>(c.text.trim()).ok();
+        let stated = c
+            .confidence
+            .or_else(|| verdict.as_ref().and_then(|v| v.get("confidence")).and_then(Value::as_f64))
+            .map(|c| c.clamp(0.0, 1.0));
+        // A verifier sure in words but not in its tokens is taken at the
+        // lower figure.
+        let confidence = match (stated, c.agreement_probability) {
+            (Some(s), Some(p)) => Some(s.min(p)),
+            (s, _) => s,
+        };
+        let agreement = verdict.as_ref().and_then(|v| v.get("agreement")).and_then(Value::as_bool).unwrap_or(true);
+        let mut problems: Vec<String> = verdict
+            .as_ref()
+            .and_then(|v| v.get("problems"))
+            .and_then(Value::as_array)
+            .map(|ps| ps.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        if confidence.is_none() {
+            problems.push(format!("the verifier's reply is not a verdict: {}", wire::clip(&c.text, 200)));
+        }
         let min = verify.min_confidence.unwrap_or(0.0);
         let conf = confidence.unwrap_or(0.0);
-        let ok = conf >= min;
+        let ok = agreement && conf >= min && confidence.is_some();
         out.decisions.push(Decision::new(
             "verify",
             Some(call.step),
-            json!({"role": verify.role, "model": model.name, "confidence": confidence, "min_confidence": min, "accepted": ok}),
+            json!({"role": verify.role, "model": model.name, "agreement": agreement, "confidence": confidence,
+                   "stated_confidence": stated, "logprob_confidence": c.agreement_probability,
+                   "problems": problems, "min_confidence": min, "accepted": ok}),
         ));
-        Ok(if ok { None } else { Some(format!("verification by `{}` reported confidence {conf:.2}, below min_confidence {min:.2}", verify.role)) })
+        if ok {
+            return Ok(None);
+        }
+        let listed = if problems.is_empty() { String::new() } else { format!(" (problems: {})", problems.join("; ")) };
+        let why = if agreement {
+            format!("verification by `{}` reported confidence {conf:.2}, below min_confidence {min:.2}{listed}", verify.role)
+        } else {
+            format!("verification by `{}` disagreed with the reply (confidence {conf:.2}, min_confidence {min:.2}){listed}", verify.role)
+        };
+        Ok(Some((why, problems)))
     }
 }
 
+/// What a verifier answers (`verify:`).
+pub fn verdict_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "agreement": {"type": "boolean"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "problems": {"type": "array", "items": {"type": "string"}}
+        },
+        "required": ["agreement", "confidence", "problems"],
+        "additionalProperties": false
+    })
+}
+
+/// Reported usage at the model's declared prices. Cached input is billed at
+/// the input price and reasoning at the output price: a program declares
+/// one price for each, so the figure never undercounts.
 fn usage_of(model: &Model, c: &Completion) -> Usage {
     Usage {
         input_tokens: c.input_tokens,
         output_tokens: c.output_tokens,
+        cached_input_tokens: c.cached_tokens,
+        reasoning_tokens: c.reasoning_tokens,
         cost_usd: c.input_tokens as f64 * model.input_per_m / 1e6 + c.output_tokens as f64 * model.output_per_m / 1e6,
     }
 }

@@ -86,7 +86,7 @@ impl Provider for Sim {
             }
             let n = self.bump(format!("{}|{}", req.call_key, req.model.name));
             if n <= opts.fail_first {
-                return Err(ProviderError::Transport(format!(
+                return Err(ProviderError::transport(format!(
                     "sim model `{}`: simulated transport failure {n} of {} (fail_first)",
                     req.model.name, opts.fail_first
                 )));
@@ -96,7 +96,7 @@ impl Provider for Sim {
             let (text, confidence) = match req.purpose {
                 Purpose::Verify => {
                     let c = opts.confidence.unwrap_or(0.9);
-                    (json!({ "confidence": c }).to_string(), Some(c))
+                    (json!({ "agreement": true, "confidence": c, "problems": [] }).to_string(), Some(c))
                 }
                 Purpose::Answer => match &req.schema {
                     Some(schema) => {
@@ -116,6 +116,7 @@ impl Provider for Sim {
                 output_tokens: tokens::count_for(&req.model, &text),
                 text,
                 confidence,
+                ..Completion::default()
             })
         })
     }

@@ -1,7 +1,15 @@
 //! `file.read` and `file.write`, confined to the run's workspace: relative
-//! paths only, no `..`.
+//! paths only, no `..`, and no symbolic link that leads out of it (a
+//! sandboxed program can plant links in the workspace, and the runtime may
+//! read what the program may not). Paths are resolved by the kernel with
+//! `openat2(RESOLVE_BENEATH)` from the workspace directory, so a link
+//! swapped in between a check and the open cannot escape either.
 
+use std::fs::File;
+use std::io::{Read as _, Write as _};
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use serde_json::{json, Value};
 
@@ -26,6 +34,40 @@ pub fn confine(workspace: &Path, path: &str) -> Result<PathBuf, String> {
     Ok(workspace.join(p))
 }
 
+/// Opens `rel` (already checked by [`confine`]) beneath `workspace`; with
+/// `create`, creates missing parent directories and the file (truncated).
+fn open_beneath(workspace: &Path, rel: &str, create: bool) -> Result<File, String> {
+    let escape = || format!("file path `{rel}` leaves the run's workspace through a symbolic link");
+    let fail = |e: rustix::io::Errno| {
+        if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::LOOP {
+            escape()
+        } else {
+            format!("`{rel}` in the workspace: {}", std::io::Error::from(e))
+        }
+    };
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    std::fs::create_dir_all(workspace).map_err(|e| format!("cannot create the workspace: {e}"))?;
+    let root = File::open(workspace).map_err(|e| format!("cannot open the workspace: {e}"))?;
+    let path = Path::new(rel);
+    if !create {
+        let fd = rustix::fs::openat2(&root, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), resolve).map_err(fail)?;
+        return Ok(File::from(fd));
+    }
+    let mut dir = std::os::fd::OwnedFd::from(root);
+    let mut parts: Vec<&std::ffi::OsStr> = path.components().filter_map(|c| if let Component::Normal(n) = c { Some(n) } else { None }).collect();
+    let Some(name) = parts.pop() else { return Err(format!("file path `{rel}` names no file")) };
+    for part in parts {
+        match rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        dir = rustix::fs::openat2(&dir, part, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), resolve).map_err(fail)?;
+    }
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat2(&dir, name, flags, Mode::from_raw_mode(0o644), resolve).map_err(fail)?;
+    Ok(File::from(fd))
+}
+
 fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
     args.get(name).and_then(Value::as_str).ok_or_else(|| format!("missing String argument `{name}`"))
 }
@@ -37,12 +79,17 @@ impl Tool for Read {
     fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
         Box::pin(async move {
             let rel = arg(&args, "path")?;
-            let path = confine(&ctx.workspace, rel)?;
-            tokio::task::spawn_blocking(move || std::fs::read_to_string(&path))
-                .await
-                .map_err(|e| e.to_string())?
-                .map(Value::String)
-                .map_err(|e| format!("cannot read `{rel}` in the workspace: {e}"))
+            confine(&ctx.workspace, rel)?;
+            let (workspace, owned) = (ctx.workspace.clone(), rel.to_string());
+            tokio::task::spawn_blocking(move || {
+                let mut file = open_beneath(&workspace, &owned, false)?;
+                let mut text = String::new();
+                file.read_to_string(&mut text).map_err(|e| format!("cannot read `{owned}` in the workspace: {e}"))?;
+                Ok::<_, String>(Value::String(text))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| if e.starts_with("cannot") || e.starts_with("file path") { e } else { format!("cannot read {e}") })
         })
     }
 }
@@ -52,17 +99,16 @@ impl Tool for Write {
         Box::pin(async move {
             let rel = arg(&args, "path")?.to_string();
             let content = arg(&args, "content")?.to_string();
-            let path = confine(&ctx.workspace, &rel)?;
+            confine(&ctx.workspace, &rel)?;
             let n = content.len();
+            let workspace = ctx.workspace.clone();
             tokio::task::spawn_blocking(move || {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::write(&path, content)
+                let mut file = open_beneath(&workspace, &rel, true)?;
+                file.write_all(content.as_bytes()).map_err(|e| format!("cannot write `{rel}` in the workspace: {e}"))
             })
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot write `{rel}` in the workspace: {e}"))?;
+            .map_err(|e| if e.starts_with("cannot") || e.starts_with("file path") { e } else { format!("cannot write {e}") })?;
             Ok(json!({ "bytes": n }))
         })
     }

@@ -1,0 +1,126 @@
+//! `aosc models`: the models a program declares, with prices, context
+//! windows, the endpoint each would use and whether its credentials are set.
+
+use aos_compiler::check::FsLoader;
+use aos_compiler::diagnostic::render_human;
+use aos_compiler::ir::{Program, Provider};
+use aos_runtime::fabric::{self, PROVIDERS};
+use serde_json::{json, Value};
+
+use super::exit;
+
+/// List the models a program declares: prices, context window, endpoint,
+/// roles, and whether the provider's key is set (else the model runs on the
+/// offline simulator).
+#[derive(clap::Args)]
+#[command(after_help = "Credentials are read from OPENAI_API_KEY, ANTHROPIC_API_KEY and GEMINI_API_KEY
+(never printed); endpoints from OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GEMINI_BASE_URL
+or a model's `base_url:`. AOS_LLM=sim puts every model on the simulator.
+
+Examples:
+  aosc models pipeline.aos
+  aosc models pipeline.aos --json   [{\"name\", \"provider\", \"model_id\", \"input_per_m\", \"output_per_m\",
+                                     \"context\", \"endpoint\", \"roles\", \"credentials\", \"runs_on\"}, ...]")]
+pub struct ModelsArgs {
+    /// The .aos file (or a checked program as IR JSON, `*.json`).
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load(file: &str) -> Result<Program, u8> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("error: cannot read `{file}`: {e}");
+        exit::USAGE
+    })?;
+    if file.ends_with(".json") {
+        return serde_json::from_str::<Program>(&text).map_err(|e| {
+            eprintln!("error: `{file}` is not a checked program (IR JSON): {e}");
+            exit::USAGE
+        });
+    }
+    let analysis = aos_compiler::check(file, &text, &FsLoader);
+    if analysis.has_errors() {
+        eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
+        eprintln!("error: `{file}` does not check");
+        return Err(exit::USAGE);
+    }
+    analysis.program.ok_or_else(|| {
+        eprintln!("error: the checker produced no program for `{file}`");
+        exit::USAGE
+    })
+}
+
+fn env_set(var: &str) -> bool {
+    std::env::var(var).map(|v| !v.trim().is_empty()).unwrap_or(false)
+}
+
+/// One model as `--json` prints it.
+fn describe(program: &Program, m: &aos_compiler::ir::Model) -> Value {
+    let forced = fabric::forced_sim();
+    let spec = PROVIDERS.iter().find(|p| p.0 == m.provider);
+    let (credentials, endpoint, real) = match spec {
+        Some((_, key_var, base_var, default)) => {
+            let present = env_set(key_var);
+            let base = m.base_url.clone().or_else(|| std::env::var(base_var).ok().filter(|v| !v.trim().is_empty())).unwrap_or_else(|| default.to_string());
+            (json!({"variable": key_var, "present": present}), json!(base), present && !forced)
+        }
+        None => (Value::Null, Value::Null, false),
+    };
+    let roles: Vec<&String> = program.roles.iter().filter(|(_, ms)| ms.contains(&m.name)).map(|(r, _)| r).collect();
+    json!({
+        "name": m.name, "provider": m.provider.as_str(), "model_id": m.model_id,
+        "input_per_m": m.input_per_m, "output_per_m": m.output_per_m, "context": m.context,
+        "endpoint": endpoint, "roles": roles, "credentials": credentials,
+        "runs_on": if real { m.provider.as_str() } else { "sim" },
+    })
+}
+
+/// `$2.50`, `$0.075`: at least two decimals, at most six.
+fn price(p: f64) -> String {
+    let s = format!("{p:.6}");
+    let t = s.trim_end_matches('0');
+    let decimals = t.split('.').nth(1).map(str::len).unwrap_or(0);
+    if decimals < 2 { format!("${p:.2}") } else { format!("${t}") }
+}
+
+pub fn run(args: &ModelsArgs) -> u8 {
+    let program = match load(&args.file) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let list: Vec<Value> = program.models.values().map(|m| describe(&program, m)).collect();
+    if args.json {
+        println!("{}", Value::Array(list));
+        return exit::OK;
+    }
+    if list.is_empty() {
+        eprintln!("`{}` declares no models", args.file);
+        return exit::OK;
+    }
+    println!("{:<14} {:<10} {:<24} {:>10} {:>10} {:>9}  {:<28} {:<16} ENDPOINT", "MODEL", "PROVIDER", "ID", "INPUT/M", "OUTPUT/M", "CONTEXT", "CREDENTIALS", "ROLES");
+    for (m, v) in program.models.values().zip(&list) {
+        let creds = match (m.provider, v["credentials"]["present"].as_bool()) {
+            (Provider::Sim, _) => "not needed".to_string(),
+            (_, Some(true)) if fabric::forced_sim() => format!("{} set (AOS_LLM=sim)", v["credentials"]["variable"].as_str().unwrap_or("")),
+            (_, Some(true)) => format!("{} set", v["credentials"]["variable"].as_str().unwrap_or("")),
+            _ => format!("{} missing: sim", v["credentials"]["variable"].as_str().unwrap_or("")),
+        };
+        let roles = v["roles"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default();
+        println!(
+            "{:<14} {:<10} {:<24} {:>10} {:>10} {:>9}  {:<28} {:<16} {}",
+            m.name,
+            m.provider.as_str(),
+            m.model_id,
+            price(m.input_per_m),
+            price(m.output_per_m),
+            m.context,
+            creds,
+            if roles.is_empty() { "-".to_string() } else { roles },
+            v["endpoint"].as_str().unwrap_or("-"),
+        );
+    }
+    exit::OK
+}

@@ -1,0 +1,102 @@
+//! `openai`: the Chat Completions API (`POST {base}/chat/completions`),
+//! which OpenAI and the OpenAI-compatible servers (Ollama, vLLM, llama.cpp's
+//! server, gateways) speak. Structured output uses `response_format:
+//! {"type": "json_schema", …}`.
+
+use serde_json::{json, Value};
+
+use super::wire::{self, Endpoint};
+use super::{Completion, Provider, ProviderError, Purpose, Request};
+use crate::store::BoxFuture;
+
+/// The public endpoint, version path included (as OpenAI's SDKs).
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+pub struct OpenAi {
+    pub endpoint: Endpoint,
+}
+
+/// The request body and whether the schema was wrapped in `{"value": …}`
+/// (structured outputs need an object at the root).
+pub fn body(req: &Request, base: &str, logprobs: bool) -> (Value, bool) {
+    let mut body = json!({
+        "model": req.model.model_id,
+        "messages": [{"role": "user", "content": req.prompt}],
+    });
+    // OpenAI's own endpoint deprecates `max_tokens` (its reasoning models
+    // refuse it); compatible servers widely know only `max_tokens`.
+    let key = if base.starts_with(DEFAULT_BASE_URL) { "max_completion_tokens" } else { "max_tokens" };
+    body[key] = json!(req.max_tokens);
+    if logprobs && req.purpose == Purpose::Verify {
+        body["logprobs"] = json!(true);
+    }
+    let mut wrapped = false;
+    if let Some(schema) = &req.schema {
+        let (root, w) = wire::object_root(schema);
+        wrapped = w;
+        body["response_format"] = json!({
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": root, "strict": strict_ok(&root)},
+        });
+    }
+    (body, wrapped)
+}
+
+/// OpenAI's strict mode accepts only schemas whose every object lists all
+/// its properties as required and forbids others; send `strict: true` only
+/// for those (the reply is validated either way).
+fn strict_ok(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => {
+            if m.get("type").and_then(Value::as_str) == Some("object") || m.contains_key("properties") {
+                let props: Vec<&String> = m.get("properties").and_then(Value::as_object).map(|p| p.keys().collect()).unwrap_or_default();
+                let required: Vec<&str> = m.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                if m.get("additionalProperties") != Some(&Value::Bool(false)) || props.iter().any(|p| !required.contains(&p.as_str())) {
+                    return false;
+                }
+            }
+            m.values().all(strict_ok)
+        }
+        Value::Array(items) => items.iter().all(strict_ok),
+        _ => true,
+    }
+}
+
+impl Provider for OpenAi {
+    fn complete<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<Completion, ProviderError>> {
+        Box::pin(async move {
+            let base = self.endpoint.base_for(req.model.base_url.as_deref());
+            let url = format!("{base}/chat/completions");
+            let (body, wrapped) = body(req, base, self.endpoint.logprobs);
+            let auth = format!("Bearer {}", self.endpoint.key);
+            let reply = self.endpoint.post(&url, &[("authorization", &auth)], &body).await?;
+            parse(&reply, wrapped)
+        })
+    }
+}
+
+/// Reads `choices[0].message.content` and `usage`. `prompt_tokens`
+/// includes cached tokens and `completion_tokens` includes reasoning tokens.
+pub fn parse(reply: &Value, wrapped: bool) -> Result<Completion, ProviderError> {
+    let message = wire::at(reply, &["choices", "0", "message"])
+        .ok_or_else(|| ProviderError::transport(format!("openai: malformed response: no choices[0].message in {}", wire::clip(&reply.to_string(), 200))))?;
+    let text = match (message.get("content").and_then(Value::as_str), message.get("refusal").and_then(Value::as_str)) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(r)) => format!("(refused) {r}"),
+        (None, None) => return Err(ProviderError::transport("openai: malformed response: the message has no content".into())),
+    };
+    let usage = reply.get("usage").cloned().unwrap_or(Value::Null);
+    let tokens = wire::at(reply, &["choices", "0", "logprobs", "content"]).and_then(Value::as_array);
+    let agreement_probability = tokens.and_then(|ts| {
+        wire::agreement_probability(ts.iter().filter_map(|t| Some((t.get("token")?.as_str()?, t.get("logprob")?.as_f64()?))))
+    });
+    Ok(Completion {
+        text: wire::unwrap_value(text, wrapped),
+        input_tokens: wire::count(&usage, &["prompt_tokens"]),
+        output_tokens: wire::count(&usage, &["completion_tokens"]),
+        cached_tokens: wire::count(&usage, &["prompt_tokens_details", "cached_tokens"]),
+        reasoning_tokens: wire::count(&usage, &["completion_tokens_details", "reasoning_tokens"]),
+        confidence: None,
+        agreement_probability,
+    })
+}
