@@ -130,3 +130,42 @@ workflow failing() -> String {
     let error = v["error"].as_str().unwrap();
     assert!(error.contains("exited with status 4; stderr: no network here"), "{error}");
 }
+
+#[test]
+fn a_policy_keeps_shell_exec_from_untrusted_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.aos");
+    std::fs::write(
+        &file,
+        r#"use std.shell
+
+policy no_shell_for_strangers {
+  deny when tool == "shell.exec" and trust < trusted
+}
+
+workflow touch() -> Int {
+  intent: "Leave a mark in the workspace"
+  budget: $0.01
+  risk: high
+  step t = shell.exec(command: ["sh", "-c", "echo mark > mark.txt"])
+  return t.status
+}
+"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let o = aosc(dir.path(), &["run", file, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = stdout_json(&o);
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("no_shell_for_strangers"), "{error}");
+    let id = v["run_id"].as_str().unwrap();
+    assert!(!dir.path().join("runs").join(id).join("workspace").join("mark.txt").exists(), "the program ran");
+
+    let o = aosc(dir.path(), &["run", file, "--trust", "trusted", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = stdout_json(&o);
+    assert_eq!(v["output"], 0);
+    let id = v["run_id"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("runs").join(id).join("workspace").join("mark.txt")).unwrap(), "mark\n");
+}

@@ -8,6 +8,7 @@
 //! the original file. Comments never reach the parser; they are collected
 //! for the formatter and for doc comments.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use logos::Logos;
@@ -20,8 +21,9 @@ use crate::span::Span;
 /// The code of every syntax error.
 pub const SYNTAX: &str = "E0001";
 
-/// One token. Text-carrying tokens borrow from the source, except string
-/// text, which is cooked (escapes processed, indentation removed).
+/// One token. Text-carrying tokens borrow from the source; string text is
+/// cooked (escapes processed, indentation removed) and borrows too unless
+/// cooking changed it, so that the parser's clones of tokens stay cheap.
 #[derive(Logos, Clone, Debug, PartialEq)]
 #[logos(skip r"[ \t\r\n\f]+")]
 pub enum Token<'s> {
@@ -157,7 +159,7 @@ pub enum Token<'s> {
     /// The start of a string literal; `true` for `"""`.
     StrStart(bool),
     /// Literal text of a string, cooked.
-    StrText(String),
+    StrText(Cow<'s, str>),
     /// The `{` opening an interpolation.
     InterpStart,
     /// The `}` closing an interpolation.
@@ -273,7 +275,7 @@ impl Token<'_> {
                     "\""
                 }
             }
-            Token::StrText(s) => s,
+            Token::StrText(s) => s.as_ref(),
             Token::LineComment => "//",
             Token::DocComment => "///",
             Token::BlockComment(_) => "/*",
@@ -747,8 +749,12 @@ fn trim_indent_skips(
 }
 
 /// The value of raw string text `a..b`: escapes processed, `skips` removed.
-fn cook(src: &str, a: usize, b: usize, skips: &[(usize, usize)]) -> String {
+/// Borrowed from the source when there is nothing to process (most text).
+fn cook<'s>(src: &'s str, a: usize, b: usize, skips: &[(usize, usize)]) -> Cow<'s, str> {
     let raw = src.get(a..b).unwrap_or("");
+    if !raw.contains('\\') && !skips.iter().any(|&(s, e)| s < b && a < e) {
+        return Cow::Borrowed(raw);
+    }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.char_indices().peekable();
     let mut skip_idx = 0;
@@ -773,7 +779,7 @@ fn cook(src: &str, a: usize, b: usize, skips: &[(usize, usize)]) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Small builder helpers used on a diagnostic already pushed.

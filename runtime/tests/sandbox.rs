@@ -221,12 +221,12 @@ async fn escape_exceeding_memory() {
 
 #[tokio::test]
 async fn escape_exceeding_cpu() {
-    let f = Fixture::with(Limits { cpu_secs: 1, ..limits() });
+    let f = Fixture::with(Limits { cpu_secs: 1, wall: Duration::from_secs(60), ..limits() });
     let started = Instant::now();
     let out = f.sh("while :; do :; done").await;
     assert!(!out.timed_out, "the CPU limit, not the wall clock, must end it");
     assert!(matches!(out.signal, Some(24) | Some(9)), "{out:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[tokio::test]
@@ -278,10 +278,10 @@ async fn escape_outliving_the_wall_clock_limit() {
 async fn escape_by_double_fork_and_setsid_after_exit() {
     let f = Fixture::new();
     let started = Instant::now();
-    let out = f.sh("(setsid sh -c 'sleep 2; echo late > late' &); (nohup sh -c 'sleep 2; echo late > late2' >/dev/null 2>&1 &); exit 0").await;
+    let out = f.sh("(setsid sh -c 'sleep 4; echo late > late' &); (nohup sh -c 'sleep 4; echo late > late2' >/dev/null 2>&1 &); exit 0").await;
     assert_eq!(out.status, 0);
-    assert!(started.elapsed() < Duration::from_secs(2), "the program's exit must not wait for orphans");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(started.elapsed() < Duration::from_millis(3500), "the program's exit must not wait for orphans");
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     assert!(!f.ws().join("late").exists() && !f.ws().join("late2").exists());
 }
 
@@ -401,4 +401,15 @@ async fn escape_through_file_tools_via_a_symlink_the_program_planted() {
     assert_eq!(read.call(json!({"path": "alias.txt"}), &ctx).await.unwrap(), json!("inside"));
     write.call(json!({"path": "d/new/deep.txt", "content": "ok"}), &ctx).await.unwrap();
     assert_eq!(std::fs::read_to_string(f.ws().join("d/new/deep.txt")).unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn unsandboxed_output_survives_a_daemon_holding_the_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::new(Isolation::detect_with(None, true), limits());
+    let started = Instant::now();
+    let script = "echo before; (setsid sleep 6 &); echo after";
+    let out = s.run(&["sh".into(), "-c".into(), script.into()], None, dir.path()).await.unwrap();
+    assert_eq!(text(&out.stdout), "before\nafter\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -13,10 +13,45 @@ use crate::ast::*;
 use crate::lexer::Token;
 use crate::span::Span;
 
-pub(crate) type Extra<'t, 's> = extra::Err<Rich<'t, Token<'s>, Span>>;
+pub(crate) type Extra<E> = extra::Err<E>;
+
+/// The error type the grammar is generic over: [`Rich`] for diagnostics,
+/// or chumsky's zero-sized [`EmptyErr`] for the fast first pass of
+/// [`super::parse`] (chumsky skips all error bookkeeping for a zero-sized
+/// error, which was the largest cost of parsing a valid file).
+pub(crate) trait PErr<'t, 's: 't, I>:
+    chumsky::error::Error<'t, I>
+    + chumsky::label::LabelError<'t, I, RichPattern<'t, Token<'s>>>
+    + chumsky::label::LabelError<'t, I, &'static str>
+    + chumsky::label::LabelError<'t, I, chumsky::DefaultExpected<'t, Token<'s>>>
+    + 't
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    /// A custom error (see [`custom_error`]).
+    fn custom(span: Span, text: String) -> Self;
+}
+
+impl<'t, 's: 't, I> PErr<'t, 's, I> for Rich<'t, Token<'s>, Span>
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    fn custom(span: Span, text: String) -> Self {
+        Rich::custom(span, text)
+    }
+}
+
+impl<'t, 's: 't, I> PErr<'t, 's, I> for EmptyErr
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+{
+    fn custom(_: Span, _: String) -> Self {
+        EmptyErr::default()
+    }
+}
 
 /// A type-erased parser: expressions and types are built once and shared.
-pub(crate) type P<'t, 's, I, O> = Boxed<'t, 't, I, O, Extra<'t, 's>>;
+pub(crate) type P<'t, 's, I, O, E> = Boxed<'t, 't, I, O, Extra<E>>;
 
 impl chumsky::span::Span for Span {
     type Context = ();
@@ -77,9 +112,10 @@ fn closes(t: &Token<'_>) -> bool {
 
 /// A closing delimiter that, when missing, is reported and taken as present
 /// so that what follows still parses.
-fn close<'t, 's: 't, I>(tok: Token<'s>) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone
+fn close<'t, 's: 't, I, E>(tok: Token<'s>) -> impl Parser<'t, I, (), Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     // Only when what follows cannot continue the construct anyway: taking a
     // closer as present before `x` in `f(a x)` would hide the real mistake.
@@ -97,9 +133,10 @@ where
 
 /// `-> T` before a `{ … }` block: a missing type is reported as such
 /// (rather than the block being read as a record type).
-fn ret_type<'t, 's: 't, I>(t: P<'t, 's, I, TypeExpr>) -> impl Parser<'t, I, TypeExpr, Extra<'t, 's>> + Clone
+fn ret_type<'t, 's: 't, I, E>(t: P<'t, 's, I, TypeExpr, E>) -> impl Parser<'t, I, TypeExpr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     let missing = any()
         .filter(|t: &Token<'s>| matches!(t, Token::LBrace) || closes(t) || is_item_keyword(t))
@@ -120,13 +157,17 @@ where
 
 /// A custom error carrying a primary label and an optional help, which
 /// `errors` unpacks (chumsky's custom errors hold one string).
-pub(crate) fn custom_error<'t, 's>(span: Span, message: &str, label: &str, help: Option<&str>) -> Rich<'t, Token<'s>, Span> {
+pub(crate) fn custom_error<'t, 's: 't, I, E>(span: Span, message: &str, label: &str, help: Option<&str>) -> E
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
+{
     let mut text = format!("{message}{SEP}{label}");
     if let Some(help) = help {
         text.push(SEP);
         text.push_str(help);
     }
-    Rich::custom(span, text)
+    E::custom(span, text)
 }
 
 /// How an expected item is named in messages.
@@ -135,9 +176,10 @@ pub(crate) const ITEM: &str = "an item (`workflow`, `model`, `role`, `tool`, `ty
 /// Separates message, label and help in a custom error.
 pub(crate) const SEP: char = '\u{1f}';
 
-fn ident<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
+fn ident<'t, 's: 't, I, E>() -> impl Parser<'t, I, Ident, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     select! { Token::Ident(x) => x }
         .map_with(|x: &str, e| Ident {
@@ -148,9 +190,10 @@ where
 }
 
 /// An attribute or record key: an identifier or any keyword (`when:`).
-fn key<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
+fn key<'t, 's: 't, I, E>() -> impl Parser<'t, I, Ident, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     any()
         .filter(|t: &Token<'_>| matches!(t, Token::Ident(_)) || t.keyword().is_some())
@@ -163,9 +206,10 @@ where
 
 /// A name inside a policy condition: keywords other than operators and
 /// literals are facts and values there (`kind == llm`).
-fn policy_name<'t, 's: 't, I>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone
+fn policy_name<'t, 's: 't, I, E>() -> impl Parser<'t, I, Ident, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     any()
         .filter(is_policy_name)
@@ -211,9 +255,10 @@ fn parse_money(text: &str) -> Result<u64, &'static str> {
         .ok_or("this amount is too large")
 }
 
-fn literal<'t, 's: 't, I>() -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+fn literal<'t, 's: 't, I, E>() -> impl Parser<'t, I, Expr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     any()
         .filter(|t: &Token<'_>| {
@@ -291,10 +336,11 @@ where
 }
 
 /// A string literal; `expr` parses interpolations.
-fn string<'t, 's: 't, I, P>(expr: P) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+fn string<'t, 's: 't, I, E, P>(expr: P) -> impl Parser<'t, I, Expr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
-    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+    E: PErr<'t, 's, I>,
+    P: Parser<'t, I, Expr, Extra<E>> + Clone + 't,
 {
     let interp = expr
         .delimited_by(just(Token::InterpStart), just(Token::InterpEnd))
@@ -312,7 +358,7 @@ where
             },
         )))
         .map(StrPart::Interp);
-    let text = select! { Token::StrText(s) => StrPart::Text(s) };
+    let text = select! { Token::StrText(s) => StrPart::Text(s.into_owned()) };
     select! { Token::StrStart(triple) => triple }
         .then(text.or(interp).repeated().collect::<Vec<_>>())
         .then_ignore(just(Token::StrEnd))
@@ -340,10 +386,11 @@ fn merge_text(parts: Vec<StrPart>) -> Vec<StrPart> {
 /// The CALL of a step or a `for`: an expression that must be a call, an
 /// `llm` call or a `for`, not parenthesised (parentheses leave no trace in
 /// the tree, so the first token is looked at here).
-fn call_expr<'t, 's: 't, I, P>(ex: P, after: &'static str) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+fn call_expr<'t, 's: 't, I, E, P>(ex: P, after: &'static str) -> impl Parser<'t, I, Expr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
-    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+    E: PErr<'t, 's, I>,
+    P: Parser<'t, I, Expr, Extra<E>> + Clone + 't,
 {
     any().rewind().then(ex).validate(move |(first, call): (Token<'s>, Expr), _, emitter| {
         if first == Token::LParen || !is_call(&call) {
@@ -367,9 +414,10 @@ fn is_call(e: &Expr) -> bool {
 
 /// Expressions. In a policy condition (`policy == true`) keywords are names
 /// and there is no `llm` or `for`.
-pub(crate) fn expr<'t, 's: 't, I>(policy: bool) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+pub(crate) fn expr<'t, 's: 't, I, E>(policy: bool) -> impl Parser<'t, I, Expr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     recursive(move |expr| {
         let name = if policy {
@@ -583,7 +631,11 @@ where
 const MAX_CHAIN: usize = 256;
 
 /// Reports and cuts a chain longer than [`MAX_CHAIN`].
-fn limit_chain<'t, 's, T>(items: &mut Vec<T>, span: impl Fn(&T) -> Span, emitter: &mut chumsky::input::Emitter<Rich<'t, Token<'s>, Span>>) {
+fn limit_chain<'t, 's: 't, I, E, T>(items: &mut Vec<T>, span: impl Fn(&T) -> Span, emitter: &mut chumsky::input::Emitter<E>)
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
+{
     if items.len() > MAX_CHAIN {
         if let Some(first) = items.get(MAX_CHAIN) {
             emitter.emit(custom_error(
@@ -598,10 +650,11 @@ fn limit_chain<'t, 's, T>(items: &mut Vec<T>, span: impl Fn(&T) -> Span, emitter
 }
 
 /// `operand (OP operand)*`, folded to the left.
-fn left_assoc<'t, 's: 't, I, P>(operand: P, tok: Token<'s>, op: BinaryOp) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+fn left_assoc<'t, 's: 't, I, E, P>(operand: P, tok: Token<'s>, op: BinaryOp) -> impl Parser<'t, I, Expr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
-    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+    E: PErr<'t, 's, I>,
+    P: Parser<'t, I, Expr, Extra<E>> + Clone + 't,
 {
     operand
         .clone()
@@ -636,9 +689,10 @@ fn fold_path(path: Vec<Ident>) -> Expr {
     e
 }
 
-pub(crate) fn ty<'t, 's: 't, I>() -> impl Parser<'t, I, TypeExpr, Extra<'t, 's>> + Clone
+pub(crate) fn ty<'t, 's: 't, I, E>() -> impl Parser<'t, I, TypeExpr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     recursive(|ty| {
         let named = ident()
@@ -690,11 +744,12 @@ where
 
 /// A type that, when missing, is reported and replaced by an `Error` type so
 /// that parsing goes on.
-fn ty_or_error<'t, 's: 't, I>(
-    t: P<'t, 's, I, TypeExpr>,
-) -> impl Parser<'t, I, TypeExpr, Extra<'t, 's>> + Clone
+fn ty_or_error<'t, 's: 't, I, E>(
+    t: P<'t, 's, I, TypeExpr, E>,
+) -> impl Parser<'t, I, TypeExpr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     t.recover_with(via_parser(empty().map_with(|_, e| TypeExpr {
         kind: TypeExprKind::Error,
@@ -702,9 +757,10 @@ where
     })))
 }
 
-fn attr<'t, 's: 't, I>(ex: P<'t, 's, I, Expr>) -> impl Parser<'t, I, Attr, Extra<'t, 's>> + Clone
+fn attr<'t, 's: 't, I, E>(ex: P<'t, 's, I, Expr, E>) -> impl Parser<'t, I, Attr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     key()
         .labelled("an attribute name")
@@ -717,9 +773,10 @@ where
         })
 }
 
-fn attrs<'t, 's: 't, I>(ex: P<'t, 's, I, Expr>) -> impl Parser<'t, I, Attrs, Extra<'t, 's>> + Clone
+fn attrs<'t, 's: 't, I, E>(ex: P<'t, 's, I, Expr, E>) -> impl Parser<'t, I, Attrs, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     attr(ex)
         .then_ignore(just(Token::Comma).or_not())
@@ -732,12 +789,13 @@ where
         })
 }
 
-fn params<'t, 's: 't, I>(
-    ex: P<'t, 's, I, Expr>,
-    t: P<'t, 's, I, TypeExpr>,
-) -> impl Parser<'t, I, Vec<Param>, Extra<'t, 's>> + Clone
+fn params<'t, 's: 't, I, E>(
+    ex: P<'t, 's, I, Expr, E>,
+    t: P<'t, 's, I, TypeExpr, E>,
+) -> impl Parser<'t, I, Vec<Param>, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     ident()
         .labelled("a parameter name")
@@ -759,19 +817,20 @@ where
 /// Skips a broken construct: at least one token, then up to (not
 /// including) a token at nesting depth 0 for which `stop` holds, or an
 /// unmatched closing delimiter.
-fn skip_to<'t, 's: 't, I, O, F, S, G>(
+fn skip_to<'t, 's: 't, I, E, O, F, S, G>(
     stop_at_close: bool,
     starts: G,
     stop: S,
     make: F,
-) -> impl Parser<'t, I, O, Extra<'t, 's>> + Clone
+) -> impl Parser<'t, I, O, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
     G: Fn(&Token<'s>, Option<&Token<'s>>) -> bool + Clone,
     S: Fn(&Token<'s>) -> bool + Clone,
     F: Fn(Option<Token<'s>>, Option<Token<'s>>, Span) -> O + Clone,
 {
-    custom(move |inp: &mut chumsky::input::InputRef<'t, '_, I, Extra<'t, 's>>| {
+    custom(move |inp: &mut chumsky::input::InputRef<'t, '_, I, Extra<E>>| {
         let before = inp.cursor();
         let first = inp.next();
         let second = inp.peek();
@@ -782,7 +841,7 @@ where
                 // that it adds nothing when merged with the real one.
                 let span = inp.span_since(&before);
                 let found = first.map(chumsky::util::MaybeRef::Val);
-                return Err(<Rich<'t, Token<'s>, Span> as chumsky::label::LabelError<'t, I, RichPattern<'t, Token<'s>>>>::expected_found(
+                return Err(<E as chumsky::label::LabelError<'t, I, RichPattern<'t, Token<'s>>>>::expected_found(
                     std::iter::empty(),
                     found,
                     span,
@@ -806,12 +865,13 @@ where
     })
 }
 
-fn step<'t, 's: 't, I>(
-    ex: P<'t, 's, I, Expr>,
-    t: P<'t, 's, I, TypeExpr>,
-) -> impl Parser<'t, I, Option<Step>, Extra<'t, 's>> + Clone
+fn step<'t, 's: 't, I, E>(
+    ex: P<'t, 's, I, Expr, E>,
+    t: P<'t, 's, I, TypeExpr, E>,
+) -> impl Parser<'t, I, Option<Step>, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     just(Token::Step)
         .ignore_then(ident().labelled("a step name"))
@@ -854,12 +914,13 @@ where
         )))
 }
 
-fn workflow<'t, 's: 't, I>(
-    ex: P<'t, 's, I, Expr>,
-    t: P<'t, 's, I, TypeExpr>,
-) -> impl Parser<'t, I, ItemKind, Extra<'t, 's>> + Clone
+fn workflow<'t, 's: 't, I, E>(
+    ex: P<'t, 's, I, Expr, E>,
+    t: P<'t, 's, I, TypeExpr, E>,
+) -> impl Parser<'t, I, ItemKind, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     let header = attr(ex.clone())
         .map(Some)
@@ -916,11 +977,12 @@ where
 }
 
 /// A string literal without interpolation: its text and span.
-fn plain_string<'t, 's: 't, I>(
-    ex: P<'t, 's, I, Expr>,
-) -> impl Parser<'t, I, (String, Span), Extra<'t, 's>> + Clone
+fn plain_string<'t, 's: 't, I, E>(
+    ex: P<'t, 's, I, Expr, E>,
+) -> impl Parser<'t, I, (String, Span), Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     string(ex).validate(|e: Expr, _, emitter| {
         let mut text = String::new();
@@ -943,13 +1005,14 @@ where
     })
 }
 
-fn item<'t, 's: 't, I>(
-    ex: P<'t, 's, I, Expr>,
-    pex: P<'t, 's, I, Expr>,
-    t: P<'t, 's, I, TypeExpr>,
-) -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
+fn item<'t, 's: 't, I, E>(
+    ex: P<'t, 's, I, Expr, E>,
+    pex: P<'t, 's, I, Expr, E>,
+    t: P<'t, 's, I, TypeExpr, E>,
+) -> impl Parser<'t, I, Item, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     let use_ = just(Token::Use).ignore_then(
         plain_string(ex.clone()).map(|(p, s)| Use::Path(p, s)).or(ident()
@@ -1128,9 +1191,10 @@ where
 }
 
 /// A whole file: its items.
-pub(crate) fn file<'t, 's: 't, I>() -> impl Parser<'t, I, Vec<Item>, Extra<'t, 's>>
+pub(crate) fn file<'t, 's: 't, I, E>() -> impl Parser<'t, I, Vec<Item>, Extra<E>>
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
 {
     let ex = expr(false).boxed();
     let pex = expr(true).boxed();

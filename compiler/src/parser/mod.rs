@@ -9,6 +9,7 @@ mod errors;
 mod grammar;
 
 use chumsky::Parser as _;
+use chumsky::error::{EmptyErr, Rich};
 use chumsky::input::Input as _;
 
 use crate::ast::{self, CommentKind};
@@ -24,11 +25,26 @@ pub fn parse(text: &str, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     let mut diags = lexed.diagnostics;
     let eoi = Span::new(text.len(), text.len());
     let tokens = &lexed.tokens;
+    // First with a zero-sized error type: chumsky then keeps no record of
+    // the alternatives it tried, which is most of the cost of parsing a
+    // valid file. The grammar takes the same decisions whatever the error
+    // type, so an error-free result is the final tree; only when this pass
+    // finds an error is the file parsed again with `Rich` errors to explain
+    // it.
     let input = tokens.as_slice().map(eoi, |(t, s)| (t, s));
-    let (items, errs) = grammar::file().parse(input).into_output_errors();
-    let mut items = items.unwrap_or_default();
-    let parse_diags = errors::to_diagnostics(errs, tokens, text, file);
-    errors::merge(&mut diags, parse_diags, text);
+    let (fast, fast_errs) = grammar::file::<_, EmptyErr>().parse(input).into_output_errors();
+    let mut items = match fast {
+        Some(items) if fast_errs.is_empty() => items,
+        _ => {
+            let input = tokens.as_slice().map(eoi, |(t, s)| (t, s));
+            let (items, errs) = grammar::file::<_, Rich<'_, lexer::Token<'_>, Span>>()
+                .parse(input)
+                .into_output_errors();
+            let parse_diags = errors::to_diagnostics(errs, tokens, text, file);
+            errors::merge(&mut diags, parse_diags, text);
+            items.unwrap_or_default()
+        }
+    };
     attach_docs(&mut items, &lexed.comments, text);
     (
         ast::File {

@@ -27,6 +27,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -357,8 +358,9 @@ impl Sandbox {
             drop(pipe_in);
         });
         let bound = l.output_bytes;
-        let out = child.stdout.take().map(|p| tokio::spawn(read_bounded(p, bound)));
-        let err = child.stderr.take().map(|p| tokio::spawn(read_bounded(p, bound)));
+        let (out_buf, err_buf) = (Captured::default(), Captured::default());
+        let out = child.stdout.take().map(|p| tokio::spawn(read_bounded(p, bound, out_buf.clone())));
+        let err = child.stderr.take().map(|p| tokio::spawn(read_bounded(p, bound, err_buf.clone())));
         let (status, timed_out) = match tokio::time::timeout(l.wall, child.wait()).await {
             Ok(s) => (s.map_err(|e| format!("waiting for the program failed: {e}"))?, false),
             Err(_) => {
@@ -369,21 +371,18 @@ impl Sandbox {
         // Whatever the program left in its group goes with it.
         group.kill();
         writer.abort();
-        let collect = |h: Option<tokio::task::JoinHandle<(Vec<u8>, bool)>>| async move {
-            match h {
-                // A descendant that escaped the group may hold the pipe open: don't wait for it.
-                Some(mut h) => match tokio::time::timeout(Duration::from_secs(2), &mut h).await {
-                    Ok(Ok(v)) => v,
-                    _ => {
-                        h.abort();
-                        (Vec::new(), false)
-                    }
-                },
-                None => (Vec::new(), false),
+        let collect = |h: Option<tokio::task::JoinHandle<()>>, buf: Captured| async move {
+            if let Some(mut h) = h {
+                // A descendant that escaped the group (possible only without
+                // bubblewrap) may hold the pipe open: keep what was read.
+                if tokio::time::timeout(Duration::from_secs(2), &mut h).await.is_err() {
+                    h.abort();
+                }
             }
+            buf.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default()
         };
-        let (stdout, t1) = collect(out).await;
-        let (stderr, t2) = collect(err).await;
+        let (stdout, t1) = collect(out, out_buf).await;
+        let (stderr, t2) = collect(err, err_buf).await;
         use std::os::unix::process::ExitStatusExt;
         let code = status.code().or(status.signal().map(|s| 128 + s)).unwrap_or(-1);
         // bubblewrap reports a program killed by a signal as 128 + the signal.
@@ -423,24 +422,25 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-async fn read_bounded<R: AsyncRead + Unpin>(mut r: R, bound: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut truncated = false;
+/// What a reader kept of a stream, and whether it dropped some.
+type Captured = Arc<Mutex<(Vec<u8>, bool)>>;
+
+async fn read_bounded<R: AsyncRead + Unpin>(mut r: R, bound: usize, into: Captured) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let chunk = buf.get(..n).unwrap_or_default();
-                let room = bound.saturating_sub(kept.len());
+                let Ok(mut kept) = into.lock() else { break };
+                let room = bound.saturating_sub(kept.0.len());
                 if chunk.len() > room {
-                    truncated = true;
+                    kept.1 = true;
                 }
-                kept.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                kept.0.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
             }
         }
     }
-    (kept, truncated)
 }
 
 /// Kills a process group with SIGKILL when asked and when dropped, so a
@@ -493,4 +493,31 @@ fn count_tasks(uid: u32) -> u64 {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_workspace_has_a_stable_sandbox_user_in_range() {
+        let a = sandbox_uid(Path::new("/home/aos/.aos/runs/A/workspace"));
+        let b = sandbox_uid(Path::new("/home/aos/.aos/runs/B/workspace"));
+        assert_eq!(a, sandbox_uid(Path::new("/home/aos/.aos/runs/A/workspace")));
+        assert_ne!(a, b);
+        for uid in [a, b] {
+            assert!((SANDBOX_UID_BASE..SANDBOX_UID_BASE + SANDBOX_UID_SPAN).contains(&uid));
+        }
+    }
+
+    #[test]
+    fn limits_become_prlimit_options() {
+        let s = Sandbox::new(Isolation::Unsandboxed, Limits { cpu_secs: 3, memory_bytes: 1000, file_size_bytes: 10, processes: 5, ..Limits::default() });
+        let args = s.prlimit_args(4_000_000_000);
+        assert_eq!(args.first().map(String::as_str), Some("--cpu=3:4"));
+        assert!(args.contains(&"--as=1000".to_string()) && args.contains(&"--fsize=10".to_string()) && args.contains(&"--core=0".to_string()));
+        // No task runs as that user: only the program's own allowance and bubblewrap's.
+        assert!(args.contains(&"--nproc=8".to_string()), "{args:?}");
+        assert_eq!(args.last().map(String::as_str), Some("--"));
+    }
 }
