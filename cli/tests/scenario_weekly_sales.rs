@@ -175,3 +175,83 @@ fn tool_failures_end_the_step_with_a_clear_error_in_show() {
     assert!(e.contains("timed out"), "{e}");
     drop(silent);
 }
+
+/// A loopback HTTP server answering every request with a JSON echo of its
+/// request line and body.
+fn echo_server() -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((h, b)) = text.split_once("\r\n\r\n") {
+                    let len: usize = h
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .unwrap_or(0);
+                    if b.len() >= len {
+                        break (h.to_string(), b.to_string());
+                    }
+                }
+            };
+            let line = head.lines().next().unwrap_or("").to_string();
+            let out = serde_json::json!({"request": line, "body": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)}).to_string();
+            let _ = s.write_all(
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}", out.len()).as_bytes(),
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn user_http_tools_and_memory_through_aosc() {
+    let home = tempfile::tempdir().unwrap();
+    let base = echo_server();
+    let src = format!(
+        r#"
+use std.memory
+
+tool crm.lookup(customer_id: String) -> Json {{
+  http: "POST {base}/lookup"
+  risk: low
+}}
+
+workflow enrich(id: String = "c-42") -> Json {{
+  budget: $0.10
+  step found = crm.lookup(customer_id: id)
+  step saved = memory.remember(key: "customer {{id}}", value: found)
+  return found
+}}
+
+workflow recall(q: String) -> List<Json> {{
+  budget: $0.10
+  step hits = memory.recall(query: q, k: 1)
+  return hits
+}}
+"#
+    );
+    let file = home.path().join("crm.aos");
+    std::fs::write(&file, src).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let o = aosc(home.path(), &[], &["run", &file, "--workflow", "enrich", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = json_of(&o)["output"].clone();
+    assert_eq!(out["request"], "POST /lookup HTTP/1.1");
+    assert_eq!(out["body"], serde_json::json!({"customer_id": "c-42"}));
+    let o = aosc(home.path(), &[], &["run", &file, "--workflow", "recall", "--input", "q=customer c-42", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let hits = json_of(&o)["output"].clone();
+    assert_eq!(hits[0]["key"], "customer c-42");
+    assert_eq!(hits[0]["value"]["body"]["customer_id"], "c-42");
+}

@@ -243,3 +243,13 @@ async fn memory_recalls_by_key_and_by_similarity() {
     let again = Tools::with_config(&ToolConfig::default()).with_store(store);
     assert_eq!(call(&again, "memory.recall", json!({"query": "emea-week-47"})).await.unwrap()[0]["key"], "emea-week-47");
 }
+
+#[tokio::test]
+async fn email_bodies_that_are_not_ascii_arrive_intact() {
+    let sink = SmtpSink::start(false);
+    let t = tools(ToolConfig { smtp_url: Some(sink.url()), smtp_from: Some("reports@example.com".into()), ..Default::default() });
+    let body = "• Umsatz in München: 12 % über Plan\n• 東京: 横ばい\n";
+    call(&t, "email.send", json!({"to": "a@example.com", "subject": "Überblick", "body": body})).await.unwrap();
+    let got = sink.received();
+    assert_eq!(got[0].body().replace("\r\n", "\n"), body);
+}

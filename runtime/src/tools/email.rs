@@ -111,6 +111,7 @@ impl Tool for Send {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -67,8 +67,7 @@ fn describe(e: &reqwest::Error, url: &str) -> String {
 }
 
 /// Sends the request and reads at most [`MAX_BODY`] bytes of the answer.
-async fn send(client: &Client, req: reqwest::RequestBuilder, url: &str) -> Result<(u16, Option<String>, String), String> {
-    let _ = client;
+async fn send(req: reqwest::RequestBuilder, url: &str) -> Result<(u16, Option<String>, String), String> {
     let mut resp = req.send().await.map_err(|e| describe(&e, url))?;
     let status = resp.status().as_u16();
     let ctype = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -108,7 +107,7 @@ impl Tool for Get {
             let url = str_arg(&args, "url")?;
             let u = check_url(url)?;
             let req = self.0.get(u).headers(headers(args.get("headers"))?);
-            let (status, _, body) = send(&self.0, req, url).await?;
+            let (status, _, body) = send(req, url).await?;
             if !(200..300).contains(&status) {
                 let snippet: String = body.chars().take(200).collect();
                 return Err(format!("GET {url} answered HTTP {status}: {snippet}"));
@@ -132,7 +131,7 @@ impl Tool for Request {
                 Some(Value::String(s)) => req = req.body(s.clone()),
                 Some(v) => req = req.json(v),
             }
-            let (status, _, body) = send(&self.0, req, url).await?;
+            let (status, _, body) = send(req, url).await?;
             Ok(json!({ "status": status, "body": body }))
         })
     }
@@ -177,7 +176,7 @@ impl UserHttp {
             req = req.json(&args);
         }
         let shown = format!("{} {}", self.method, self.url);
-        let (status, ctype, body) = send(&self.client, req, &self.url).await.map_err(|e| format!("tool `{}`: {e}", self.tool))?;
+        let (status, ctype, body) = send(req, &self.url).await.map_err(|e| format!("tool `{}`: {e}", self.tool))?;
         if !(200..300).contains(&status) {
             let snippet: String = body.chars().take(200).collect();
             return Err(format!("tool `{}` ({shown}) answered HTTP {status}: {snippet}", self.tool));
@@ -192,6 +191,7 @@ impl UserHttp {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

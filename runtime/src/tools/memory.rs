@@ -103,6 +103,7 @@ impl Tool for Recall {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -336,6 +336,7 @@ impl Tool for Execute {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

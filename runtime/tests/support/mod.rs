@@ -145,6 +145,10 @@ impl Received {
         let body = self.data.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
         let qp = self.header("Content-Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("quoted-printable"));
         let body = body.replace("\r\n..", "\r\n.");
+        let b64 = self.header("Content-Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("base64"));
+        if b64 {
+            return base64_decode(&body);
+        }
         if !qp {
             return body;
         }
@@ -253,4 +257,21 @@ fn session(stream: TcpStream, messages: &Mutex<Vec<Received>>, refuse: bool) -> 
             w.write_all(b"502 command not implemented\r\n")?;
         }
     }
+}
+
+fn base64_decode(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let Some(v) = ALPHABET.iter().position(|&a| a == c) else { continue };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
