@@ -212,25 +212,26 @@ fn a_whole_session_over_stdio() {
     assert_eq!(d["range"]["start"], pos(&text, "step rows", 0, 5));
 
     // References of the parameter `region`: declaration, `params: [region]`,
-    // two interpolations.
+    // three interpolations (prompt, subject, idempotency key).
     let r = s.request(
         "textDocument/references",
         json!({ "textDocument": doc, "position": pos(&text, "(region: String", 0, 1), "context": { "includeDeclaration": true } }),
     );
-    assert_eq!(r.as_array().unwrap().len(), 4, "{r}");
+    assert_eq!(r.as_array().unwrap().len(), 5, "{r}");
 
     // Completion after `email.`.
     let c = s.request("textDocument/completion", json!({ "textDocument": doc, "position": pos(&text, "email.send", 0, 6) }));
     let labels: Vec<&str> = c.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["send"]);
 
-    // Rename the step `rows` (declaration and interpolation).
+    // Rename the step `rows` (declaration and the prompt's and the
+    // idempotency key's interpolations).
     let w = s.request(
         "textDocument/rename",
         json!({ "textDocument": doc, "position": pos(&text, "step rows", 0, 5), "newName": "lines" }),
     );
     let edits = w["changes"][&uri].as_array().unwrap();
-    assert_eq!(edits.len(), 2, "{w}");
+    assert_eq!(edits.len(), 3, "{w}");
     assert!(edits.iter().all(|e| e["newText"] == "lines"));
 
     // Renaming a stdlib tool is refused.

@@ -105,11 +105,12 @@ impl Runtime {
     /// A runtime over a store, with the in-process bus, the simulator for
     /// every model and the built-in tools.
     pub fn new(store: Arc<dyn Store>, home: &Path) -> Runtime {
+        let tools = Arc::new(Tools::builtin().with_store(store.clone()));
         Runtime {
             store,
             bus: Arc::new(bus::InProcessBus::new()),
             fabric: Arc::new(Fabric::from_env()),
-            tools: Arc::new(Tools::builtin()),
+            tools,
             home: home.to_path_buf(),
         }
     }

@@ -1136,17 +1136,20 @@ async fn run_call(
             }
             let decl = sh.program.tools.get(tool);
             let implemented = sh.rt.tools.get(tool).cloned();
+            let step_name = match item {
+                Some(it) => format!("{}#{it}", step.name),
+                None => step.name.clone(),
+            };
+            let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key, run_id: sh.run_id.clone(), step: step_name };
             let value = match (decl, implemented) {
-                (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => {
-                    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key };
-                    t.call(Value::Object(obj), &ctx).await?
+                (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => t.call(Value::Object(obj), &ctx).await?,
+                (Some(ToolDecl { implementation: ToolImpl::Http { method, url }, .. }), _) => {
+                    sh.rt.tools.call_http(tool, method, url, Value::Object(obj)).await?
                 }
-                (Some(ToolDecl { implementation: ToolImpl::Http { .. }, .. }), _) => return Err(format!("tool `{tool}` is an http: tool; http tools are not available yet in this runtime")),
                 (Some(d @ ToolDecl { implementation: ToolImpl::Exec { argv }, .. }), _) => {
-                    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key };
                     sh.rt.tools.exec_tool(d, argv).call(Value::Object(obj), &ctx).await?
                 }
-                _ => return Err(format!("tool `{tool}` is not available yet in this runtime (only file.read and file.write are)")),
+                _ => return Err(format!("tool `{tool}` is not available in this runtime")),
             };
             let bound = step.max_output_tokens;
             let value = match value {

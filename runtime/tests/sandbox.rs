@@ -290,7 +290,7 @@ async fn escape_outliving_the_step_timeout() {
     // The scheduler enforces `timeout:` by dropping the tool's future.
     let f = Fixture::new();
     let tool = ShellExec { sandbox: Arc::new(Sandbox::new(bwrap(), limits())) };
-    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None };
+    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None, ..Default::default() };
     let args = json!({"command": ["sh", "-c", "(setsid sh -c 'sleep 2; echo late > late' &); sleep 2; echo late > late2"]});
     let res = tokio::time::timeout(Duration::from_millis(800), tool.call(args, &ctx)).await;
     assert!(res.is_err());
@@ -323,7 +323,7 @@ async fn escape_by_privilege() {
 async fn shell_exec_returns_status_stdout_and_stderr() {
     let f = Fixture::new();
     let tool = ShellExec { sandbox: Arc::new(Sandbox::new(bwrap(), limits())) };
-    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None };
+    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None, ..Default::default() };
     let v = tool.call(json!({"command": ["sh", "-c", "cat; echo err >&2; exit 3"], "stdin": "in"}), &ctx).await.unwrap();
     assert_eq!(v, json!({"status": 3, "stdout": "in", "stderr": "err\n"}));
     let err = tool.call(json!({"command": []}), &ctx).await.unwrap_err();
@@ -336,7 +336,7 @@ async fn shell_exec_returns_status_stdout_and_stderr() {
 async fn shell_exec_says_which_limit_ended_the_program() {
     let f = Fixture::new();
     let tool = ShellExec { sandbox: Arc::new(Sandbox::new(bwrap(), Limits { cpu_secs: 1, ..limits() })) };
-    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None };
+    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None, ..Default::default() };
     let v = tool.call(json!({"command": ["sh", "-c", "while :; do :; done"]}), &ctx).await.unwrap();
     assert!(v["stderr"].as_str().unwrap().contains("CPU limit"), "{v}");
     let tool = ShellExec { sandbox: Arc::new(Sandbox::new(bwrap(), Limits { wall: Duration::from_secs(1), ..limits() })) };
@@ -356,7 +356,7 @@ fn exec_tool(argv: &[&str], returns_string: bool) -> ExecTool {
 #[tokio::test]
 async fn exec_tools_take_json_on_stdin_and_answer_json_on_stdout() {
     let f = Fixture::new();
-    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None };
+    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None, ..Default::default() };
     let add = exec_tool(&["python3", "-c", "import json, sys; a = json.load(sys.stdin); print(json.dumps({'sum': a['x'] + a['y']}))"], false);
     assert_eq!(add.call(json!({"x": 2, "y": 40}), &ctx).await.unwrap(), json!({"sum": 42}));
 
@@ -382,7 +382,7 @@ async fn escape_through_file_tools_via_a_symlink_the_program_planted() {
     let script = format!("ln -s /etc/shadow shadow; ln -s {} secret; ln -s .. up; ln -s /tmp tmp; mkdir -p d; ln -s ../../ d/up2", secret.display());
     let out = f.sh(&script).await;
     assert_eq!(out.status, 0, "{}", text(&out.stderr));
-    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None };
+    let ctx = ToolCtx { workspace: f.ws(), idempotency_key: None, ..Default::default() };
     let read = aos_runtime::tools::file::Read;
     for path in ["shadow", "secret", "up/secret.txt", "d/up2/secret.txt"] {
         let err = read.call(json!({"path": path}), &ctx).await.unwrap_err();

@@ -105,6 +105,23 @@ pub trait Store: Send + Sync {
     fn idempotent_output<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<Value>>>;
     /// Total bytes of a run's journal data (for benchmarks).
     fn journal_bytes<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
+    /// Stores (or replaces) a long-term memory entry (`memory.remember`).
+    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (key, value, embedding);
+        Box::pin(async { Err(StoreError::Db("this store has no long-term memory".into())) })
+    }
+    /// Every long-term memory entry, most recently written first.
+    fn memory_all<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
+        Box::pin(async { Err(StoreError::Db("this store has no long-term memory".into())) })
+    }
+}
+
+/// One long-term memory entry.
+#[derive(Clone, Debug)]
+pub struct MemoryRow {
+    pub key: String,
+    pub value: Value,
+    pub embedding: Vec<f32>,
 }
 
 /// Opens the store that `AOS_DATABASE_URL` (or `AOS_HOME`) names.

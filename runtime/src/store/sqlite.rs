@@ -16,7 +16,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Batch, BoxFuture, NewRun, RunRow, Store, StoreError, StoreResult};
+use super::{Batch, BoxFuture, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult};
 use crate::audit::{hash_record, Record};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::{now_ms, rfc3339};
@@ -33,6 +33,12 @@ fn migrator() -> Migrator {
             Cow::Borrowed("init"),
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../../migrations/sqlite/0001_init.sql")),
+            false,
+        ), Migration::new(
+            2,
+            Cow::Borrowed("memory"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0002_memory.sql")),
             false,
         )]),
         ignore_missing: false,
@@ -305,6 +311,36 @@ impl Store for SqliteStore {
                 Some(r) => parse_json(r.try_get(0)?),
                 None => None,
             })
+        })
+    }
+
+    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let blob: Vec<u8> = embedding.iter().flat_map(|f| f.to_le_bytes()).collect();
+            sqlx::query(
+                "INSERT INTO memory (key, value, embedding, updated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, embedding = excluded.embedding, updated_at = excluded.updated_at",
+            )
+            .bind(key)
+            .bind(value.to_string())
+            .bind(blob)
+            .bind(i64::try_from(now_ms()).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn memory_all<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT key, value, embedding FROM memory ORDER BY updated_at DESC").fetch_all(&self.pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let blob: Vec<u8> = r.try_get(2)?;
+                let embedding = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                out.push(MemoryRow { key: r.try_get(0)?, value: parse_json(r.try_get(1)?).unwrap_or(Value::Null), embedding });
+            }
+            Ok(out)
         })
     }
 

@@ -1,10 +1,14 @@
-//! Tools: the [`Tool`] trait and dispatch. The standard library's `file.*`
-//! are implemented here, confined to the run's workspace; the other tools
-//! come in a later issue and fail the step clearly until then.
+//! Tools: the [`Tool`] trait and dispatch, and the standard library of
+//! LANGUAGE.md Appendix A (one module per tool family), configured from the
+//! environment as §6a says (`AOS_SQL_URL`, `AOS_SMTP_URL`, `AOS_SMTP_FROM`).
 
+pub mod email;
 pub mod exec;
 pub mod file;
+pub mod http;
+pub mod memory;
 pub mod sandbox;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,15 +16,18 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::store::BoxFuture;
+use crate::store::{BoxFuture, Store};
 
 /// What a tool may know about the call.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ToolCtx {
     /// The run's workspace directory (`file.*` stay inside it).
     pub workspace: PathBuf,
     /// The step's `idempotency_key`, for tools with external effects.
     pub idempotency_key: Option<String>,
+    /// The run and step (and fan-out item, as `STEP#ITEM`) making the call.
+    pub run_id: String,
+    pub step: String,
 }
 
 /// A tool implementation.
@@ -28,27 +35,75 @@ pub trait Tool: Send + Sync {
     fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>>;
 }
 
+/// Where the external tools connect (§6a); read from the environment by
+/// [`ToolConfig::from_env`].
+#[derive(Clone, Debug, Default)]
+pub struct ToolConfig {
+    /// `AOS_SQL_URL`: the database `sql.*` use.
+    pub sql_url: Option<String>,
+    /// `AOS_SMTP_URL`: the relay `email.send` uses (`smtp://host:port`).
+    pub smtp_url: Option<String>,
+    /// `AOS_SMTP_FROM`: the sender address.
+    pub smtp_from: Option<String>,
+}
+
+impl ToolConfig {
+    pub fn from_env() -> ToolConfig {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        ToolConfig { sql_url: var("AOS_SQL_URL"), smtp_url: var("AOS_SMTP_URL"), smtp_from: var("AOS_SMTP_FROM") }
+    }
+}
+
 /// Tools by dotted name.
 #[derive(Clone)]
 pub struct Tools {
     map: HashMap<String, Arc<dyn Tool>>,
+    http: Option<reqwest::Client>,
     /// Where `shell.exec` and `exec:` tools run.
     pub sandbox: Arc<sandbox::Sandbox>,
 }
 
 impl Tools {
-    /// The built-in tools this build implements.
+    /// The built-in tools, configured from the environment.
     pub fn builtin() -> Tools {
-        Tools::with_sandbox(Arc::new(sandbox::Sandbox::from_env()))
+        Tools::build(&ToolConfig::from_env(), Arc::new(sandbox::Sandbox::from_env()))
+    }
+
+    /// The built-in tools with an explicit configuration (the sandbox from
+    /// the environment). `memory.*` need the store: see [`Tools::with_store`].
+    pub fn with_config(cfg: &ToolConfig) -> Tools {
+        Tools::build(cfg, Arc::new(sandbox::Sandbox::from_env()))
     }
 
     /// The built-in tools, with `shell.exec` and `exec:` tools running in `sandbox`.
     pub fn with_sandbox(sandbox: Arc<sandbox::Sandbox>) -> Tools {
+        Tools::build(&ToolConfig::from_env(), sandbox)
+    }
+
+    fn build(cfg: &ToolConfig, sandbox: Arc<sandbox::Sandbox>) -> Tools {
         let mut map: HashMap<String, Arc<dyn Tool>> = HashMap::new();
         map.insert("file.read".into(), Arc::new(file::Read));
         map.insert("file.write".into(), Arc::new(file::Write));
         map.insert("shell.exec".into(), Arc::new(exec::ShellExec { sandbox: sandbox.clone() }));
-        Tools { map, sandbox }
+        let db = Arc::new(sql::SqlDb::new(cfg.sql_url.clone()));
+        map.insert("sql.query".into(), Arc::new(sql::Query(db.clone())));
+        map.insert("sql.execute".into(), Arc::new(sql::Execute(db)));
+        map.insert("email.send".into(), Arc::new(email::Send { url: cfg.smtp_url.clone(), from: cfg.smtp_from.clone() }));
+        // Building the client only fails when the TLS backend cannot start;
+        // the http tools are then absent and fail the step by name.
+        let client = http::client().ok();
+        if let Some(c) = &client {
+            map.insert("http.get".into(), Arc::new(http::Get(c.clone())));
+            map.insert("http.request".into(), Arc::new(http::Request(c.clone())));
+        }
+        Tools { map, http: client, sandbox }
+    }
+
+    /// Adds `memory.remember` / `memory.recall` over `store`.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Tools {
+        self.map.insert("memory.remember".into(), Arc::new(memory::Remember(store.clone())));
+        self.map.insert("memory.recall".into(), Arc::new(memory::Recall(store)));
+        self
     }
 
     /// The implementation of a user tool declared with `exec: [...]`.
@@ -68,5 +123,11 @@ impl Tools {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.map.get(name)
+    }
+
+    /// Calls a user tool declared `http: "METHOD URL"` with `args`.
+    pub async fn call_http(&self, tool: &str, method: &str, url: &str, args: Value) -> Result<Value, String> {
+        let client = self.http.clone().ok_or_else(|| format!("tool `{tool}`: the HTTP client is not available"))?;
+        http::UserHttp { client, tool: tool.to_string(), method: method.to_string(), url: url.to_string() }.call(args).await
     }
 }

@@ -1,0 +1,134 @@
+//! `email.send` over SMTP (lettre) to the relay `AOS_SMTP_URL`, from
+//! `AOS_SMTP_FROM`. The Message-ID is derived from the step's idempotency
+//! key (or, without one, from the run and step), so the same logical mail
+//! always carries the same Message-ID: the runtime's idempotency table stops
+//! a resumed or repeated run from sending it again, and a receiver can drop
+//! the rare duplicate (a crash between the relay's `250` and the journal
+//! commit) by its Message-ID.
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{Tool, ToolCtx};
+use crate::store::BoxFuture;
+
+/// How long one SMTP conversation may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The relay configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Send {
+    pub url: Option<String>,
+    pub from: Option<String>,
+}
+
+#[derive(Debug)]
+struct Relay {
+    host: String,
+    port: u16,
+    creds: Option<Credentials>,
+}
+
+/// Parses `smtp://[user[:password]@]host[:port]` (port 25 by default).
+fn relay(url: &str) -> Result<Relay, String> {
+    let rest = if let Some(r) = url.strip_prefix("smtp://") {
+        r
+    } else if url.starts_with("smtps://") {
+        return Err("AOS_SMTP_URL: smtps:// (TLS) relays are not supported by this build; use a local smtp:// relay".into());
+    } else {
+        return Err("AOS_SMTP_URL: expected smtp://host:port".into());
+    };
+    let rest = rest.trim_end_matches('/');
+    let (creds, hostport) = match rest.rsplit_once('@') {
+        Some((c, h)) => {
+            let (u, p) = c.split_once(':').unwrap_or((c, ""));
+            (Some(Credentials::new(u.to_string(), p.to_string())), h)
+        }
+        None => (None, rest),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("AOS_SMTP_URL: bad port `{p}`"))?),
+        None => (hostport, 25),
+    };
+    if host.is_empty() {
+        return Err("AOS_SMTP_URL: no host".into());
+    }
+    Ok(Relay { host: host.trim_start_matches('[').trim_end_matches(']').to_string(), port, creds })
+}
+
+/// The Message-ID for an idempotency key: the same key, the same id.
+pub fn message_id(key: &str, from: &Mailbox) -> String {
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    let domain = from.email.domain();
+    format!("<aos-{}@{domain}>", digest.get(..32).unwrap_or(&digest))
+}
+
+fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
+    args.get(name).and_then(Value::as_str).ok_or_else(|| format!("missing String argument `{name}`"))
+}
+
+impl Tool for Send {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+        Box::pin(async move {
+            let url = self.url.as_deref().ok_or("email.send needs a relay: set AOS_SMTP_URL (e.g. smtp://127.0.0.1:2525)")?;
+            let from = self.from.as_deref().ok_or("email.send needs a sender: set AOS_SMTP_FROM (e.g. reports@example.com)")?;
+            let from: Mailbox = from.parse().map_err(|e| format!("AOS_SMTP_FROM `{from}` is not an address: {e}"))?;
+            let relay = relay(url)?;
+            let to = arg(&args, "to")?;
+            let key = ctx.idempotency_key.clone().unwrap_or_else(|| format!("{}/{}", ctx.run_id, ctx.step));
+            let id = message_id(&key, &from);
+            let mut builder = Message::builder().from(from).message_id(Some(id.clone()));
+            for addr in to.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                let mb: Mailbox = addr.parse().map_err(|e| format!("`to`: `{addr}` is not an email address: {e}"))?;
+                builder = builder.to(mb);
+            }
+            let message = builder
+                .subject(arg(&args, "subject")?)
+                .header(ContentType::TEXT_PLAIN)
+                .body(arg(&args, "body")?.to_string())
+                .map_err(|e| format!("cannot build the email: {e}"))?;
+            let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay.host.clone())
+                .port(relay.port)
+                .timeout(Some(SMTP_TIMEOUT));
+            if let Some(c) = relay.creds {
+                t = t.credentials(c);
+            }
+            let where_ = format!("{}:{}", relay.host, relay.port);
+            t.build().send(message).await.map_err(|e| {
+                let code = e.status().map(|c| format!(" ({c})")).unwrap_or_default();
+                format!("the SMTP relay {where_} did not accept the email{code}: {e}")
+            })?;
+            Ok(json!({ "message_id": id }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn relay_urls_parse() {
+        let r = relay("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!((r.host.as_str(), r.port, r.creds.is_none()), ("127.0.0.1", 2525, true));
+        let r = relay("smtp://u:p@mail.example.com").unwrap();
+        assert_eq!((r.host.as_str(), r.port, r.creds.is_some()), ("mail.example.com", 25, true));
+        assert!(relay("smtps://x:465").unwrap_err().contains("not supported"));
+        assert!(relay("smtp://h:x").is_err());
+    }
+
+    #[test]
+    fn message_ids_follow_the_key() {
+        let from: Mailbox = "r@example.com".parse().unwrap();
+        assert_eq!(message_id("k1", &from), message_id("k1", &from));
+        assert_ne!(message_id("k1", &from), message_id("k2", &from));
+        assert!(message_id("k1", &from).ends_with("@example.com>"));
+    }
+}
