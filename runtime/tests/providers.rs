@@ -457,3 +457,19 @@ fn openai_public_endpoint_gets_max_completion_tokens() {
     // `a` is optional here, which strict mode cannot express.
     assert_eq!(body["response_format"]["json_schema"]["strict"], false);
 }
+
+#[tokio::test]
+async fn a_bad_request_moves_on_without_cooling_the_model_but_a_bad_key_cools_it() {
+    let fake = Fake::start(keys()).await;
+    let f = fabric(&fake);
+    let bad = Act::Error { status: 400, kind: "invalid_request_error".into(), message: "Invalid schema for response_format".into(), headers: vec![] };
+    fake.script("gpt-4o", vec![bad]);
+    let p = prog("executor", vec![model("o", Kind::Openai, "gpt-4o", 1.0, 2.0), model("g", Kind::Gemini, "gemini", 1.0, 2.0)]);
+    assert_eq!(kinds(&ask(&f, &p, None, None).await), ["model_failed", "fallback", "model"]);
+    // The next call asks it again.
+    assert_eq!(kinds(&ask(&f, &p, None, None).await), ["model"]);
+
+    let wrong = fabric_with(&fake, "sk-wrong-123456", ANTHROPIC_KEY, GEMINI_KEY, Duration::from_secs(5));
+    assert_eq!(kinds(&ask(&wrong, &p, None, None).await), ["model_failed", "cooldown", "fallback", "model"]);
+    assert_eq!(kinds(&ask(&wrong, &p, None, None).await), ["cooldown", "model"]);
+}

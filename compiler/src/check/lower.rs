@@ -79,7 +79,8 @@ fn tool(env: &Env, name: &str, t: &ast::ToolDecl, std: bool) -> ir::Tool {
 }
 
 fn params(env: &Env, ps: &[ast::Param]) -> Vec<ir::Param> {
-    let scope = Scope::default();
+    let empty = BTreeSet::new();
+    let scope = Scope { params: &empty, steps: &empty, vars: Vec::new() };
     ps.iter()
         .map(|p| ir::Param {
             name: p.name.name.clone(),
@@ -91,11 +92,9 @@ fn params(env: &Env, ps: &[ast::Param]) -> Vec<ir::Param> {
 
 fn workflow(env: &Env, inputs: &Inputs, name: &str, wf: &ast::Workflow, used_tools: &mut BTreeSet<String>) -> ir::Workflow {
     let attrs = &wf.attrs;
-    let scope = Scope {
-        params: wf.params.iter().map(|p| p.name.name.clone()).collect(),
-        steps: wf.steps.iter().map(|s| s.name.name.clone()).collect(),
-        vars: Vec::new(),
-    };
+    let param_names: BTreeSet<String> = wf.params.iter().map(|p| p.name.name.clone()).collect();
+    let step_names: BTreeSet<String> = wf.steps.iter().map(|s| s.name.name.clone()).collect();
+    let scope = Scope { params: &param_names, steps: &step_names, vars: Vec::new() };
     let graph = inputs.graphs.get(name);
     let by_name: BTreeMap<&str, &ast::Step> = wf.steps.iter().rev().map(|s| (s.name.name.as_str(), s)).collect();
     let order: Vec<&ast::Step> = match graph {
@@ -235,15 +234,17 @@ fn lower_call(env: &Env, scope: &Scope, call: &ast::Expr, used_tools: &mut BTree
     }
 }
 
-/// The names visible in a workflow.
-#[derive(Clone, Default)]
-struct Scope {
-    params: BTreeSet<String>,
-    steps: BTreeSet<String>,
+/// The names visible in a workflow. The sets are borrowed so that the
+/// per-step copy (which adds a fan-out variable) costs nothing: copying the
+/// set of step names for every step made lowering quadratic.
+#[derive(Clone)]
+struct Scope<'n> {
+    params: &'n BTreeSet<String>,
+    steps: &'n BTreeSet<String>,
     vars: Vec<String>,
 }
 
-impl Scope {
+impl Scope<'_> {
     fn is_local(&self, name: &str) -> bool {
         self.vars.iter().any(|v| v == name) || self.params.contains(name) || self.steps.contains(name)
     }

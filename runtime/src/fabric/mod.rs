@@ -68,10 +68,15 @@ pub enum ProviderError {
     /// HTTP 408/409/429/5xx), after `retry_after` when the server said.
     #[error("{message}")]
     Transport { message: String, retry_after: Option<Duration> },
-    /// Retrying the same model cannot help (HTTP 400/401/403, an exhausted
-    /// quota or spend limit): the next model of the chain is tried at once.
+    /// This request cannot succeed on this model (HTTP 400, 404, a blocked
+    /// prompt): the next model of the chain is tried at once.
     #[error("{0}")]
     Fatal(String),
+    /// The account cannot use the model for now (HTTP 401/403, a bad key,
+    /// an exhausted quota or spend limit): the next model is tried at once
+    /// and this one cools down without waiting for repeated failures.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ProviderError {
@@ -402,14 +407,16 @@ impl Fabric {
                         ));
                         return Ok((c, model.clone()));
                     }
-                    Err(ProviderError::Fatal(e)) => {
+                    Err(e @ (ProviderError::Fatal(_) | ProviderError::Refused(_))) => {
+                        let refused = matches!(e, ProviderError::Refused(_));
+                        let e = e.to_string();
                         out.decisions.push(Decision::new(
                             "model_failed",
                             Some(step),
                             json!({"role": role, "model": name, "error": e, "retryable": false, "attempts": retry + 1}),
                         ));
                         last = e;
-                        break (true, None);
+                        break (refused, None);
                     }
                     Err(ProviderError::Transport { message, retry_after }) => {
                         last = message.clone();

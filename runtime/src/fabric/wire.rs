@@ -184,9 +184,14 @@ pub fn classify(provider: &str, status: u16, headers: &HeaderMap, body: &str) ->
     let text = format!("{provider}: HTTP {status}{label}: {message}");
     let retryable = matches!(status, 408 | 409 | 429) || (500..=599).contains(&status);
     if quota {
-        return ProviderError::Fatal(format!("{text} (quota or spend limit: not retried)"));
+        return ProviderError::Refused(format!("{text} (quota or spend limit: not retried)"));
     }
-    if retryable {
+    // Gemini answers a bad key with 400 INVALID_ARGUMENT (reason
+    // API_KEY_INVALID) rather than 401.
+    let bad_key = body.contains("API_KEY_INVALID") || lower.contains("api key not valid");
+    if matches!(status, 401 | 403) || bad_key {
+        ProviderError::Refused(text)
+    } else if retryable {
         ProviderError::Transport { message: text, retry_after: retry_after(headers) }
     } else {
         ProviderError::Fatal(text)
@@ -284,17 +289,22 @@ mod tests {
         let rate = r#"{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}"#;
         assert!(matches!(classify("openai", 429, &none, rate), ProviderError::Transport { .. }));
         let quota = r#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}"#;
-        assert!(matches!(classify("openai", 429, &none, quota), ProviderError::Fatal(_)));
+        assert!(matches!(classify("openai", 429, &none, quota), ProviderError::Refused(_)));
         let spend = r#"{"type": "error", "error": {"type": "rate_limit_error", "message": "limit", "details": {"error_code": "enforced_spend_limit_reached"}}}"#;
-        assert!(matches!(classify("anthropic", 429, &none, spend), ProviderError::Fatal(_)));
+        assert!(matches!(classify("anthropic", 429, &none, spend), ProviderError::Refused(_)));
         let over = r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
         assert!(matches!(classify("anthropic", 529, &none, over), ProviderError::Transport { .. }));
         for s in [408, 409, 500, 502, 503] {
             assert!(matches!(classify("x", s, &none, ""), ProviderError::Transport { .. }), "{s}");
         }
-        for s in [400, 401, 403, 404] {
+        for s in [400, 404, 422] {
             assert!(matches!(classify("x", s, &none, ""), ProviderError::Fatal(_)), "{s}");
         }
+        for s in [401, 403] {
+            assert!(matches!(classify("x", s, &none, ""), ProviderError::Refused(_)), "{s}");
+        }
+        let gemini_key = r#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}"#;
+        assert!(matches!(classify("gemini", 400, &none, gemini_key), ProviderError::Refused(_)));
         let e = classify("gemini", 403, &none, r#"{"error": {"code": 403, "message": "API key not valid", "status": "PERMISSION_DENIED"}}"#);
         assert_eq!(e.to_string(), "gemini: HTTP 403 PERMISSION_DENIED: API key not valid");
     }
