@@ -14,6 +14,12 @@ use clap::{Parser, Subcommand};
   aosc check --cost examples/weekly_sales_report.aos
                                           explain the worst-case cost of a run
   aosc fmt --check examples/*.aos         verify canonical formatting
+  aosc run examples/hello.aos --input name=Ada
+                                          run a workflow durably (sim when no API keys are set)
+  aosc runs                               list runs; then `aosc show RUN_ID`, `aosc replay RUN_ID`
+  aosc resume RUN_ID                      continue a paused or interrupted run
+  aosc models examples/weekly_sales_report.aos
+                                          the models a program declares, prices, credentials
   aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
