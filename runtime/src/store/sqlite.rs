@@ -40,6 +40,12 @@ fn migrator() -> Migrator {
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../../migrations/sqlite/0002_memory.sql")),
             false,
+        ), Migration::new(
+            3,
+            Cow::Borrowed("run_programs"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0003_run_programs.sql")),
+            false,
         )]),
         ignore_missing: false,
         locking: true,
@@ -202,9 +208,12 @@ impl Store for SqliteStore {
     fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let at = rfc3339(run.at_ms);
+            // The program goes to `run_programs` (see migration 0003): the
+            // `runs` row is updated on every commit and must stay small.
+            let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO runs (run_id, parent, workflow, status, started_at, updated_at, trust, inputs, program)
-                 VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, 'running', ?, ?, ?, ?, '')",
             )
             .bind(&run.run_id)
             .bind(run.parent.as_deref())
@@ -213,9 +222,14 @@ impl Store for SqliteStore {
             .bind(&at)
             .bind(&run.trust)
             .bind(run.inputs.to_string())
-            .bind(run.program.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            sqlx::query("INSERT INTO run_programs (run_id, program) VALUES (?, ?)")
+                .bind(&run.run_id)
+                .bind(run.program.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -236,7 +250,7 @@ impl Store for SqliteStore {
 
     fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT program FROM runs WHERE run_id = ?")
+            let row = sqlx::query("SELECT program FROM run_programs WHERE run_id = ?")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await?
