@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// A fresh scratch file holding `text`.
-fn scratch(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aosc-fmt-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// A fresh scratch file holding `text`, in a directory removed when the
+/// returned guard drops.
+fn scratch(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
-    path
+    (dir, path)
 }
 
 fn aosc(args: &[&str], file: &PathBuf) -> (i32, String) {
@@ -24,7 +24,7 @@ const TIDY: &str = "model m = sim(\"echo\") { input: $0.10/M } // price\n\nrole 
 
 #[test]
 fn rewrites_in_place() {
-    let file = scratch("rewrite.aos", MESSY);
+    let (_dir, file) = scratch("rewrite.aos", MESSY);
     let (code, _) = aosc(&["fmt"], &file);
     assert_eq!(code, 0);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), TIDY);
@@ -32,20 +32,20 @@ fn rewrites_in_place() {
 
 #[test]
 fn check_reports_without_writing() {
-    let messy = scratch("check_messy.aos", MESSY);
+    let (_dir, messy) = scratch("check_messy.aos", MESSY);
     let (code, stderr) = aosc(&["fmt", "--check"], &messy);
     assert_eq!(code, 1);
     assert!(stderr.contains("not formatted"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&messy).unwrap(), MESSY);
 
-    let tidy = scratch("check_tidy.aos", TIDY);
+    let (_dir, tidy) = scratch("check_tidy.aos", TIDY);
     assert_eq!(aosc(&["fmt", "--check"], &tidy).0, 0);
 }
 
 #[test]
 fn broken_files_are_reported_and_left_alone() {
     let broken = "workflow w( {\n";
-    let file = scratch("broken.aos", broken);
+    let (_dir, file) = scratch("broken.aos", broken);
     let (code, stderr) = aosc(&["fmt"], &file);
     assert_eq!(code, 1);
     assert!(stderr.contains("E0001"), "{stderr}");
