@@ -35,21 +35,7 @@ pub struct DenyArgs {
 
 pub fn run(args: &DecideArgs, verdict: Verdict) -> u8 {
     let by = args.by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into());
-    let tokio = match rtx::tokio() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    tokio.block_on(async {
-        let rt = match rtx::open().await {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
+    rtx::with_runtime(|rt| async move {
         match rt.decide(&args.run_id, &args.step, verdict, &by, args.note.as_deref()).await {
             Ok(()) => {
                 let word = if verdict == Verdict::Approve { "approved" } else { "denied" };

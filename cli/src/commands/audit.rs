@@ -27,15 +27,7 @@ pub enum AuditCommand {
 
 pub fn run(args: &AuditArgs) -> u8 {
     let AuditCommand::Verify { run_id } = &args.command;
-    let Ok(tokio) = rtx::tokio() else { return exit::USAGE };
-    tokio.block_on(async {
-        let rt = match rtx::open().await {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
+    rtx::with_runtime(|rt| async move {
         match rt.verify_audit(run_id).await {
             Ok(Verdict::Intact { records }) => {
                 println!("ok: the audit chain of run {run_id} is intact ({records} records)");

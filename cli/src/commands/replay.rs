@@ -12,15 +12,7 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: &ReplayArgs) -> u8 {
-    let Ok(tokio) = rtx::tokio() else { return exit::USAGE };
-    tokio.block_on(async {
-        let rt = match rtx::open().await {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
+    rtx::with_runtime(|rt| async move {
         match rt.timeline(&args.run_id).await {
             Ok(lines) => {
                 for l in lines {

@@ -25,21 +25,7 @@ pub struct ResumeArgs {
 }
 
 pub fn run(args: &ResumeArgs) -> u8 {
-    let tokio = match rtx::tokio() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    tokio.block_on(async {
-        let rt = match rtx::open().await {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
+    rtx::with_runtime(|rt| async move {
         let opts = RunOptions { wait: args.wait, interrupt: Some(rtx::interrupt_on_ctrl_c()) };
         match rtx::with_progress(&rt, rt.execute(&args.run_id, opts)).await {
             Ok(report) => rtx::print_report(&report, args.json),

@@ -124,21 +124,7 @@ pub fn run(args: &RunArgs) -> u8 {
         },
     };
     let trust = aos_runtime::governance::parse_trust(&args.trust).unwrap_or(Trust::Basic);
-    let tokio = match rtx::tokio() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    tokio.block_on(async {
-        let rt = match rtx::open().await {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
+    rtx::with_runtime(|rt| async move {
         for note in rt.fabric.notes(&program) {
             eprintln!("{note}");
         }

@@ -15,15 +15,7 @@ pub struct RunsArgs {
 }
 
 pub fn run(args: &RunsArgs) -> u8 {
-    let Ok(tokio) = rtx::tokio() else { return exit::USAGE };
-    tokio.block_on(async {
-        let rt = match rtx::open().await {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
+    rtx::with_runtime(|rt| async move {
         let runs = match rt.store.runs().await {
             Ok(r) => r,
             Err(e) => {

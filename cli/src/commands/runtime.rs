@@ -29,6 +29,31 @@ pub async fn open() -> Result<Runtime, String> {
 }
 
 /// The exit status of a report (§6a).
+/// Runs `body` with the store opened on a fresh tokio runtime; a runtime or
+/// store that cannot be set up is reported on stderr (exit 2).
+pub fn with_runtime<F, Fut>(body: F) -> u8
+where
+    F: FnOnce(Runtime) -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    let tokio = match tokio() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    tokio.block_on(async {
+        match open().await {
+            Ok(rt) => body(rt).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::USAGE
+            }
+        }
+    })
+}
+
 pub fn status_code(r: &RunReport) -> u8 {
     match r.status {
         RunStatus::Succeeded => exit::OK,

@@ -16,15 +16,7 @@ pub struct ShowArgs {
 }
 
 pub fn run(args: &ShowArgs) -> u8 {
-    let Ok(tokio) = rtx::tokio() else { return exit::USAGE };
-    tokio.block_on(async {
-        let rt = match rtx::open().await {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
+    rtx::with_runtime(|rt| async move {
         let v = match rt.show(&args.run_id).await {
             Ok(v) => v,
             Err(e) => {
