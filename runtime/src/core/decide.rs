@@ -79,7 +79,7 @@ pub fn decide(state: &mut RunState, now_ms: u64) -> (Tick, Outcome) {
     }
     let outcome = if state.finished.is_some() {
         Outcome::Finished
-    } else if state.running == 0 && state.queue.is_empty() && state.timers.is_empty() && tick.launches.is_empty() && state.ready.is_empty() {
+    } else if state.running == 0 && state.queue.is_empty() && state.starts.is_empty() && state.timers.is_empty() && tick.launches.is_empty() && state.ready.is_empty() {
         if state.failing.is_some() { Outcome::Busy } else { Outcome::Waiting(state.gated_reasons()) }
     } else {
         Outcome::Busy
@@ -107,6 +107,12 @@ fn fill(state: &mut RunState, tick: &mut Tick, now_ms: u64) {
     while state.running < state.max_running {
         let Some((i, item)) = state.queue.pop_front() else { break };
         launch(state, tick, i, item, false);
+    }
+    while state.running < state.max_running {
+        let Some(i) = state.starts.pop_front() else { break };
+        if state.steps.get(i).is_some_and(|s| s.status == StepStatus::Pending && s.units.is_empty()) {
+            launch(state, tick, i, None, true);
+        }
     }
     let mut f = 0;
     while state.running < state.max_running && f < state.active_fans.len() {
@@ -215,18 +221,13 @@ fn consider(state: &mut RunState, tick: &mut Tick, i: usize) {
                 tick.emit(state, Transition::StepSucceeded { step: name, output: None, usage: Usage::default() });
             }
         }
-        None => {
-            if let Some(s) = state.steps.get_mut(i) {
-                s.status = StepStatus::Running;
-                s.units.insert(None, Unit { attempt: 0, phase: Phase::Queued { fallback: false } });
-            }
-            state.queue.push_back((i, None));
-        }
+        None => state.starts.push_back(i),
     }
 }
 
 /// Journals the start of an attempt and schedules its launch: a queued
-/// unit (`fresh` false) or a fan-out item never started (`fresh` true).
+/// unit (`fresh` false), or a step or fan-out item never started (`fresh`
+/// true).
 /// Queue entries can be stale (a replay queues a retry that the journal
 /// later shows started and finished), so a unit that is not queued is
 /// never launched from the queue.

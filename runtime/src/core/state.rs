@@ -114,8 +114,12 @@ pub struct RunState {
     dependents: Vec<Vec<usize>>,
     /// Steps whose dependencies are resolved, to consider.
     pub(crate) ready: VecDeque<usize>,
-    /// Units queued to launch.
+    /// Units queued to launch (retries, fallbacks, recovered attempts).
     pub(crate) queue: VecDeque<(usize, UnitKey)>,
+    /// Steps (not fan-outs) cleared to start their first attempt; they stay
+    /// `Pending` until `step.started` is journaled, so that the state never
+    /// holds what the journal does not.
+    pub(crate) starts: VecDeque<usize>,
     /// Retries waiting for their delay: (due at ms, step, unit).
     pub(crate) timers: BinaryHeap<Reverse<(u64, usize, UnitKey)>>,
     pub(crate) active_fans: Vec<usize>,
@@ -165,6 +169,7 @@ impl RunState {
             dependents,
             ready,
             queue: VecDeque::new(),
+            starts: VecDeque::new(),
             timers: BinaryHeap::new(),
             active_fans: Vec::new(),
             running: 0,
