@@ -156,10 +156,11 @@ fn consider(state: &mut RunState, tick: &mut Tick, i: usize) {
     if let Some(denied) = verdict.denied {
         return fail(state, tick, denied);
     }
-    if let Some(policy) = &verdict.verify {
-        if step.verify.is_none() && step.kind == StepKind::Llm {
-            return fail(state, tick, format!("policy `{policy}` requires verification, but the step has no `verify:` role"));
-        }
+    if let Some(policy) = &verdict.verify
+        && step.verify.is_none()
+        && step.kind == StepKind::Llm
+    {
+        return fail(state, tick, format!("policy `{policy}` requires verification, but the step has no `verify:` role"));
     }
     let group = step.approval.clone().or_else(|| verdict.approval.as_ref().map(|p| format!("policy:{p}")));
     if let Some(group) = group {
@@ -207,10 +208,10 @@ fn consider(state: &mut RunState, tick: &mut Tick, i: usize) {
                 Ok(other) => return fail(state, tick, format!("`for` needs a List, got {other}")),
                 Err(e) => return fail(state, tick, e.to_string()),
             };
-            if let Some(max) = fan.max_items {
-                if items.len() as u64 > max {
-                    return fail(state, tick, format!("the list has {} items, more than `max_items: {max}`", items.len()));
-                }
+            if let Some(max) = fan.max_items
+                && items.len() as u64 > max
+            {
+                return fail(state, tick, format!("the list has {} items, more than `max_items: {max}`", items.len()));
             }
             let n = items.len() as u32;
             tick.emit(state, Transition::FanOutPlanned { step: name.clone(), items: n });

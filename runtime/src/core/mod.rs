@@ -45,7 +45,7 @@ pub use apply::{apply, replay};
 pub use decide::{decide, Launch, Outcome, Tick};
 pub use results::{on_lost, on_result, recover, AttemptOutcome, AttemptResult};
 pub use state::{
-    eval_with, Fan, Finished, Gate, Phase, RunCtx, RunState, Snapshot, StepState, StepStatus, Unit, UnitKey, DEFAULT_MAX_CONCURRENCY,
+    eval_with, Fan, Finished, Gate, Phase, RunCtx, RunState, Snapshot, StepSnapshot, StepState, StepStatus, Unit, UnitKey, DEFAULT_MAX_CONCURRENCY,
 };
 
 use crate::events::Transition;

@@ -297,7 +297,7 @@ impl RunState {
 
     /// A comparable summary of the state (for tests: replay equals live).
     pub fn snapshot(&self) -> Snapshot {
-        let mut steps: Vec<(String, StepStatus, Option<Value>, Vec<(UnitKey, Unit)>, Gate)> = Vec::new();
+        let mut steps: Vec<StepSnapshot> = Vec::new();
         for (st, s) in self.ctx.wf.steps.iter().zip(&self.steps) {
             let mut units: Vec<(UnitKey, Unit)> = s.units.iter().map(|(k, u)| (*k, *u)).collect();
             units.sort_by_key(|(k, _)| *k);
@@ -307,11 +307,13 @@ impl RunState {
     }
 }
 
+/// One step in a [`Snapshot`]: name, status, value, units, gate.
+pub type StepSnapshot = (String, StepStatus, Option<Value>, Vec<(UnitKey, Unit)>, Gate);
+
 /// See [`RunState::snapshot`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
-    #[allow(clippy::type_complexity)]
-    pub steps: Vec<(String, StepStatus, Option<Value>, Vec<(UnitKey, Unit)>, Gate)>,
+    pub steps: Vec<StepSnapshot>,
     pub running: usize,
     pub spent_micros: i64,
     pub finished: Option<Finished>,

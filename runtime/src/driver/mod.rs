@@ -94,15 +94,15 @@ impl Driver {
         loop {
             let (mut tick, outcome) = core::decide(&mut self.state, now());
             let waiting = matches!(outcome, Outcome::Waiting(_));
-            if let Outcome::Waiting(reasons) = &outcome {
-                if !self.sh.opts.wait {
-                    core::pause(&mut self.state, &mut tick, reasons);
-                    self.commit(tick.batch).await?;
-                    if let Some(f) = self.state.finished().cloned() {
-                        return Ok(RunReport { run_id: self.sh.run_id().into(), status: f.status, output: f.output, cost_usd: f.cost_usd, error: f.error });
-                    }
-                    return Ok(self.report(RunStatus::WaitingApproval, Some(reasons.join("; "))));
+            if let Outcome::Waiting(reasons) = &outcome
+                && !self.sh.opts.wait
+            {
+                core::pause(&mut self.state, &mut tick, reasons);
+                self.commit(tick.batch).await?;
+                if let Some(f) = self.state.finished().cloned() {
+                    return Ok(RunReport { run_id: self.sh.run_id().into(), status: f.status, output: f.output, cost_usd: f.cost_usd, error: f.error });
                 }
+                return Ok(self.report(RunStatus::WaitingApproval, Some(reasons.join("; "))));
             }
             self.commit(tick.batch).await?;
             if let Some(f) = self.state.finished().cloned() {
@@ -161,10 +161,10 @@ impl Driver {
         let secrets = &self.sh.ctx.secrets;
         if secrets.any() {
             for t in &mut batch.transitions {
-                if let Ok(v) = serde_json::to_value(&*t) {
-                    if let Ok(r) = serde_json::from_value(secrets.redact_value(&v)) {
-                        *t = r;
-                    }
+                if let Ok(v) = serde_json::to_value(&*t)
+                    && let Ok(r) = serde_json::from_value(secrets.redact_value(&v))
+                {
+                    *t = r;
                 }
             }
             for d in &mut batch.decisions {
