@@ -192,6 +192,96 @@ pub enum Cond {
     Compare { fact: Fact, cmp: Cmp, value: String },
 }
 
+/// The facts of one step a policy condition speaks of (the run's `trust`
+/// is given beside them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepFacts<'a> {
+    pub risk: Risk,
+    pub kind: StepKind,
+    pub effect: Effect,
+    /// The dotted name of the tool, for a tool step.
+    pub tool: Option<&'a str>,
+}
+
+impl Step {
+    /// The policy facts of this step.
+    pub fn facts(&self) -> StepFacts<'_> {
+        let tool = match &self.call {
+            Call::Tool { tool, .. } => Some(tool.as_str()),
+            _ => None,
+        };
+        StepFacts { risk: self.risk, kind: self.kind, effect: self.effect, tool }
+    }
+
+    /// The expressions evaluated to start an attempt: the call's
+    /// arguments (or prompt), the fan-out list and the idempotency key.
+    pub fn call_exprs(&self) -> Vec<&Expr> {
+        let mut v = self.call.exprs();
+        if let Some(f) = &self.fan_out {
+            v.push(&f.items);
+        }
+        if let Some(k) = &self.idempotency_key {
+            v.push(k);
+        }
+        v
+    }
+}
+
+impl Call {
+    /// The arguments (or the prompt) of the call.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            Call::Tool { args, .. } | Call::Workflow { args, .. } => args.values().collect(),
+            Call::Llm { prompt, .. } => vec![prompt],
+        }
+    }
+}
+
+impl Cond {
+    /// Whether the condition holds for a step when the run has `trust`:
+    /// the one evaluator, used by the checker (for every trust level) and
+    /// by the runtime (for the run's). A comparison the checker would have
+    /// rejected (an unknown value, an order on `kind`) is false.
+    pub fn holds(&self, facts: &StepFacts<'_>, trust: Trust) -> bool {
+        use crate::check::risk::{parse_effect, parse_kind, parse_risk, parse_trust};
+        match self {
+            Cond::True => true,
+            Cond::False => false,
+            Cond::And { a, b } => a.holds(facts, trust) && b.holds(facts, trust),
+            Cond::Or { a, b } => a.holds(facts, trust) || b.holds(facts, trust),
+            Cond::Not { a } => !a.holds(facts, trust),
+            Cond::Compare { fact, cmp, value } => match fact {
+                Fact::Risk => parse_risk(value).is_some_and(|v| cmp.ordered(facts.risk, v)),
+                Fact::Trust => parse_trust(value).is_some_and(|v| cmp.ordered(trust, v)),
+                Fact::Kind => parse_kind(value).is_some_and(|v| cmp.equality(facts.kind == v)),
+                Fact::Effect => parse_effect(value).is_some_and(|v| cmp.equality(facts.effect == v)),
+                Fact::Tool => cmp.equality(facts.tool == Some(value.as_str())),
+            },
+        }
+    }
+}
+
+impl Cmp {
+    fn ordered<T: Ord>(self, fact: T, value: T) -> bool {
+        match self {
+            Cmp::Eq => fact == value,
+            Cmp::Ne => fact != value,
+            Cmp::Lt => fact < value,
+            Cmp::Le => fact <= value,
+            Cmp::Gt => fact > value,
+            Cmp::Ge => fact >= value,
+        }
+    }
+
+    fn equality(self, equal: bool) -> bool {
+        match self {
+            Cmp::Eq => equal,
+            Cmp::Ne => !equal,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fact {
@@ -251,6 +341,15 @@ pub struct Step {
     /// reply must validate against. For a tool step whose declared type
     /// refines `Json`: the schema the value must conform to.
     pub schema: Option<serde_json::Value>,
+    /// Whether one value of the call (the step's, or one fan-out item's)
+    /// is JSON rather than text: an LLM reply is then parsed as JSON.
+    #[serde(default)]
+    pub typed: bool,
+    /// The steps whose values the call, the fan-out list and the
+    /// idempotency key need (those only on the left of `??` are not
+    /// needed): when one of them is skipped, this step is skipped too.
+    #[serde(default)]
+    pub needs: Vec<String>,
     pub call: Call,
     /// `for VAR in ITEMS => call`.
     pub fan_out: Option<FanOut>,
@@ -350,6 +449,33 @@ pub enum Expr {
     Builtin { name: String, args: Vec<Expr> },
     /// `secret("NAME")`: resolved by the runtime, redacted everywhere.
     Secret { name: String },
+}
+
+impl Expr {
+    /// Appends the steps this expression reads, in order (with repeats).
+    /// With `needed_only`, steps only on the left of `??` are left out:
+    /// `??` is there to tolerate a skipped step.
+    pub fn steps_read<'a>(&'a self, needed_only: bool, out: &mut Vec<&'a str>) {
+        match self {
+            Expr::Step { name } => out.push(name),
+            Expr::Binary { op: BinOp::Coalesce, b, .. } if needed_only => b.steps_read(needed_only, out),
+            Expr::Binary { a, b, .. } | Expr::Index { of: a, index: b } => {
+                a.steps_read(needed_only, out);
+                b.steps_read(needed_only, out);
+            }
+            Expr::Interp { parts } => {
+                for p in parts {
+                    if let InterpPart::Expr { expr } = p {
+                        expr.steps_read(needed_only, out);
+                    }
+                }
+            }
+            Expr::Field { of, .. } | Expr::Not { a: of } | Expr::Neg { a: of } => of.steps_read(needed_only, out),
+            Expr::List { items } | Expr::Builtin { args: items, .. } => items.iter().for_each(|e| e.steps_read(needed_only, out)),
+            Expr::Record { fields } => fields.iter().for_each(|(_, e)| e.steps_read(needed_only, out)),
+            Expr::Lit { .. } | Expr::Param { .. } | Expr::Var { .. } | Expr::Secret { .. } => {}
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -57,7 +57,7 @@ pub enum Transition {
         retry_in_ms: Option<u64>,
     },
     /// A started attempt was found unfinished when the run resumed.
-    AttemptInterrupted { step: String, item: Option<u32>, attempt: u32, action: String },
+    AttemptInterrupted { step: String, item: Option<u32>, attempt: u32, action: Recovery },
     /// One fan-out item produced its value.
     ItemSucceeded { step: String, item: u32, output: Value, usage: Usage },
     /// The step produced its value (a fan-out's value is its items' values).
@@ -132,6 +132,26 @@ impl Transition {
             Transition::StepSucceeded { usage, output: Some(_), .. } => usage.cost_usd,
             _ => 0.0,
         }
+    }
+}
+
+/// What a resumed run does with an attempt a crash left unfinished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recovery {
+    /// Run it again (its effect is pure or read, or deduplicated by an
+    /// idempotency key).
+    Retry,
+    /// Hold it for an operator: its external effect may have happened.
+    Held,
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Recovery::Retry => "retry",
+            Recovery::Held => "held",
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! statically) are evaluated before each step, and every evaluation is
 //! audited.
 
-use aos_compiler::ir::{Cmp, Cond, Effect, Fact, PolicyAction, PolicyRule, Risk, Step, StepKind, Trust};
+use aos_compiler::ir::{PolicyAction, PolicyRule, Risk, Step, StepKind, Trust};
 use serde_json::json;
 
 use crate::audit::Decision;
@@ -47,14 +47,6 @@ pub fn parse_trust(s: &str) -> Option<Trust> {
     })
 }
 
-fn effect_name(e: Effect) -> &'static str {
-    match e {
-        Effect::Pure => "pure",
-        Effect::Read => "read",
-        Effect::External => "external",
-    }
-}
-
 fn kind_name(k: StepKind) -> &'static str {
     match k {
         StepKind::Tool => "tool",
@@ -63,70 +55,19 @@ fn kind_name(k: StepKind) -> &'static str {
     }
 }
 
-fn level(fact: Fact, v: &str) -> Option<u8> {
-    let order: &[&str] = match fact {
-        Fact::Risk => &["low", "medium", "high", "critical"],
-        Fact::Trust => &["untrusted", "basic", "trusted", "admin"],
-        _ => return None,
-    };
-    order.iter().position(|x| *x == v).map(|p| p as u8)
-}
-
-/// The facts of one step in a run.
-pub struct Facts<'a> {
-    pub step: &'a Step,
-    pub tool: Option<&'a str>,
-    pub trust: Trust,
-}
-
-fn fact_value(f: &Facts<'_>, fact: Fact) -> String {
-    match fact {
-        Fact::Risk => risk_name(f.step.risk).into(),
-        Fact::Kind => kind_name(f.step.kind).into(),
-        Fact::Tool => f.tool.unwrap_or("").into(),
-        Fact::Effect => effect_name(f.step.effect).into(),
-        Fact::Trust => trust_name(f.trust).into(),
-    }
-}
-
-/// Whether `cond` holds for these facts.
-pub fn holds(cond: &Cond, f: &Facts<'_>) -> bool {
-    match cond {
-        Cond::True => true,
-        Cond::False => false,
-        Cond::And { a, b } => holds(a, f) && holds(b, f),
-        Cond::Or { a, b } => holds(a, f) || holds(b, f),
-        Cond::Not { a } => !holds(a, f),
-        Cond::Compare { fact, cmp, value } => {
-            let actual = fact_value(f, *fact);
-            let value = value.trim_matches('"');
-            match cmp {
-                Cmp::Eq => actual == value,
-                Cmp::Ne => actual != value,
-                _ => match (level(*fact, &actual), level(*fact, value)) {
-                    (Some(a), Some(b)) => match cmp {
-                        Cmp::Lt => a < b,
-                        Cmp::Le => a <= b,
-                        Cmp::Gt => a > b,
-                        _ => a >= b,
-                    },
-                    _ => false,
-                },
-            }
-        }
-    }
-}
-
 /// Evaluates every rule for a step; each evaluation becomes an audit record.
-pub fn evaluate(rules: &[PolicyRule], f: &Facts<'_>, decisions: &mut Vec<Decision>) -> Verdict {
+/// The condition is evaluated by [`aos_compiler::ir::Cond::holds`], the
+/// evaluator the checker uses.
+pub fn evaluate(rules: &[PolicyRule], step: &Step, trust: Trust, decisions: &mut Vec<Decision>) -> Verdict {
     let mut v = Verdict::default();
+    let facts = step.facts();
     for rule in rules {
-        let matched = holds(&rule.cond, f);
+        let matched = rule.cond.holds(&facts, trust);
         decisions.push(Decision::new(
             "policy",
-            Some(&f.step.name),
-            json!({"policy": rule.policy, "rule": rule.text, "matched": matched, "trust": trust_name(f.trust),
-                   "risk": risk_name(f.step.risk), "kind": kind_name(f.step.kind), "tool": f.tool}),
+            Some(&step.name),
+            json!({"policy": rule.policy, "rule": rule.text, "matched": matched, "trust": trust_name(trust),
+                   "risk": risk_name(step.risk), "kind": kind_name(step.kind), "tool": facts.tool}),
         ));
         if !matched {
             continue;
@@ -134,7 +75,7 @@ pub fn evaluate(rules: &[PolicyRule], f: &Facts<'_>, decisions: &mut Vec<Decisio
         match rule.action {
             PolicyAction::Deny => {
                 if v.denied.is_none() {
-                    v.denied = Some(format!("denied by policy `{}`: `{}` (run trust: {})", rule.policy, rule.text, trust_name(f.trust)));
+                    v.denied = Some(format!("denied by policy `{}`: `{}` (run trust: {})", rule.policy, rule.text, trust_name(trust)));
                 }
             }
             PolicyAction::RequireApproval => v.approval = Some(rule.policy.clone()),

@@ -77,7 +77,7 @@ fn summarize(journal: &[Entry]) -> Vec<(String, StepSummary)> {
             Transition::ApprovalRequested { .. } => s.status = "waiting_approval",
             Transition::ApprovalGranted { .. } => s.status = "approved",
             Transition::ApprovalDenied { .. } => s.status = "denied",
-            Transition::AttemptInterrupted { action, .. } => s.status = if action == "held" { "held" } else { "interrupted" },
+            Transition::AttemptInterrupted { action, .. } => s.status = if *action == crate::events::Recovery::Held { "held" } else { "interrupted" },
             Transition::Routed { kind, data, item, .. } => {
                 let mut v = json!({"kind": kind});
                 if let (Some(o), Value::Object(d)) = (v.as_object_mut(), data) {

@@ -9,14 +9,16 @@
 
 pub mod audit;
 pub mod bus;
+pub mod core;
+mod driver;
 pub mod events;
 pub mod fabric;
 pub mod governance;
 pub mod ids;
 pub mod inspect;
 pub mod interp;
-mod scheduler;
 pub mod store;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tokens;
 pub mod tools;
@@ -36,7 +38,8 @@ use crate::interp::Secrets;
 use crate::store::{Batch, Store, StoreError};
 use crate::tools::Tools;
 
-pub use scheduler::DEFAULT_MAX_CONCURRENCY;
+pub use crate::core::DEFAULT_MAX_CONCURRENCY;
+pub use driver::CallError;
 
 /// Errors of the runtime that are not a run's own failure.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +130,7 @@ impl Runtime {
         let wf = find_workflow(program, workflow)?;
         let params = prepare_inputs(wf, inputs)?;
         let run_id = ids::new_id();
-        scheduler::create_run(self, program, workflow, &run_id, None, &params, trust).await?;
+        driver::create_run(self, program, workflow, &run_id, None, &params, trust).await?;
         Ok(run_id)
     }
 
@@ -146,26 +149,17 @@ impl Runtime {
         let root = run_id.split('.').next().unwrap_or(run_id);
         let workspace = self.home.join("runs").join(root).join("workspace");
         let _ = std::fs::create_dir_all(&workspace);
-        let sh = Arc::new(scheduler::Shared {
-            rt: self.clone(),
+        let ctx = Arc::new(crate::core::RunCtx {
             run_id: run_id.to_string(),
             program: Arc::new(program),
             wf,
             params,
             trust,
             secrets: Secrets::default(),
-            workspace,
-            opts,
         });
+        let sh = Arc::new(driver::Shared::new(self.clone(), ctx, workspace, opts));
         let journal = self.store.journal_since(run_id, 0).await?;
-        let resumed = journal.len() > 1;
-        let mut exec = scheduler::Exec::new(sh);
-        exec.replay(&journal);
-        if resumed {
-            self.store.commit(run_id, Batch { transitions: vec![Transition::RunResumed], ..Default::default() }).await?;
-            exec.recover();
-        }
-        exec.drive().await
+        driver::Driver::resume(sh, &journal).await?.drive().await
     }
 
     /// Creates and executes a run in one go.
@@ -196,7 +190,7 @@ impl Runtime {
         if self.store.run(child_id).await?.is_none() {
             let wf = find_workflow(program, workflow)?;
             let params = prepare_inputs(wf, inputs)?;
-            scheduler::create_run(self, program, workflow, child_id, Some(parent), &params, trust).await?;
+            driver::create_run(self, program, workflow, child_id, Some(parent), &params, trust).await?;
         }
         self.execute(child_id, opts).await
     }

@@ -80,6 +80,8 @@ fn step(name: &str, kind: StepKind, call: Call) -> Step {
         kind,
         ty: Type::String,
         schema: None,
+        typed: false,
+        needs: Vec::new(),
         call,
         fan_out: None,
         deps: Vec::new(),
@@ -150,47 +152,37 @@ pub fn interp(parts: Vec<Expr>) -> Expr {
     }
 }
 
-/// Adds `step` to `wf`, deriving its data dependencies from the steps its
-/// expressions mention (as the checker does).
+/// Adds `step` to `wf`, deriving its data dependencies and the steps it
+/// needs from the steps its expressions mention (as the checker does), and
+/// whether its values are JSON from its type.
 pub fn add(wf: &mut Workflow, mut step: Step) {
-    let mut names = Vec::new();
-    let mut exprs: Vec<&Expr> = Vec::new();
-    match &step.call {
-        Call::Tool { args, .. } | Call::Workflow { args, .. } => exprs.extend(args.values()),
-        Call::Llm { prompt, .. } => exprs.push(prompt),
-    }
-    if let Some(f) = &step.fan_out {
-        exprs.push(&f.items);
-    }
+    let mut read = Vec::new();
+    let mut exprs = step.call_exprs();
     if let Some(w) = &step.when {
         exprs.push(w);
     }
     for e in exprs {
-        mentions(e, &mut names);
+        e.steps_read(false, &mut read);
     }
-    for n in names {
+    let mut needed = Vec::new();
+    for e in step.call_exprs() {
+        e.steps_read(true, &mut needed);
+    }
+    let (read, needed): (Vec<String>, Vec<String>) = (read.into_iter().map(str::to_string).collect(), needed.into_iter().map(str::to_string).collect());
+    for n in read {
         if !step.deps.contains(&n) {
             step.deps.push(n);
         }
     }
-    wf.steps.push(step);
-}
-
-fn mentions(e: &Expr, out: &mut Vec<String>) {
-    match e {
-        Expr::Step { name } => out.push(name.clone()),
-        Expr::Binary { a, b, .. } | Expr::Index { of: a, index: b } => {
-            mentions(a, out);
-            mentions(b, out);
+    for n in needed {
+        if !step.needs.contains(&n) {
+            step.needs.push(n);
         }
-        Expr::Interp { parts } => parts.iter().for_each(|p| {
-            if let InterpPart::Expr { expr } = p {
-                mentions(expr, out);
-            }
-        }),
-        Expr::Field { of, .. } | Expr::Not { a: of } | Expr::Neg { a: of } => mentions(of, out),
-        Expr::List { items } | Expr::Builtin { args: items, .. } => items.iter().for_each(|x| mentions(x, out)),
-        Expr::Record { fields } => fields.iter().for_each(|(_, x)| mentions(x, out)),
-        _ => {}
     }
+    let item = match (&step.ty, &step.fan_out) {
+        (Type::List { item }, Some(_)) => (**item).clone(),
+        (t, _) => t.clone(),
+    };
+    step.typed = !matches!(item, Type::String) && !matches!(&item, Type::Optional { inner } if **inner == Type::String);
+    wf.steps.push(step);
 }

@@ -65,6 +65,7 @@ async fn ask(f: &Fabric, p: &Program, schema: Option<&Value>, verify: Option<&Ve
             max_tokens: 300,
             max_input_tokens: None,
             schema,
+            validator: None,
             typed: schema.is_some(),
             verify,
             call_key: "run/step".into(),

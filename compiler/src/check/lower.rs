@@ -175,11 +175,25 @@ fn step(
         _ => None,
     };
     let governance = inputs.policy.steps.get(&key);
+    let typed = !matches!(item_ty.unwrap_optional(), Ty::String);
+    let idempotency_key = Env::attr(attrs, "idempotency_key").map(|a| expr(env, scope, &a.value));
+    let mut needs: Vec<String> = Vec::new();
+    {
+        let mut read = Vec::new();
+        call.exprs().into_iter().chain(fan_out.as_ref().map(|f| &f.items)).chain(idempotency_key.as_ref()).for_each(|e| e.steps_read(true, &mut read));
+        for n in read {
+            if !needs.iter().any(|x| x == n) {
+                needs.push(n.to_string());
+            }
+        }
+    }
     ir::Step {
         name: s.name.name.clone(),
         kind,
         ty: value_ty.to_ir(),
         schema,
+        typed,
+        needs,
         call,
         fan_out,
         deps: graph.and_then(|g| g.deps.get(&s.name.name)).cloned().unwrap_or_default(),
@@ -201,7 +215,7 @@ fn step(
         risk: governance.map_or(Risk::Low, |g| g.risk),
         effect: governance.map_or(Effect::Pure, |g| g.effect),
         fallback: Env::attr(attrs, "fallback").map(|a| lower_call(env, scope, &a.value, used_tools)),
-        idempotency_key: Env::attr(attrs, "idempotency_key").map(|a| expr(env, scope, &a.value)),
+        idempotency_key,
         cost: inputs
             .cost
             .workflows

@@ -16,7 +16,7 @@ use crate::ast::{self, BinaryOp, ExprKind, RuleKind, StrPart, UnaryOp};
 use crate::check::env::Env;
 use crate::check::risk::{
     self, EFFECTS, KINDS, RISK_LEVELS, StepFacts, TRUST_LEVELS, WorkflowFacts, did_you_mean, effect_name,
-    parse_effect, parse_kind, parse_risk, parse_trust, risk_name, unknown_value,
+    risk_name, unknown_value,
 };
 use crate::diagnostic::Diagnostic;
 use crate::ir::{self, Cmp, Cond, Effect, Fact, PolicyAction, Risk, StepKind, Trust};
@@ -72,52 +72,12 @@ pub fn analyze(env: &Env<'_>, diags: &mut Vec<Diagnostic>) -> PolicyReport {
 
 /// The facts a policy condition is evaluated against: the step's, plus the
 /// run's `trust` given separately.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Facts<'a> {
-    pub risk: Risk,
-    pub kind: StepKind,
-    pub effect: Effect,
-    /// The dotted name of the tool, for a tool step.
-    pub tool: Option<&'a str>,
-}
+pub type Facts<'a> = ir::StepFacts<'a>;
 
-/// Whether a condition holds for a step when the run has `trust`. The
-/// runtime uses this for the rules of the IR. A comparison the checker
-/// would have rejected (an unknown value, an order on `kind`) is false.
+/// Whether a condition holds for a step when the run has `trust`
+/// ([`Cond::holds`], shared with the runtime).
 pub fn evaluate(cond: &Cond, facts: &Facts<'_>, trust: Trust) -> bool {
-    match cond {
-        Cond::True => true,
-        Cond::False => false,
-        Cond::And { a, b } => evaluate(a, facts, trust) && evaluate(b, facts, trust),
-        Cond::Or { a, b } => evaluate(a, facts, trust) || evaluate(b, facts, trust),
-        Cond::Not { a } => !evaluate(a, facts, trust),
-        Cond::Compare { fact, cmp, value } => match fact {
-            Fact::Risk => parse_risk(value).is_some_and(|v| ordered(facts.risk, *cmp, v)),
-            Fact::Trust => parse_trust(value).is_some_and(|v| ordered(trust, *cmp, v)),
-            Fact::Kind => parse_kind(value).is_some_and(|v| equality(facts.kind == v, *cmp)),
-            Fact::Effect => parse_effect(value).is_some_and(|v| equality(facts.effect == v, *cmp)),
-            Fact::Tool => equality(facts.tool == Some(value.as_str()), *cmp),
-        },
-    }
-}
-
-fn ordered<T: Ord>(fact: T, cmp: Cmp, value: T) -> bool {
-    match cmp {
-        Cmp::Eq => fact == value,
-        Cmp::Ne => fact != value,
-        Cmp::Lt => fact < value,
-        Cmp::Le => fact <= value,
-        Cmp::Gt => fact > value,
-        Cmp::Ge => fact >= value,
-    }
-}
-
-fn equality(equal: bool, cmp: Cmp) -> bool {
-    match cmp {
-        Cmp::Eq => equal,
-        Cmp::Ne => !equal,
-        _ => false,
-    }
+    cond.holds(facts, trust)
 }
 
 /// What the checker can say about a condition for one step.

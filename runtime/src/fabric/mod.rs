@@ -108,6 +108,9 @@ pub struct LlmCall<'a> {
     pub max_input_tokens: Option<u64>,
     /// `Some` for a typed step: the reply must be JSON valid against it.
     pub schema: Option<&'a Value>,
+    /// The validator of `schema`, compiled once per run; compiled here
+    /// when absent.
+    pub validator: Option<&'a jsonschema::Validator>,
     /// True when the step's type is not `String` (the reply must be JSON).
     pub typed: bool,
     pub verify: Option<&'a Verify>,
@@ -471,13 +474,18 @@ impl Fabric {
             }
             _ => call.prompt.clone(),
         };
-        let validator = match call.schema.map(jsonschema::validator_for) {
-            Some(Ok(v)) => Some(v),
-            Some(Err(e)) => {
+        let compiled;
+        let validator = match (call.validator, call.schema.map(jsonschema::validator_for)) {
+            (Some(v), _) => Some(v),
+            (None, Some(Ok(v))) => {
+                compiled = v;
+                Some(&compiled)
+            }
+            (None, Some(Err(e))) => {
                 out.error = Some(format!("the step's JSON Schema is invalid: {e}"));
                 return out;
             }
-            None => None,
+            (None, None) => None,
         };
         let mut ask_prompt = prompt.clone();
         // Replies the verifier rejected, for the final error.

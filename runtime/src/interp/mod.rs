@@ -70,7 +70,7 @@ impl Secrets {
 /// What names refer to while evaluating.
 pub struct Scope<'a> {
     pub params: &'a BTreeMap<String, Value>,
-    pub steps: &'a HashMap<String, Value>,
+    pub steps: &'a HashMap<String, Arc<Value>>,
     /// The fan-out variable and its value.
     pub var: Option<(&'a str, &'a Value)>,
     pub secrets: &'a Secrets,
@@ -100,7 +100,7 @@ pub fn eval(expr: &Expr, scope: &Scope<'_>) -> Result<Value, EvalError> {
             Ok(Value::String(out))
         }
         Expr::Param { name } => scope.params.get(name).cloned().map_or_else(|| err(format!("no value for parameter `{name}`")), Ok),
-        Expr::Step { name } => scope.steps.get(name).cloned().map_or_else(|| err(format!("the value of step `{name}` is not available")), Ok),
+        Expr::Step { name } => scope.steps.get(name).map(|v| Value::clone(v)).map_or_else(|| err(format!("the value of step `{name}` is not available")), Ok),
         Expr::Var { name } => match scope.var {
             Some((n, v)) if n == name => Ok(v.clone()),
             _ => err(format!("`{name}` is not bound here")),
@@ -268,30 +268,6 @@ fn builtin(name: &str, args: &[Value]) -> Result<Value, EvalError> {
     }
 }
 
-/// The steps whose value `expr` needs: every step it mentions, except on
-/// the left of `??` (which is there to tolerate a skipped step).
-pub fn needed_steps(expr: &Expr, out: &mut Vec<String>) {
-    match expr {
-        Expr::Step { name } => out.push(name.clone()),
-        Expr::Binary { op: BinOp::Coalesce, b, .. } => needed_steps(b, out),
-        Expr::Binary { a, b, .. } | Expr::Index { of: a, index: b } => {
-            needed_steps(a, out);
-            needed_steps(b, out);
-        }
-        Expr::Interp { parts } => {
-            for p in parts {
-                if let InterpPart::Expr { expr } = p {
-                    needed_steps(expr, out);
-                }
-            }
-        }
-        Expr::Field { of, .. } | Expr::Not { a: of } | Expr::Neg { a: of } => needed_steps(of, out),
-        Expr::List { items } | Expr::Builtin { args: items, .. } => items.iter().for_each(|e| needed_steps(e, out)),
-        Expr::Record { fields } => fields.iter().for_each(|(_, e)| needed_steps(e, out)),
-        Expr::Lit { .. } | Expr::Param { .. } | Expr::Var { .. } | Expr::Secret { .. } => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -305,7 +281,7 @@ mod tests {
     #[test]
     fn interpolation_builtins_and_coalesce() {
         let params = BTreeMap::from([("name".to_string(), json!("Ada"))]);
-        let steps = HashMap::from([("tags".to_string(), json!(["a", "b"])), ("n".to_string(), Value::Null)]);
+        let steps = HashMap::from([("tags".to_string(), Arc::new(json!(["a", "b"]))), ("n".to_string(), Arc::new(Value::Null))]);
         let secrets = Secrets::default();
         let scope = Scope { params: &params, steps: &steps, var: None, secrets: &secrets };
         let e = Expr::Interp {
@@ -320,7 +296,7 @@ mod tests {
         let c = Expr::Binary { op: BinOp::Coalesce, a: Box::new(Expr::Step { name: "n".into() }), b: Box::new(lit(json!(3))) };
         assert_eq!(eval(&c, &scope).unwrap(), json!(3));
         let mut need = vec![];
-        needed_steps(&c, &mut need);
+        c.steps_read(true, &mut need);
         assert!(need.is_empty());
     }
 

@@ -1,0 +1,211 @@
+//! [`apply`]: the state change of one transition, the same live and when a
+//! journal is replayed.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::state::{Fan, Finished, Gate, Phase, RunState, StepStatus, Unit, UnitKey};
+use crate::events::{Recovery, RunStatus, Transition, Usage};
+
+/// Changes `state` as the transition says. Transitions about steps the
+/// workflow does not have change nothing.
+pub fn apply(state: &mut RunState, t: &Transition) {
+    let idx = t.step().and_then(|s| state.index_of(s));
+    match t {
+        Transition::StepSkipped { .. } => {
+            let Some(i) = idx else { return };
+            if let Some(s) = state.steps.get_mut(i) {
+                s.status = StepStatus::Skipped;
+                s.value = Some(Arc::new(Value::Null));
+            }
+            state.resolved(i);
+        }
+        Transition::FanOutPlanned { items, .. } => {
+            let Some(i) = idx else { return };
+            if let Some(s) = state.steps.get_mut(i) {
+                s.status = StepStatus::Running;
+                s.fan = Some(Fan { n: *items, items: None, values: vec![None; *items as usize], next: 0, running: 0, done: 0 });
+            }
+            state.active_fans.push(i);
+        }
+        Transition::AttemptStarted { item, attempt, fallback, .. } => {
+            if let Some(s) = idx.and_then(|i| state.steps.get_mut(i)) {
+                s.status = StepStatus::Running;
+                s.units.insert(*item, Unit { attempt: *attempt, phase: Phase::InFlight { fallback: *fallback } });
+                if let (Some(f), Some(it)) = (s.fan.as_mut(), item) {
+                    f.next = f.next.max(it + 1);
+                    f.running += 1;
+                }
+                state.running += 1;
+            }
+        }
+        Transition::AttemptFailed { item, usage, retry_in_ms, attempt, .. } => {
+            state.spent += usage.cost_usd;
+            let Some(i) = idx else { return };
+            let has_fallback = state.step(i).is_some_and(|s| s.fallback.is_some());
+            let was_fallback = finish_unit(state, i, *item, usage);
+            let phase = match retry_in_ms {
+                Some(_) => Phase::Queued { fallback: false },
+                None if has_fallback && !was_fallback => Phase::Queued { fallback: true },
+                None => Phase::Exhausted,
+            };
+            if let Some(s) = state.steps.get_mut(i) {
+                s.units.insert(*item, Unit { attempt: *attempt, phase });
+            }
+            if let Phase::Queued { .. } = phase {
+                match retry_in_ms {
+                    Some(ms) if *ms > 0 && !state.replaying => state.timers.push(Reverse((state.now_ms.saturating_add(*ms), i, *item))),
+                    _ => state.queue.push_back((i, *item)),
+                }
+            }
+        }
+        Transition::AttemptInterrupted { item, attempt, action, .. } => {
+            let Some(i) = idx else { return };
+            finish_unit(state, i, *item, &Usage::default());
+            let phase = match action {
+                Recovery::Held => Phase::Held,
+                Recovery::Retry => Phase::Queued { fallback: false },
+            };
+            if let Some(s) = state.steps.get_mut(i) {
+                // The interrupted attempt did not complete: it runs again
+                // under the same number.
+                s.units.insert(*item, Unit { attempt: attempt.saturating_sub(1), phase });
+            }
+            if *action == Recovery::Retry {
+                state.queue.push_back((i, *item));
+            }
+        }
+        Transition::ItemSucceeded { item, output, usage, .. } => {
+            state.spent += usage.cost_usd;
+            let Some(i) = idx else { return };
+            finish_unit(state, i, Some(*item), usage);
+            if let Some(s) = state.steps.get_mut(i) {
+                s.units.remove(&Some(*item));
+                if let Some(slot) = s.fan.as_mut().and_then(|f| {
+                    let fresh = f.values.get(*item as usize).is_some_and(Option::is_none);
+                    if fresh {
+                        f.done += 1;
+                    }
+                    f.values.get_mut(*item as usize)
+                }) {
+                    *slot = Some(output.clone());
+                }
+            }
+        }
+        Transition::StepSucceeded { output, usage, .. } => {
+            let Some(i) = idx else { return };
+            if output.is_some() {
+                state.spent += usage.cost_usd;
+                let in_flight = state.steps.get(i).is_some_and(|s| s.units.get(&None).is_some_and(|u| matches!(u.phase, Phase::InFlight { .. })));
+                if in_flight {
+                    finish_unit(state, i, None, usage);
+                }
+            }
+            if let Some(s) = state.steps.get_mut(i) {
+                s.status = StepStatus::Succeeded;
+                s.units.clear();
+                let v = match (output, s.fan.take()) {
+                    (Some(v), _) => v.clone(),
+                    (None, Some(f)) => Value::Array(f.values.into_iter().map(|v| v.unwrap_or(Value::Null)).collect()),
+                    (None, None) => Value::Null,
+                };
+                s.value = Some(Arc::new(v));
+            }
+            state.active_fans.retain(|&f| f != i);
+            state.resolved(i);
+        }
+        Transition::StepFailed { error, .. } => {
+            let Some(i) = idx else { return };
+            if let Some(s) = state.steps.get_mut(i) {
+                s.status = StepStatus::Failed;
+            }
+            state.active_fans.retain(|&f| f != i);
+            if state.failing.is_none() {
+                let name = state.step(i).map(|s| s.name.clone()).unwrap_or_default();
+                state.failing = Some(format!("step `{name}` failed: {error}"));
+            }
+        }
+        Transition::ApprovalRequested { .. } => {
+            if let Some(s) = idx.and_then(|i| state.steps.get_mut(i)) {
+                s.gate = Gate::Requested;
+                if s.status == StepStatus::Pending {
+                    s.status = StepStatus::Gated;
+                }
+            }
+        }
+        Transition::ApprovalGranted { .. } => {
+            let Some(i) = idx else { return };
+            let mut requeue = Vec::new();
+            if let Some(s) = state.steps.get_mut(i) {
+                s.gate = Gate::Granted;
+                if s.status == StepStatus::Gated {
+                    s.status = StepStatus::Pending;
+                    state.ready.push_back(i);
+                }
+                for (k, u) in s.units.iter_mut() {
+                    if u.phase == Phase::Held {
+                        u.phase = Phase::Queued { fallback: false };
+                        requeue.push(*k);
+                    }
+                }
+            }
+            requeue.sort();
+            for k in requeue {
+                state.queue.push_back((i, k));
+            }
+        }
+        Transition::ApprovalDenied { by, note, .. } => {
+            let Some(i) = idx else { return };
+            if let Some(s) = state.steps.get_mut(i) {
+                let why = match note {
+                    Some(n) => format!("denied by {by}: {n}"),
+                    None => format!("denied by {by}"),
+                };
+                s.gate = Gate::Denied(why);
+                if s.status == StepStatus::Gated {
+                    s.status = StepStatus::Pending;
+                }
+                state.ready.push_back(i);
+            }
+        }
+        Transition::RunSucceeded { output, cost_usd } => {
+            state.finished = Some(Finished { status: RunStatus::Succeeded, output: Some(output.clone()), cost_usd: *cost_usd, error: None });
+        }
+        Transition::RunFailed { error, cost_usd } => {
+            state.finished = Some(Finished { status: RunStatus::Failed, output: None, cost_usd: *cost_usd, error: Some(error.clone()) });
+        }
+        Transition::RunStarted { .. } | Transition::RunResumed | Transition::RunPaused { .. } | Transition::RunInterrupted | Transition::Routed { .. } => {}
+    }
+}
+
+/// Replays a journal into a fresh state: the state the run had after its
+/// last entry (the fan-outs planned evaluate their list again).
+pub fn replay<'a>(state: &mut RunState, transitions: impl IntoIterator<Item = &'a Transition>) {
+    state.replaying = true;
+    for t in transitions {
+        apply(state, t);
+    }
+    state.replaying = false;
+    state.reload_fan_items();
+}
+
+/// Bookkeeping when an attempt ends; returns whether it was a fallback.
+fn finish_unit(state: &mut RunState, i: usize, item: UnitKey, usage: &Usage) -> bool {
+    let mut was_fallback = false;
+    if let Some(s) = state.steps.get_mut(i) {
+        s.usage.add(usage);
+        if let Some(u) = s.units.get_mut(&item) {
+            if let Phase::InFlight { fallback } = u.phase {
+                was_fallback = fallback;
+                state.running = state.running.saturating_sub(1);
+                if let (Some(f), Some(_)) = (s.fan.as_mut(), item) {
+                    f.running = f.running.saturating_sub(1);
+                }
+            }
+            u.phase = Phase::Done;
+        }
+    }
+    was_fallback
+}

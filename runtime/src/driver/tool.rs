@@ -1,0 +1,74 @@
+//! Tool calls: arguments evaluated, an external effect deduplicated by its
+//! idempotency key, the output bounded and checked against the step's
+//! type (its validator compiled once per run).
+
+use std::collections::BTreeMap;
+
+use aos_compiler::ir::{Effect, Expr, Tool as ToolDecl, ToolImpl};
+use serde_json::{json, Value};
+
+use super::attempt::{Attempt, CallError};
+use crate::audit::Decision;
+use crate::tokens;
+use crate::tools::ToolCtx;
+
+pub(super) async fn call(a: &mut Attempt<'_>, tool: &str, args: &BTreeMap<String, Expr>) -> Result<Value, CallError> {
+    let (sh, step, item) = (a.sh, a.step, a.item);
+    let mut obj = serde_json::Map::new();
+    for (k, e) in args {
+        obj.insert(k.clone(), a.eval(e)?);
+    }
+    let key = match &step.idempotency_key {
+        Some(e) => Some(crate::interp::render(&a.eval(e)?)),
+        None => None,
+    };
+    let key = key.map(|k| match item {
+        Some(it) => format!("{k}#{it}"),
+        None => k,
+    });
+    if let (Some(k), Effect::External) = (&key, step.effect) {
+        if let Some(v) = sh.rt.store.idempotent_output(k).await? {
+            a.decisions.push(Decision::new("idempotency", Some(&step.name), json!({"key": k, "deduplicated": true})));
+            return Ok(v);
+        }
+        a.idempotency = Some(k.clone());
+    }
+    let decl = sh.ctx.program.tools.get(tool);
+    let implemented = sh.rt.tools.get(tool).cloned();
+    let step_name = match item {
+        Some(it) => format!("{}#{it}", step.name),
+        None => step.name.clone(),
+    };
+    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key, run_id: sh.ctx.run_id.clone(), step: step_name };
+    let args = Value::Object(obj);
+    let value = match (decl, implemented) {
+        (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => t.call(args, &ctx).await,
+        (Some(ToolDecl { implementation: ToolImpl::Http { method, url }, .. }), _) => sh.rt.tools.call_http(tool, method, url, args).await,
+        (Some(d @ ToolDecl { implementation: ToolImpl::Exec { argv }, .. }), _) => sh.rt.tools.exec_tool(d, argv).call(args, &ctx).await,
+        _ => return Err(CallError::ToolUnavailable(tool.to_string())),
+    }
+    .map_err(CallError::Tool)?;
+    let bound = step.max_output_tokens;
+    let value = match value {
+        Value::String(s) if tokens::count(&s) > bound => Value::String(tokens::truncate(&s, bound).to_string()),
+        Value::String(s) => Value::String(s),
+        other => {
+            let n = tokens::count(&other.to_string());
+            if n > bound {
+                return Err(CallError::OutputTooLong { tool: tool.to_string(), tokens: n, bound });
+            }
+            other
+        }
+    };
+    match sh.schemas.get(a.index).and_then(Option::as_ref) {
+        Some(Ok(validator)) => {
+            let errors: Vec<String> = validator.iter_errors(&value).take(3).map(|e| e.to_string()).collect();
+            if !errors.is_empty() {
+                return Err(CallError::Nonconforming { step: step.name.clone(), errors: errors.join("; ") });
+            }
+        }
+        Some(Err(e)) => return Err(CallError::Schema(e.clone())),
+        None => {}
+    }
+    Ok(value)
+}
