@@ -9,11 +9,14 @@
 //! program `use`s, through [`check::FileLoader`].
 
 pub mod ast;
+pub mod attrs;
 pub mod check;
+pub mod codes;
 pub mod diagnostic;
 pub mod format;
 pub mod ir;
 pub mod lexer;
+pub mod money;
 pub mod parser;
 pub mod query;
 pub mod source;
@@ -23,6 +26,7 @@ pub mod stdlib;
 pub mod testgen;
 
 pub use check::{check, Analysis};
+pub use codes::Code;
 pub use diagnostic::{Diagnostic, Severity};
 pub use format::format;
 pub use parser::parse;

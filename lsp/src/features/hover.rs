@@ -13,6 +13,14 @@ use crate::features::definition::symbol_at;
 /// The hover of the name under the cursor, as Markdown.
 pub fn hover(snap: &Snapshot, pos: Position) -> Option<Hover> {
     let offset = snap.offset(pos);
+    if let Some((item, key)) = attr_key_at(snap, offset)
+        && let Some(spec) = aos_compiler::attrs::lookup(item, &key.name)
+    {
+        return Some(Hover {
+            contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: aos_compiler::attrs::hover(spec) }),
+            range: Some(snap.range(snap.main(), key.span)),
+        });
+    }
     let occ = *snap.index.at(snap.main(), offset)?;
     let (_, sym) = symbol_at(snap, pos)?;
     let facts = query::facts(&snap.analysis);
@@ -21,6 +29,29 @@ pub fn hover(snap: &Snapshot, pos: Position) -> Option<Hover> {
         contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value }),
         range: Some(snap.range(occ.file, occ.span)),
     })
+}
+
+/// The attribute key under the cursor in the main file, and the kind of
+/// item whose block it is in.
+fn attr_key_at(snap: &Snapshot, offset: usize) -> Option<(aos_compiler::attrs::Item, &ast::Ident)> {
+    use aos_compiler::attrs::Item;
+    let file = query::file_ast(&snap.analysis, snap.main())?;
+    let on = |a: &&ast::Attr| query::contains(a.key.span, offset);
+    fn entries(b: &Option<ast::Attrs>) -> &[ast::Attr] {
+        b.as_ref().map_or(&[][..], |a| a.entries.as_slice())
+    }
+    let item = file.items.iter().find(|i| query::contains(i.span, offset))?;
+    match &item.kind {
+        ItemKind::Workflow(w) => {
+            if let Some(a) = w.attrs.iter().find(on) {
+                return Some((Item::Workflow, &a.key));
+            }
+            w.steps.iter().flat_map(|s| entries(&s.attrs)).find(on).map(|a| (Item::Step, &a.key))
+        }
+        ItemKind::Tool(t) => entries(&t.attrs).iter().find(on).map(|a| (Item::Tool, &a.key)),
+        ItemKind::Model(m) => entries(&m.attrs).iter().find(on).map(|a| (Item::Model, &a.key)),
+        _ => None,
+    }
 }
 
 /// The Markdown describing a symbol.
