@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use aos_compiler::ast::{self, ItemKind, TypeExprKind};
 use aos_compiler::attrs::{self, AttrSpec, Item};
-use aos_compiler::check::env::{BUILTIN_ROLES, PURE_BUILTINS};
+use aos_compiler::names::{BUILTIN_ROLES, PURE_BUILTINS};
 use aos_compiler::query::{self, SymbolKind};
 use tower_lsp_server::lsp_types::{CompletionItem, CompletionItemKind, Documentation, MarkupContent, MarkupKind, Position};
 

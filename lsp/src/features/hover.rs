@@ -1,8 +1,8 @@
 //! Hover: what a name is, with the figures the checker computed.
 
 use aos_compiler::ast::{self, ExprKind, ItemKind};
-use aos_compiler::check::cost::{fmt_price, fmt_usd};
-use aos_compiler::check::risk::{effect_name, risk_name};
+use aos_compiler::cost::{fmt_price, fmt_usd};
+use aos_compiler::names::{effect_name, risk_name};
 use aos_compiler::query::{self, Facts, Symbol, SymbolKind};
 use aos_compiler::{FileId, Span};
 use tower_lsp_server::lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind, Position};
@@ -146,7 +146,7 @@ pub fn describe(snap: &Snapshot, facts: &Facts, sym: &Symbol) -> Option<String> 
         SymbolKind::Tool => {
             out.push_str(&format!("```aos\n{}\n```\n", src(sym.span)));
             if let Some(ItemKind::Tool(t)) = item.map(|i| &i.kind) {
-                let attrs = aos_compiler::check::env::Env::entries(&t.attrs);
+                let attrs = t.attrs.as_ref().map_or(&[][..], |a| a.entries.as_slice());
                 let get = |k: &str| attrs.iter().find(|a| a.key.name == k).map(|a| src(a.value.span));
                 out.push_str(&format!(
                     "**risk** `{}`, **effect** `{}`\n",
@@ -201,7 +201,7 @@ pub fn step_type(snap: &Snapshot, file: FileId, step: &ast::Step) -> String {
         Some(t) => src(file, t.span),
         None => call_type(snap, &step.call).unwrap_or_else(|| "?".to_string()),
     };
-    if aos_compiler::check::env::Env::attr(aos_compiler::check::env::Env::entries(&step.attrs), "when").is_some()
+    if aos_compiler::AttrBlock(step.attrs.as_ref().map_or(&[][..], |a| a.entries.as_slice())).get("when").is_some()
         && !ty.ends_with('?')
     {
         ty.push('?');
