@@ -350,9 +350,10 @@ impl Printer<'_> {
                 self.text("-");
                 self.expr(x, POSTFIX, trail);
             }
-            ExprKind::Binary(op @ (BinaryOp::And | BinaryOp::Or), _, _) => {
+            ExprKind::Binary(op @ (BinaryOp::And | BinaryOp::Or), _, _) if !self.has_comment(e.span) => {
                 // A long chain of `and`s (or `or`s): one operand a line, the
-                // operator first, one level in.
+                // operator first, one level in. (With a comment inside, the
+                // operands stay where the comments put them.)
                 let mut operands = Vec::new();
                 chain(e, *op, &mut operands);
                 let (l, r) = operand_precedences(*op);
