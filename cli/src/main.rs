@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
   aosc check --cost examples/weekly_sales_report.aos
                                           explain the worst-case cost of a run
   aosc fmt --check examples/*.aos         verify canonical formatting
+  aosc explain E0105                      what a diagnostic code means
   aosc run examples/hello.aos --input name=Ada
                                           run a workflow durably (sim when no API keys are set)
   aosc runs                               list runs; then `aosc show RUN_ID`, `aosc replay RUN_ID`
@@ -32,6 +33,7 @@ struct Cli {
 enum Command {
     Check(commands::check::CheckArgs),
     Fmt(commands::fmt::FmtArgs),
+    Explain(commands::explain::ExplainArgs),
     Run(commands::run::RunArgs),
     Resume(commands::resume::ResumeArgs),
     Approve(commands::approve::DecideArgs),
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Fmt(args) => commands::fmt::run(&args),
+        Command::Explain(args) => commands::explain::run(&args),
         Command::Run(args) => commands::run::run(&args),
         Command::Resume(args) => commands::resume::run(&args),
         Command::Approve(args) => commands::approve::run(&args, aos_runtime::Verdict::Approve),

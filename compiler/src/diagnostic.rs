@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::codes::Code;
 use crate::source::{FileId, Sources};
 use crate::span::Span;
 
@@ -39,7 +40,7 @@ pub struct Label {
 /// we know, what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub message: String,
     pub file: FileId,
@@ -51,7 +52,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, file: FileId, primary: Span, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, file: FileId, primary: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: Severity::Error,
@@ -64,7 +65,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(code: &'static str, file: FileId, primary: Span, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, file: FileId, primary: Span, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, file, primary, message) }
     }
 
@@ -128,7 +129,7 @@ pub fn to_json(diags: &[Diagnostic], sources: &Sources) -> serde_json::Value {
 pub fn json_diagnostic(d: &Diagnostic, sources: &Sources) -> JsonDiagnostic {
     let (line, column, end_line, end_column) = sources.range_of(d.file, d.primary);
     JsonDiagnostic {
-        code: d.code,
+        code: d.code.as_str(),
         severity: d.severity,
         message: d.message.clone(),
         file: sources.path(d.file).to_string(),

@@ -19,7 +19,7 @@ use crate::source::FileId;
 use crate::span::Span;
 
 /// The code of every syntax error.
-pub const SYNTAX: &str = "E0001";
+pub const SYNTAX: crate::codes::Code = crate::codes::Code::E0001;
 
 /// One token. Text-carrying tokens borrow from the source; string text is
 /// cooked (escapes processed, indentation removed) and borrows too unless
@@ -341,7 +341,10 @@ pub fn lex(src: &str, file: FileId) -> Lexed<'_> {
         stopped: false,
     };
     lx.out.tokens.reserve(src.len() / 4);
-    lx.run(0, src.len(), false);
+    // A UTF-8 byte-order mark (which some Windows editors write) is not part
+    // of the program.
+    let start = if src.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+    lx.run(start, src.len(), false);
     lx.out
 }
 
@@ -706,15 +709,25 @@ fn trim_indent_skips(
             starts.extend(text.match_indices('\n').map(|(n, _)| a + n + 1));
         }
     }
-    // Each line as (start, end without its newline).
-    let lines: Vec<(usize, usize)> = starts
+    // Each line as (start, end without its newline, start of the next
+    // line). A `\r\n` ends a line as `\n` does, and its `\r` is dropped,
+    // so that a CRLF file gives the same string as an LF one.
+    let bytes = src.as_bytes();
+    let cr_before = |nl: usize| nl > start && bytes.get(nl - 1) == Some(&b'\r');
+    let lines: Vec<(usize, usize, usize)> = starts
         .iter()
         .enumerate()
-        .map(|(k, &s)| (s, starts.get(k + 1).map_or(end, |&next| next - 1)))
+        .map(|(k, &s)| match starts.get(k + 1) {
+            Some(&next) => {
+                let nl = next - 1;
+                (s, if cr_before(nl) { nl - 1 } else { nl }, next)
+            }
+            None => (s, end, end),
+        })
         .collect();
-    let line_text = |(a, b): (usize, usize)| src.get(a..b).unwrap_or("");
-    let blank = |l: (usize, usize)| line_text(l).chars().all(|c| c == ' ' || c == '\t');
-    let indent = |l: (usize, usize)| {
+    let line_text = |(a, b, _): (usize, usize, usize)| src.get(a..b).unwrap_or("");
+    let blank = |l: (usize, usize, usize)| line_text(l).chars().all(|c| c == ' ' || c == '\t');
+    let indent = |l: (usize, usize, usize)| {
         line_text(l)
             .bytes()
             .take_while(|b| *b == b' ' || *b == b'\t')
@@ -731,17 +744,22 @@ fn trim_indent_skips(
     for (k, &l) in lines.iter().enumerate() {
         if k == 0 && blank(l) {
             // The line and its newline.
-            skips.push((l.0, (l.1 + 1).min(end)));
+            skips.push((l.0, l.2.min(end)));
             continue;
         }
         if k == last && k > 0 && blank(l) {
-            // The line and the newline before it.
-            skips.push((l.0 - 1, l.1));
+            // The line and the newline (`\n` or `\r\n`) before it.
+            let nl = l.0 - 1;
+            skips.push((if cr_before(nl) { nl - 1 } else { nl }, l.1));
             continue;
         }
         let n = min_indent.min(line_text(l).len());
         if n > 0 {
             skips.push((l.0, l.0 + n));
+        }
+        if l.1 < l.2 && l.2 - l.1 == 2 {
+            // The `\r` of this line's `\r\n`.
+            skips.push((l.1, l.1 + 1));
         }
     }
     skips.sort_unstable();

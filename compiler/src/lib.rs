@@ -9,11 +9,14 @@
 //! program `use`s, through [`check::FileLoader`].
 
 pub mod ast;
+pub mod attrs;
 pub mod check;
+pub mod codes;
 pub mod diagnostic;
 pub mod format;
 pub mod ir;
 pub mod lexer;
+pub mod money;
 pub mod parser;
 pub mod query;
 pub mod source;
@@ -22,7 +25,30 @@ pub mod stdlib;
 #[doc(hidden)]
 pub mod testgen;
 
-pub use check::{check, Analysis};
+pub use check::{check, Analysis, FileLoader, FsLoader};
+
+/// The cost bound as the checker computes and shows it (`aosc check --cost`,
+/// hover).
+pub mod cost {
+    pub use crate::check::cost::{CostReport, WorkflowCost, fmt_price, fmt_usd, render_table};
+    pub use crate::money::Usd;
+}
+
+/// The names the language gives meaning to: built-in roles and functions,
+/// and the one conversion between IR enums and their names.
+pub mod names {
+    pub use crate::check::env::{BUILTIN_ROLES, PURE_BUILTINS};
+    pub use crate::check::risk::{effect_name, parse_effect, parse_risk, parse_trust, risk_name};
+}
+
+/// Token counts that are sound upper bounds for a model's tokenizer.
+pub mod tokens {
+    pub use crate::check::tokens::count;
+}
+
+/// Reading attribute blocks (the typed values every pass uses).
+pub use check::attrs::{Block as AttrBlock, StepAttrs, ToolAttrs, WorkflowAttrs};
+pub use codes::Code;
 pub use diagnostic::{Diagnostic, Severity};
 pub use format::format;
 pub use parser::parse;

@@ -81,7 +81,7 @@ impl Outcome {
     }
 
     fn codes(&self) -> Vec<&'static str> {
-        self.diags.iter().map(|d| d.code).collect()
+        self.diags.iter().map(|d| d.code.as_str()).collect()
     }
 }
 

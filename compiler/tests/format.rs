@@ -418,3 +418,15 @@ mod random_programs {
         }
     }
 }
+
+#[test]
+fn long_and_or_conditions_break_one_operand_a_line() {
+    let src = "policy p {\n  deny when tool == \"shell.exec\" and trust < trusted and risk >= high and effect == external and kind == tool\n}\n";
+    let out = aos_compiler::format(src).unwrap();
+    assert_eq!(
+        out,
+        "policy p {\n  deny when tool == \"shell.exec\"\n    and trust < trusted\n    and risk >= high\n    and effect == external\n    and kind == tool\n}\n"
+    );
+    assert_eq!(aos_compiler::format(&out).unwrap(), out, "formatting is stable");
+    assert!(out.lines().all(|l| l.chars().count() <= 100));
+}

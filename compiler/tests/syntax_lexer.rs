@@ -187,3 +187,18 @@ fn keywords_and_identifiers() {
         Token::When,
     ]);
 }
+
+#[test]
+fn crlf_triple_quoted_strings_are_trimmed_like_lf_ones() {
+    let lf = "workflow w() { x: \"\"\"\n    Summarize {a}:\n      rows\n\n    end\n    \"\"\" }";
+    let crlf = lf.replace('\n', "\r\n");
+    assert_eq!(text_of(lf), "Summarize <interp>:\n  rows\n\nend");
+    assert_eq!(text_of(&crlf), text_of(lf));
+}
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_program() {
+    let src = "\u{feff}workflow w() { x: 1 }";
+    assert!(errors(src).is_empty(), "{:?}", errors(src));
+    assert!(matches!(value_of(src).kind, ExprKind::Int(1)));
+}

@@ -17,6 +17,22 @@ use crate::position::LineMap;
 use crate::snapshot::{uri_to_path, DocLoader, Snapshot};
 
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether the lifecycle lines ("initialized", "shutting down") are printed:
+/// at `--log info` and above (the default), not at `warn` or `error`.
+static LIFECYCLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets what is logged on stderr from the `--log` level: `error`, `warn`,
+/// `info` (lifecycle lines) or `debug` (also every check with its timing).
+pub fn set_log_level(level: &str) {
+    set_verbose(level == "debug");
+    LIFECYCLE.store(matches!(level, "info" | "debug"), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn lifecycle(line: &str) {
+    if LIFECYCLE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    }
+}
 
 /// Log every check (with its timing) on stderr.
 pub fn set_verbose(on: bool) {
@@ -203,11 +219,11 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
-        eprintln!("aosc lsp: initialized");
+        lifecycle("aosc lsp: initialized");
     }
 
     async fn shutdown(&self) -> Result<()> {
-        eprintln!("aosc lsp: shutting down");
+        lifecycle("aosc lsp: shutting down");
         Ok(())
     }
 

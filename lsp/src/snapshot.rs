@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use aos_compiler::check::{FileLoader, FsLoader};
+use aos_compiler::{FileLoader, FsLoader};
 use aos_compiler::query::{self, Index};
 use aos_compiler::{Analysis, FileId, Span};
 use tower_lsp_server::UriExt;

@@ -11,7 +11,7 @@ pub fn count(text: &str) -> u64 {
 
 /// Tokens of `text` as `model` counts them, exactly as the checker does.
 pub fn count_for(model: &Model, text: &str) -> u64 {
-    aos_compiler::check::tokens::count(model, text)
+    aos_compiler::tokens::count(model, text)
 }
 
 /// The longest prefix of `text` (on a char boundary) that fits `max` tokens.

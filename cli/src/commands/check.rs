@@ -1,6 +1,6 @@
 //! `aosc check`: parse and check files, print diagnostics.
 
-use aos_compiler::check::FsLoader;
+use aos_compiler::FsLoader;
 use aos_compiler::diagnostic::{render_human, to_json};
 
 use super::exit;
@@ -65,7 +65,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         let analysis = aos_compiler::check(path, &text, &FsLoader);
         if args.cost {
             match args.format {
-                Format::Human => print!("{}", aos_compiler::check::cost::render_table(&analysis.cost)),
+                Format::Human => print!("{}", aos_compiler::cost::render_table(&analysis.cost)),
                 Format::Json => {
                     if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&analysis.cost.workflows) {
                         all_cost.extend(map);

@@ -14,7 +14,7 @@ pub struct LspArgs {
 }
 
 pub fn run(args: &LspArgs) -> u8 {
-    aos_lsp::server::set_verbose(args.log == "debug");
+    aos_lsp::server::set_log_level(&args.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -3,6 +3,7 @@
 pub mod approve;
 pub mod audit;
 pub mod check;
+pub mod explain;
 pub mod fmt;
 pub mod lsp;
 pub mod models;

@@ -1,7 +1,7 @@
 //! `aosc models`: the models a program declares, with prices, context
 //! windows, the endpoint each would use and whether its credentials are set.
 
-use aos_compiler::check::FsLoader;
+use aos_compiler::FsLoader;
 use aos_compiler::diagnostic::render_human;
 use aos_compiler::ir::{Program, Provider};
 use aos_runtime::fabric::{self, PROVIDERS};

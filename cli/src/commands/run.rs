@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use aos_compiler::check::FsLoader;
+use aos_compiler::FsLoader;
 use aos_compiler::diagnostic::render_human;
 use aos_compiler::ir::Trust;
 use aos_runtime::RunOptions;

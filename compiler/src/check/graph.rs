@@ -10,6 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::ast::{self, ExprKind, StrPart};
 use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
 use crate::source::FileId;
 use crate::span::Span;
 
@@ -116,7 +117,7 @@ fn workflow(env: &Env, file: FileId, wf: &ast::Workflow, diags: &mut Vec<Diagnos
     for (i, s) in steps.iter().enumerate() {
         if !used.contains(&i) && !has_external_effect(env, &s.call, &mut BTreeSet::new()) && resolvable(env, &s.call) {
             diags.push(
-                Diagnostic::warning("W0101", file, s.name.span, format!("the value of step `{}` is never used", s.name.name))
+                Diagnostic::warning(Code::W0101, file, s.name.span, format!("the value of step `{}` is never used", s.name.name))
                     .with_primary_label("never used, and the step changes nothing outside the run")
                     .with_help("use it in another step or in `return`, or remove the step"),
             );
@@ -214,7 +215,7 @@ fn cycle_diagnostic(
     } else {
         format!("the steps of workflow `{}` form a cycle: {chain}", wf.name.name)
     };
-    let mut d = Diagnostic::error("E0301", file, primary, message).with_primary_label("this step is part of the cycle");
+    let mut d = Diagnostic::error(Code::E0301, file, primary, message).with_primary_label("this step is part of the cycle");
     for pair in cycle.windows(2) {
         let (Some(&a), Some(&b)) = (pair.first(), pair.get(1)) else { continue };
         let Some((span, kind)) = edges.get(&(a, b)) else { continue };
@@ -230,7 +231,7 @@ fn cycle_diagnostic(
 
 fn unknown_after(file: FileId, wf: &ast::Workflow, id: &ast::Ident, params: &BTreeSet<&str>) -> Diagnostic {
     let mut d = Diagnostic::error(
-        "E0302",
+        Code::E0302,
         file,
         id.span,
         format!("`after:` names `{}`, which is not a step of workflow `{}`", id.name, wf.name.name),

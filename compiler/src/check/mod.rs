@@ -1,7 +1,9 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
+pub mod attrs;
 pub mod cost;
+pub mod cycles;
 pub mod env;
 pub mod graph;
 pub mod lower;
@@ -80,6 +82,9 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
 /// cost report in any case.
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> (Option<ir::Program>, cost::CostReport) {
     let env = resolve::build_env(loaded, diags);
+    attrs::check(&env, diags);
+    cycles::check_types(&env, diags);
+    cycles::check_workflows(&env, diags);
     let types = types::check(&env, diags);
     let graphs = graph::check(&env, diags);
     let models = models::lower_models(&env, diags);

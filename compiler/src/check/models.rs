@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::ast::{self, ExprKind};
 use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
 use crate::ir;
 use crate::source::FileId;
 
@@ -22,19 +23,6 @@ const PROVIDERS: &[(&str, ir::Provider)] = &[
     ("anthropic", ir::Provider::Anthropic),
     ("gemini", ir::Provider::Gemini),
     ("sim", ir::Provider::Sim),
-];
-
-/// Every attribute a model may carry.
-const KEYS: &[&str] = &[
-    "input",
-    "output",
-    "context",
-    "base_url",
-    "latency",
-    "fail_first",
-    "malformed_first",
-    "confidence",
-    "seed",
 ];
 
 /// Lowers every declared model, reporting E0403 for an unknown provider and
@@ -59,7 +47,7 @@ fn lower_model(name: &str, decl: &Decl<'_, ast::ModelDecl>, diags: &mut Vec<Diag
     let file = decl.file;
     let Some(provider) = provider(&m.provider.name) else {
         let mut d = Diagnostic::error(
-            "E0403",
+            Code::E0403,
             file,
             m.provider.span,
             format!("unknown provider `{}` for model `{name}`", m.provider.name),
@@ -104,20 +92,8 @@ fn lower_model(name: &str, decl: &Decl<'_, ast::ModelDecl>, diags: &mut Vec<Diag
             "malformed_first" => model.sim.malformed_first = lower.count(attr).unwrap_or(0),
             "seed" => model.sim.seed = lower.seed(attr).unwrap_or(0),
             "confidence" => model.sim.confidence = lower.confidence(attr),
-            _ => {
-                let mut d = Diagnostic::error(
-                    "E0403",
-                    file,
-                    attr.key.span,
-                    format!("unknown attribute `{key}` on model `{name}`"),
-                )
-                .with_primary_label("not a model attribute");
-                d = match did_you_mean(key, KEYS) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("a model takes {}", quoted_list(KEYS))),
-                };
-                lower.diags.push(d);
-            }
+            // An unknown key is the attribute pass's E0105.
+            _ => {}
         }
     }
     if !sim {
@@ -126,7 +102,7 @@ fn lower_model(name: &str, decl: &Decl<'_, ast::ModelDecl>, diags: &mut Vec<Diag
             let what = quoted_and(&missing);
             let primary = m.attrs.as_ref().map_or(m.name.span, |a| a.span);
             let d = Diagnostic::error(
-                "E0403",
+                Code::E0403,
                 file,
                 primary,
                 format!("model `{name}` has no {what}: the cost bound needs its prices and context window"),
@@ -174,7 +150,7 @@ impl Lowering<'_, '_> {
         let key = &attr.key.name;
         self.diags.push(
             Diagnostic::error(
-                "E0403",
+                Code::E0403,
                 self.file,
                 attr.value.span,
                 format!("malformed `{key}` of model `{}`: expected {expected}", self.model),
@@ -190,7 +166,7 @@ impl Lowering<'_, '_> {
                 let key = &attr.key.name;
                 self.diags.push(
                     Diagnostic::error(
-                        "E0403",
+                        Code::E0403,
                         self.file,
                         attr.value.span,
                         format!("`{key}` of model `{}` must be a price per million tokens", self.model),
@@ -288,43 +264,10 @@ impl Lowering<'_, '_> {
     }
 }
 
-/// The candidate closest to `name`, if it is close enough to be a typo.
+/// The candidate closest to `name`, if it is close enough to be a typo
+/// (the one did-you-mean of the compiler, [`super::suggest::closest`]).
 pub(crate) fn did_you_mean<'c>(name: &str, candidates: &[&'c str]) -> Option<&'c str> {
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(name, c), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Damerau–Levenshtein distance (optimal string alignment): a swap of two
-/// neighbours (`openia`) counts as one edit.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let w = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * w];
-    for (i, row) in d.chunks_mut(w).enumerate() {
-        if let Some(first) = row.first_mut() {
-            *first = i;
-        }
-    }
-    for (j, cell) in d.iter_mut().take(w).enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1).min(d[(i - 1) * w + j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[(i - 2) * w + j - 2] + 1);
-            }
-            d[i * w + j] = v;
-        }
-    }
-    d[a.len() * w + b.len()]
+    super::suggest::closest(name, candidates.iter().copied())
 }
 
 fn quoted_list(names: &[&str]) -> String {
@@ -349,7 +292,6 @@ mod tests {
         assert_eq!(did_you_mean("openia", &names), Some("openai"));
         assert_eq!(did_you_mean("antropic", &names), Some("anthropic"));
         assert_eq!(did_you_mean("mistral", &names), None);
-        assert_eq!(did_you_mean("contxt", KEYS), Some("context"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::check::risk::{
     risk_name, unknown_value,
 };
 use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
 use crate::ir::{self, Cmp, Cond, Effect, Fact, PolicyAction, Risk, StepKind, Trust};
 use crate::source::FileId;
 use crate::span::Span;
@@ -130,14 +131,14 @@ fn violation(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> 
     let cond = render(&rule.cond);
     let diag = match rule.action {
         PolicyAction::RequireApproval if !s.approval => Diagnostic::error(
-            "E0601",
+            Code::E0601,
             wf.decl.file,
             step.span,
             format!("policy `{policy}` requires approval when `{cond}`: step `{}` has no `approval:`", step.name),
         )
         .with_help("add `approval: \"…\"` to the step, naming the group that must approve it"),
         PolicyAction::RequireVerify if s.kind != StepKind::Llm => Diagnostic::error(
-            "E0601",
+            Code::E0601,
             wf.decl.file,
             step.span,
             format!(
@@ -148,14 +149,14 @@ fn violation(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> 
         )
         .with_help("narrow the rule to LLM steps (`kind == llm and …`), or change the step"),
         PolicyAction::RequireVerify if !s.verify => Diagnostic::error(
-            "E0601",
+            Code::E0601,
             wf.decl.file,
             step.span,
             format!("policy `{policy}` requires verify when `{cond}`: step `{}` has no `verify:`", step.name),
         )
         .with_help("add `verify: ROLE` to the step, with a role whose models differ from the step's"),
         PolicyAction::Deny => Diagnostic::error(
-            "E0603",
+            Code::E0603,
             wf.decl.file,
             step.span,
             format!("policy `{policy}` denies steps where `{cond}`, and step `{}` is one", step.name),
@@ -180,7 +181,7 @@ fn fallback_denied(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_
     };
     Some(
         Diagnostic::error(
-            "E0603",
+            Code::E0603,
             wf.decl.file,
             fb.span,
             format!(
@@ -352,7 +353,7 @@ impl Compiler<'_, '_, '_> {
             ExprKind::Name(id) if parse_fact(&id.name).is_some() => {
                 self.diags.push(
                     Diagnostic::error(
-                        "E0201",
+                        Code::E0201,
                         self.file,
                         expr.span,
                         format!("`{}` alone is not a condition: compare it with a value", id.name),
@@ -368,7 +369,7 @@ impl Compiler<'_, '_, '_> {
             }
             _ => {
                 self.diags.push(
-                    Diagnostic::error("E0201", self.file, expr.span, "this is not a policy condition")
+                    Diagnostic::error(Code::E0201, self.file, expr.span, "this is not a policy condition")
                         .with_primary_label("expected a comparison of a fact with a value")
                         .with_help(CONDITION_HELP),
                 );
@@ -382,7 +383,7 @@ impl Compiler<'_, '_, '_> {
         let diag = match &expr.kind {
             ExprKind::Error => return,
             ExprKind::Name(id) => unknown_value(self.file, id, "fact", FACTS),
-            _ => Diagnostic::error("E0201", self.file, expr.span, "a comparison in a policy condition needs a fact on one side")
+            _ => Diagnostic::error(Code::E0201, self.file, expr.span, "a comparison in a policy condition needs a fact on one side")
                 .with_primary_label("not a fact")
                 .with_help(CONDITION_HELP),
         };
@@ -394,7 +395,7 @@ impl Compiler<'_, '_, '_> {
         if ordered && !matches!(fact, Fact::Risk | Fact::Trust) {
             self.diags.push(
                 Diagnostic::error(
-                    "E0201",
+                    Code::E0201,
                     self.file,
                     fact_expr.span.join(value.span),
                     format!("`{}` has no order: it can only be compared with `==` or `!=`", fact_name(fact)),
@@ -430,7 +431,7 @@ impl Compiler<'_, '_, '_> {
                     _ => format!("{} is one of {}", with_article(what), risk::one_of(names)),
                 };
                 self.diags.push(
-                    Diagnostic::error("E0201", self.file, value.span, format!("`{}` is compared with a name, not a string", fact_name(fact)))
+                    Diagnostic::error(Code::E0201, self.file, value.span, format!("`{}` is compared with a name, not a string", fact_name(fact)))
                         .with_primary_label(format!("expected a {what}"))
                         .with_help(help),
                 );
@@ -438,7 +439,7 @@ impl Compiler<'_, '_, '_> {
             }
             _ => {
                 self.diags.push(
-                    Diagnostic::error("E0201", self.file, value.span, format!("`{}` is compared with a {what}", fact_name(fact)))
+                    Diagnostic::error(Code::E0201, self.file, value.span, format!("`{}` is compared with a {what}", fact_name(fact)))
                         .with_primary_label(format!("expected a {what}"))
                         .with_help(format!("{} is one of {}", with_article(what), risk::one_of(names))),
                 );
@@ -461,7 +462,7 @@ impl Compiler<'_, '_, '_> {
                     let candidates = self.env.tools.keys().chain(self.env.unused_std_tools.keys()).map(String::as_str);
                     if let Some(s) = did_you_mean(&name, candidates) {
                         self.diags.push(
-                            Diagnostic::error("E0103", self.file, value.span, format!("unknown tool `{name}`"))
+                            Diagnostic::error(Code::E0103, self.file, value.span, format!("unknown tool `{name}`"))
                                 .with_primary_label("no tool has this name")
                                 .with_help(format!("did you mean `{s}`?")),
                         );
@@ -476,7 +477,7 @@ impl Compiler<'_, '_, '_> {
                     None => "write the tool's name in quotes, e.g. `tool == \"shell.exec\"`".to_string(),
                 };
                 self.diags.push(
-                    Diagnostic::error("E0201", self.file, value.span, "`tool` is compared with a tool's name in quotes")
+                    Diagnostic::error(Code::E0201, self.file, value.span, "`tool` is compared with a tool's name in quotes")
                         .with_primary_label("expected a string")
                         .with_help(help),
                 );
@@ -658,7 +659,7 @@ mod tests {
     fn errors(cond: ast::Expr) -> Vec<(&'static str, String, String)> {
         let (c, d) = compile(cond);
         assert_eq!(c, None);
-        d.into_iter().map(|d| (d.code, d.message, d.help.unwrap_or_default())).collect()
+        d.into_iter().map(|d| (d.code.as_str(), d.message, d.help.unwrap_or_default())).collect()
     }
 
     #[test]
@@ -724,7 +725,7 @@ mod tests {
             )],
         };
         let (report, diags) = run(&p);
-        let got: Vec<_> = diags.iter().map(|d| (d.code, d.message.as_str())).collect();
+        let got: Vec<_> = diags.iter().map(|d| (d.code.as_str(), d.message.as_str())).collect();
         assert_eq!(
             got,
             vec![

@@ -12,6 +12,7 @@ use super::FileLoader;
 use super::env::{Decl, Env};
 use crate::ast;
 use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
 use crate::source::{FileId, Sources};
 use crate::span::Span;
 use crate::stdlib;
@@ -82,8 +83,8 @@ pub fn load(main: FileId, sources: &mut Sources, loader: &dyn FileLoader, diags:
     Loaded { files, std_files }
 }
 
-const E0102: &str = "E0102";
-const E0104: &str = "E0104";
+const E0102: Code = Code::E0102;
+const E0104: Code = Code::E0104;
 
 fn unknown_std_module(file: FileId, span: Span, name: &str) -> Diagnostic {
     let names: Vec<&str> = stdlib::MODULES.iter().map(|(n, _)| *n).collect();

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::ast::{self, ExprKind};
 use crate::check::env::{Decl, Env};
 use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
 use crate::ir::{Effect, Risk, StepKind, Trust};
 use crate::source::FileId;
 use crate::span::Span;
@@ -354,7 +355,7 @@ pub fn ceiling_violation(wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> Option<Di
     let why = s.source.describe();
     let diag = if s.risk == Risk::Critical {
         Diagnostic::error(
-            "E0602",
+            Code::E0602,
             file,
             name.span,
             format!("step `{}` is `critical` ({why}) and has no `approval:`; a critical step always needs one", name.name),
@@ -365,7 +366,7 @@ pub fn ceiling_violation(wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> Option<Di
         let ceiling = risk_name(wf.ceiling);
         let set = if wf.ceiling_span.is_some() { "" } else { " (the default)" };
         Diagnostic::error(
-            "E0602",
+            Code::E0602,
             file,
             name.span,
             format!(
@@ -582,7 +583,7 @@ fn read_level<T>(
         _ => {
             diags.push(
                 Diagnostic::error(
-                    "E0201",
+                    Code::E0201,
                     file,
                     attr.value.span,
                     format!("`{}:` takes {} {what}: {}", attr.key.name, article(what), one_of(names)),
@@ -597,7 +598,7 @@ fn read_level<T>(
 /// E0101 for a name that is not one of `names` (a level, an effect, a
 /// kind), with "did you mean" when one is close.
 pub(crate) fn unknown_value(file: FileId, id: &ast::Ident, what: &str, names: &[&str]) -> Diagnostic {
-    let diag = Diagnostic::error("E0101", file, id.span, format!("unknown {what} `{}`", id.name))
+    let diag = Diagnostic::error(Code::E0101, file, id.span, format!("unknown {what} `{}`", id.name))
         .with_primary_label(format!("not {} {what}", article(what)));
     match did_you_mean(&id.name, names.iter().copied()) {
         Some(s) => diag.with_help(format!("did you mean `{s}`? ({} {what} is one of {})", article(what), one_of(names))),
@@ -619,51 +620,10 @@ pub(crate) fn one_of(names: &[&str]) -> String {
     }
 }
 
-/// The candidate closest to `name`, if it is close enough to be a typo:
-/// within a third of the length in edits (a swap of two neighbours counts
-/// as one edit).
+/// The candidate closest to `name`, if it is close enough to be a typo
+/// (the one did-you-mean of the compiler, [`super::suggest::closest`]).
 pub(crate) fn did_you_mean<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Optimal string alignment distance (Levenshtein plus transpositions).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let w = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * w];
-    let at = |i: usize, j: usize| i * w + j;
-    for i in 0..=a.len() {
-        if let Some(c) = d.get_mut(at(i, 0)) {
-            *c = i;
-        }
-    }
-    for j in 0..=b.len() {
-        if let Some(c) = d.get_mut(at(0, j)) {
-            *c = j;
-        }
-    }
-    let get = |d: &Vec<usize>, i: usize, j: usize| d.get(at(i, j)).copied().unwrap_or(usize::MAX / 2);
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let (ai, bj) = (a.get(i - 1), b.get(j - 1));
-            let cost = usize::from(ai != bj);
-            let mut v = (get(&d, i - 1, j) + 1).min(get(&d, i, j - 1) + 1).min(get(&d, i - 1, j - 1) + cost);
-            if i > 1 && j > 1 && ai == b.get(j - 2) && a.get(i - 2) == bj {
-                v = v.min(get(&d, i - 2, j - 2) + 1);
-            }
-            if let Some(c) = d.get_mut(at(i, j)) {
-                *c = v;
-            }
-        }
-    }
-    get(&d, a.len(), b.len())
+    super::suggest::closest(name, candidates)
 }
 
 /// Builders of hand-made syntax trees and environments for the unit tests
@@ -951,7 +911,7 @@ mod tests {
             ..Program::default()
         };
         let (_, diags) = facts_of(&p);
-        let got: Vec<_> = diags.iter().map(|d| (d.code, d.message.as_str(), d.help.clone().unwrap_or_default())).collect();
+        let got: Vec<_> = diags.iter().map(|d| (d.code.as_str(), d.message.as_str(), d.help.clone().unwrap_or_default())).collect();
         assert_eq!(got.len(), 3, "{got:#?}");
         assert_eq!(got[0].0, "E0101");
         assert_eq!(got[0].1, "unknown risk level `hgh`");

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::ast::{self, ExprKind};
 use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
 use crate::source::FileId;
 
 use super::env::{BUILTIN_ROLES, Env};
@@ -83,7 +84,7 @@ fn check_step(
         format!("models {}", shared.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "))
     };
     let mut d = Diagnostic::error(
-        "E0402",
+        Code::E0402,
         file,
         verifier.span,
         format!(
@@ -111,7 +112,7 @@ fn bound(env: &Env, file: FileId, role: &ast::Ident, what: &str, diags: &mut Vec
             let example = env.models.keys().next().map_or("some_model", String::as_str);
             diags.push(
                 Diagnostic::error(
-                    "E0401",
+                    Code::E0401,
                     file,
                     role.span,
                     format!("role `{}` is bound to no model, so {what} has nothing to run on", role.name),
@@ -125,7 +126,7 @@ fn bound(env: &Env, file: FileId, role: &ast::Ident, what: &str, diags: &mut Vec
         Some(_) => true,
         None if BUILTIN_ROLES.contains(&role.name.as_str()) => {
             let mut d = Diagnostic::error(
-                "E0401",
+                Code::E0401,
                 file,
                 role.span,
                 format!("role `{}` is bound to no model, so {what} has nothing to run on", role.name),

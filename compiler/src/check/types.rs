@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::ast::{self, BinaryOp, ExprKind, StrPart, UnaryOp};
 use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
 use crate::source::FileId;
 use crate::span::Span;
 
@@ -114,7 +115,14 @@ impl<'e, 'a> Cx<'e, 'a> {
     /// diagnostics): steps may refer to each other in any order.
     pub fn step_type(&self, step: &ast::Step) -> Ty {
         let declared = step.ty.as_ref().map(|t| self.resolve(t));
-        let base = match (&step.call.kind, declared) {
+        let base = self.call_value_type(&step.call, declared);
+        if Env::attr(Env::entries(&step.attrs), "when").is_some() { base.optional() } else { base }
+    }
+
+    /// The value type of a step's call (or fallback), given the step's
+    /// declared type, quietly.
+    fn call_value_type(&self, call: &ast::Expr, declared: Option<Ty>) -> Ty {
+        match (&call.kind, declared) {
             (ExprKind::Llm { .. }, d) => d.unwrap_or(Ty::String),
             (ExprKind::Call { callee, .. }, None) => self.call_result(callee),
             (ExprKind::For { body, .. }, None) => {
@@ -127,8 +135,7 @@ impl<'e, 'a> Cx<'e, 'a> {
             }
             (_, Some(d)) => d,
             (_, None) => Ty::Unknown,
-        };
-        if Env::attr(Env::entries(&step.attrs), "when").is_some() { base.optional() } else { base }
+        }
     }
 }
 
@@ -229,7 +236,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     self.expect(&t, &expected, e.span, &Sink::Return { workflow: &wf.name.name });
                 }
                 None if t.contains_secret() => {
-                    let d = Diagnostic::error("E0701", self.file, e.span, Sink::Return { workflow: &wf.name.name }.leak())
+                    let d = Diagnostic::error(Code::E0701, self.file, e.span, Sink::Return { workflow: &wf.name.name }.leak())
                         .with_primary_label("this is a `Secret`")
                         .with_help("secrets may only be passed to tool parameters declared `Secret`");
                     self.push(d);
@@ -282,7 +289,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     Ty::Json | Ty::Unknown => Ty::Json,
                     Ty::Optional(_) => {
                         self.push(
-                            Diagnostic::error("E0203", self.file, iter.span, format!("a fan-out needs a list, and this is `{iter_t}`"))
+                            Diagnostic::error(Code::E0203, self.file, iter.span, format!("a fan-out needs a list, and this is `{iter_t}`"))
                                 .with_primary_label("may be null")
                                 .with_help("give a default with `??`, e.g. `xs ?? []`"),
                         );
@@ -290,7 +297,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     }
                     other => {
                         self.push(
-                            Diagnostic::error("E0201", self.file, iter.span, format!("a fan-out needs a list, and this is `{other}`"))
+                            Diagnostic::error(Code::E0201, self.file, iter.span, format!("a fan-out needs a list, and this is `{other}`"))
                                 .with_primary_label(format!("this is `{other}`")),
                         );
                         Ty::Unknown
@@ -302,7 +309,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     Some(other) => {
                         self.push(
                             Diagnostic::error(
-                                "E0201",
+                                Code::E0201,
                                 self.file,
                                 s.ty.as_ref().map_or(s.name.span, |t| t.span),
                                 format!("step `{}` is a fan-out, so its type is a list, not `{other}`", s.name.name),
@@ -322,12 +329,32 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                 let t = self.expr(call);
                 let _ = t;
                 self.push(
-                    Diagnostic::error("E0201", self.file, call.span, "a step must call a tool, a workflow or a model")
+                    Diagnostic::error(Code::E0201, self.file, call.span, "a step must call a tool, a workflow or a model")
                         .with_primary_label("not a call")
                         .with_help("write `tool.name(arg: value)`, `workflow_name(arg: value)`, `llm ROLE(\"prompt\")` or `for x in list => CALL`"),
                 );
             }
         }
+    }
+
+    /// A fallback of a step without a declared type must give a value of the
+    /// type its call gives (steps downstream rely on it).
+    fn fallback_fits(&mut self, s: &ast::Step, fallback: &ast::Expr) {
+        let primary = self.cx.call_value_type(&s.call, None);
+        let found = self.cx.call_value_type(fallback, None);
+        if assignable(&found, &primary) || assignable(&primary, &found) {
+            return;
+        }
+        let d = Diagnostic::error(
+            Code::E0201,
+            self.file,
+            fallback.span,
+            format!("the fallback of step `{}` returns `{found}`, but its call returns `{primary}`", s.name.name),
+        )
+        .with_primary_label(format!("this returns `{found}`"))
+        .with_label(self.file, s.call.span, format!("this returns `{primary}`"))
+        .with_help(format!("make the fallback return `{primary}`, or declare the step's type: `step {}: T = …`", s.name.name));
+        self.push(d);
     }
 
     /// A declared step type may refine what the call returns.
@@ -336,7 +363,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             return;
         }
         let d = Diagnostic::error(
-            "E0201",
+            Code::E0201,
             self.file,
             s.ty.as_ref().map_or(span, |t| t.span),
             format!("step `{}` is declared `{declared}`, but its call returns `{found}`", s.name.name),
@@ -361,7 +388,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             return;
         }
         let candidates: Vec<&str> = env.roles.keys().map(String::as_str).chain(BUILTIN_ROLES.iter().copied()).collect();
-        let mut d = Diagnostic::error("E0101", self.file, role.span, format!("unknown role `{}`", role.name))
+        let mut d = Diagnostic::error(Code::E0101, self.file, role.span, format!("unknown role `{}`", role.name))
             .with_primary_label("no role of this name");
         d = match suggest::did_you_mean(&role.name, candidates.iter().copied()) {
             Some(h) => d.with_help(h),
@@ -387,7 +414,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             "verify" => match &a.value.kind {
                 ExprKind::Name(id) => self.role_name(id),
                 _ => self.push(
-                    Diagnostic::error("E0201", self.file, a.value.span, "`verify:` expects a role name")
+                    Diagnostic::error(Code::E0201, self.file, a.value.span, "`verify:` expects a role name")
                         .with_primary_label("not a role name")
                         .with_help("write `verify: verifier`"),
                 ),
@@ -397,13 +424,18 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     if items.iter().all(|i| matches!(i.kind, ExprKind::Name(_) | ExprKind::Error)));
                 if !ok {
                     self.push(
-                        Diagnostic::error("E0201", self.file, a.value.span, "`after:` expects a list of step names")
+                        Diagnostic::error(Code::E0201, self.file, a.value.span, "`after:` expects a list of step names")
                             .with_primary_label("not a list of step names")
                             .with_help("write `after: [step_a, step_b]`"),
                     );
                 }
             }
-            "fallback" => self.step_call(s, &a.value, declared),
+            "fallback" => {
+                self.step_call(s, &a.value, declared);
+                if declared.is_none() {
+                    self.fallback_fits(s, &a.value);
+                }
+            }
             "idempotency_key" => {
                 let _ = self.expr(&a.value);
             }
@@ -421,7 +453,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             if PURE_BUILTINS.contains(&one.name.as_str()) || CONSTRUCTORS.contains(&one.name.as_str()) {
                 self.args_only(args);
                 self.push(
-                    Diagnostic::error("E0201", self.file, path_span, format!("`{name}` is a built-in function, not a step's call"))
+                    Diagnostic::error(Code::E0201, self.file, path_span, format!("`{name}` is a built-in function, not a step's call"))
                         .with_primary_label("a step must call a tool, a workflow or a model")
                         .with_help(format!("use `{name}(…)` inside an expression, e.g. in a prompt: \"{{{name}(…)}}\"")),
                 );
@@ -429,7 +461,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             }
             let Some(wf) = env.workflows.get(&one.name) else {
                 self.args_only(args);
-                let mut d = Diagnostic::error("E0101", self.file, path_span, format!("unknown workflow `{name}`"))
+                let mut d = Diagnostic::error(Code::E0101, self.file, path_span, format!("unknown workflow `{name}`"))
                     .with_primary_label("no workflow of this name");
                 if let Some(h) = suggest::did_you_mean(&name, env.workflows.keys().map(String::as_str)) {
                     d = d.with_help(h);
@@ -443,7 +475,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         }
         let Some(tool) = env.tools.get(&name) else {
             self.args_only(args);
-            let mut d = Diagnostic::error("E0103", self.file, path_span, format!("unknown tool `{name}`"))
+            let mut d = Diagnostic::error(Code::E0103, self.file, path_span, format!("unknown tool `{name}`"))
                 .with_primary_label("no tool of this name is visible");
             if let Some(module) = env.unused_std_tools.get(&name) {
                 d = d.with_help(format!("`{name}` is in the standard library: add `use std.{module}`"));
@@ -486,14 +518,14 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         for a in args {
             let t = self.expr(&a.value);
             let Some(name) = &a.name else {
-                let d = Diagnostic::error("E0202", self.file, a.span, format!("the arguments of {kind} must be named"))
+                let d = Diagnostic::error(Code::E0202, self.file, a.span, format!("the arguments of {kind} must be named"))
                     .with_primary_label("positional argument")
                     .with_help(format!("write `name: value`; the parameters are {}", list_names(&names)));
                 self.push(d);
                 continue;
             };
             if let Some(first) = given.get(name.name.as_str()) {
-                let d = Diagnostic::error("E0202", self.file, name.span, format!("argument `{}` is given twice", name.name))
+                let d = Diagnostic::error(Code::E0202, self.file, name.span, format!("argument `{}` is given twice", name.name))
                     .with_primary_label("given again here")
                     .with_label(self.file, *first, "first given here");
                 self.push(d);
@@ -501,7 +533,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             }
             given.insert(&name.name, name.span);
             let Some(p) = params.iter().find(|p| p.name.name == name.name) else {
-                let mut d = Diagnostic::error("E0202", self.file, name.span, format!("{kind} has no parameter `{}`", name.name))
+                let mut d = Diagnostic::error(Code::E0202, self.file, name.span, format!("{kind} has no parameter `{}`", name.name))
                     .with_primary_label("unknown argument");
                 d = match suggest::closest(&name.name, names.iter().copied()) {
                     Some(near) => d.with_help(format!("did you mean `{near}`?")),
@@ -543,7 +575,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         } else {
             format!("missing arguments {} in the call of {kind}", list_names(&list))
         };
-        let mut d = Diagnostic::error("E0202", self.file, path_span, msg).with_primary_label("called here");
+        let mut d = Diagnostic::error(Code::E0202, self.file, path_span, msg).with_primary_label("called here");
         for p in &missing {
             d = d.with_label(decl_file, p.name.span, format!("`{}` is declared here", p.name.name));
         }
@@ -564,19 +596,19 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         }
         if let Ty::Optional(inner) = found
             && assignable(inner, expected) {
-                let d = Diagnostic::error("E0203", self.file, span, format!("{}, but this may be null", sink.expects(expected)))
+                let d = Diagnostic::error(Code::E0203, self.file, span, format!("{}, but this may be null", sink.expects(expected)))
                     .with_primary_label(format!("this is `{found}`"))
                     .with_help("give a default with `??` (`value ?? fallback`), or remove the `when:` that makes it optional");
                 self.push(d);
                 return;
             }
-        let d = Diagnostic::error("E0201", self.file, span, format!("{}, found `{found}`", sink.expects(expected)))
+        let d = Diagnostic::error(Code::E0201, self.file, span, format!("{}, found `{found}`", sink.expects(expected)))
             .with_primary_label(format!("this is `{found}`"));
         self.push(d);
     }
 
     fn leak(&mut self, span: Span, sink: &Sink) {
-        let d = Diagnostic::error("E0701", self.file, span, sink.leak())
+        let d = Diagnostic::error(Code::E0701, self.file, span, sink.leak())
             .with_primary_label("this is a `Secret`")
             .with_help("a secret may only be passed to a tool parameter declared `Secret`; the runtime resolves it there");
         self.push(d);
@@ -620,7 +652,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     }
                     other => {
                         self.push(
-                            Diagnostic::error("E0201", self.file, base.span, format!("`{other}` cannot be indexed"))
+                            Diagnostic::error(Code::E0201, self.file, base.span, format!("`{other}` cannot be indexed"))
                                 .with_primary_label(format!("this is `{other}`"))
                                 .with_help("only lists and `Json` values can be indexed"),
                         );
@@ -654,7 +686,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                 for (name, value) in fields {
                     let t = self.expr(value);
                     if let Some(first) = seen.get(name.name.as_str()) {
-                        let d = Diagnostic::error("E0102", self.file, name.span, format!("field `{}` is given twice", name.name))
+                        let d = Diagnostic::error(Code::E0102, self.file, name.span, format!("field `{}` is given twice", name.name))
                             .with_primary_label("given again here")
                             .with_label(self.file, *first, "first given here");
                         self.push(d);
@@ -686,7 +718,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             ExprKind::Llm { role, prompt } => {
                 self.llm(role, prompt);
                 self.push(
-                    Diagnostic::error("E0201", self.file, e.span, "an LLM call can only be the call of a step")
+                    Diagnostic::error(Code::E0201, self.file, e.span, "an LLM call can only be the call of a step")
                         .with_primary_label("not allowed inside an expression")
                         .with_help("make it a step of its own: `step answer = llm ROLE(…)`, then use `answer`"),
                 );
@@ -694,7 +726,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             }
             ExprKind::For { .. } => {
                 self.push(
-                    Diagnostic::error("E0201", self.file, e.span, "a fan-out can only be the call of a step")
+                    Diagnostic::error(Code::E0201, self.file, e.span, "a fan-out can only be the call of a step")
                         .with_primary_label("not allowed inside an expression")
                         .with_help("make it a step of its own: `step xs = for x in list => CALL`"),
                 );
@@ -715,7 +747,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         }
         if self.env().enums.contains_key(&id.name) {
             self.push(
-                Diagnostic::error("E0201", self.file, id.span, format!("`{}` is an enum type, not a value", id.name))
+                Diagnostic::error(Code::E0201, self.file, id.span, format!("`{}` is an enum type, not a value", id.name))
                     .with_primary_label("a type")
                     .with_help(format!("name one of its variants: `{}.VARIANT`", id.name)),
             );
@@ -724,7 +756,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         let mut candidates: Vec<&str> = self.vars.iter().map(|(n, _)| n.as_str()).collect();
         candidates.extend(self.wf.params.iter().map(|p| p.name.name.as_str()));
         candidates.extend(self.wf.steps.iter().map(|s| s.name.name.as_str()));
-        let mut d = Diagnostic::error("E0101", self.file, id.span, format!("unknown step or parameter `{}`", id.name))
+        let mut d = Diagnostic::error(Code::E0101, self.file, id.span, format!("unknown step or parameter `{}`", id.name))
             .with_primary_label(format!("not a parameter, step or variable of workflow `{}`", self.wf.name.name));
         if let Some(h) = suggest::did_you_mean(&id.name, candidates) {
             d = d.with_help(h);
@@ -745,7 +777,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     let variants: Vec<&str> = e.decl.variants.iter().map(|v| v.name.as_str()).collect();
                     if !variants.contains(&field.name.as_str()) {
                         let mut d = Diagnostic::error(
-                            "E0101",
+                            Code::E0101,
                             self.file,
                             field.span,
                             format!("enum `{}` has no variant `{}`", id.name, field.name),
@@ -775,7 +807,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                         (None, _) => "this record".to_string(),
                     };
                     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-                    let mut d = Diagnostic::error("E0101", self.file, field.span, format!("{what} has no field `{}`", field.name))
+                    let mut d = Diagnostic::error(Code::E0101, self.file, field.span, format!("{what} has no field `{}`", field.name))
                         .with_primary_label("unknown field");
                     d = match suggest::did_you_mean(&field.name, names.iter().copied()) {
                         Some(h) => d.with_help(h),
@@ -792,7 +824,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             }
             other => {
                 self.push(
-                    Diagnostic::error("E0201", self.file, field.span, format!("`{other}` has no fields"))
+                    Diagnostic::error(Code::E0201, self.file, field.span, format!("`{other}` has no fields"))
                         .with_primary_label(format!("`.{}` on a `{other}`", field.name)),
                 );
                 Ty::Unknown
@@ -802,7 +834,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
 
     fn optional_base(&mut self, span: Span, t: &Ty) {
         self.push(
-            Diagnostic::error("E0203", self.file, span, format!("this value is `{t}` and may be null"))
+            Diagnostic::error(Code::E0203, self.file, span, format!("this value is `{t}` and may be null"))
                 .with_primary_label("may be null")
                 .with_help("give a default with `??` first, e.g. `(value ?? fallback).field`"),
         );
@@ -822,7 +854,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                 let (ua, ub) = (ta.unwrap_optional(), tb.unwrap_optional());
                 if !(assignable(ua, ub) || assignable(ub, ua) || ta == Ty::Null || tb == Ty::Null) {
                     self.push(
-                        Diagnostic::error("E0201", self.file, b.span, format!("cannot compare `{ta}` with `{tb}`"))
+                        Diagnostic::error(Code::E0201, self.file, b.span, format!("cannot compare `{ta}` with `{tb}`"))
                             .with_primary_label(format!("this is `{tb}`"))
                             .with_label(self.file, a.span, format!("this is `{ta}`")),
                     );
@@ -835,7 +867,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                         self.expect(t, t.unwrap_optional(), e.span, &Sink::Operand(sym));
                     } else if !(t.is_numeric() || *t == Ty::String) {
                         self.push(
-                            Diagnostic::error("E0201", self.file, e.span, format!("`{sym}` compares numbers or strings, found `{t}`"))
+                            Diagnostic::error(Code::E0201, self.file, e.span, format!("`{sym}` compares numbers or strings, found `{t}`"))
                                 .with_primary_label(format!("this is `{t}`")),
                         );
                     }
@@ -850,7 +882,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     tb
                 } else {
                     self.push(
-                        Diagnostic::error("E0201", self.file, b.span, format!("the default of `??` must be `{inner}`, found `{tb}`"))
+                        Diagnostic::error(Code::E0201, self.file, b.span, format!("the default of `??` must be `{inner}`, found `{tb}`"))
                             .with_primary_label(format!("this is `{tb}`"))
                             .with_label(self.file, a.span, format!("this is `{ta}`")),
                     );
@@ -878,12 +910,12 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         let Some((params, ret)) = sig else {
             let env = self.env();
             let d = if callee.len() > 1 && env.tools.contains_key(&name) || env.workflows.contains_key(&name) {
-                Diagnostic::error("E0201", self.file, span, format!("`{name}` can only be called by a step"))
+                Diagnostic::error(Code::E0201, self.file, span, format!("`{name}` can only be called by a step"))
                     .with_primary_label("not allowed inside an expression")
                     .with_help(format!("make it a step: `step result = {name}(…)`, then use `result`"))
             } else {
                 let candidates = PURE_BUILTINS.iter().chain(CONSTRUCTORS.iter()).copied();
-                let mut d = Diagnostic::error("E0101", self.file, span, format!("unknown function `{name}`"))
+                let mut d = Diagnostic::error(Code::E0101, self.file, span, format!("unknown function `{name}`"))
                     .with_primary_label("not a built-in function")
                     .with_help(format!("the built-in functions are {}", list_names(PURE_BUILTINS)));
                 if let Some(h) = suggest::did_you_mean(&name, candidates) {
@@ -898,7 +930,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             let n = params.len();
             let s = if n == 1 { "" } else { "s" };
             self.push(
-                Diagnostic::error("E0202", self.file, span, format!("`{name}` takes {n} argument{s}, found {}", tys.len()))
+                Diagnostic::error(Code::E0202, self.file, span, format!("`{name}` takes {n} argument{s}, found {}", tys.len()))
                     .with_primary_label("called here"),
             );
             return ret_of(&name, ret);
@@ -919,7 +951,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                 if *p == Ty::Unknown && !matches!(t, Ty::List(_) | Ty::Json | Ty::Unknown | Ty::String | Ty::Record(..)) {
                     let want = if name == "len" { "a list, a string or a record" } else { "a list" };
                     self.push(
-                        Diagnostic::error("E0201", self.file, *sp, format!("`{name}` expects {want}, found `{t}`"))
+                        Diagnostic::error(Code::E0201, self.file, *sp, format!("`{name}` expects {want}, found `{t}`"))
                             .with_primary_label(format!("this is `{t}`")),
                     );
                     continue;
@@ -931,7 +963,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             && let Some(a) = args.first()
                 && !matches!(&a.value.kind, ExprKind::Str(s) if s.parts.iter().all(|p| matches!(p, StrPart::Text(_)))) {
                     self.push(
-                        Diagnostic::error("E0201", self.file, a.value.span, "`secret` takes the secret's name as a plain string")
+                        Diagnostic::error(Code::E0201, self.file, a.value.span, "`secret` takes the secret's name as a plain string")
                             .with_primary_label("not a plain string")
                             .with_help("write `secret(\"API_KEY\")`"),
                     );
@@ -991,7 +1023,7 @@ fn check_type_names(env: &Env, diags: &mut Vec<Diagnostic>) {
                     .chain(env.types.keys().map(String::as_str))
                     .chain(env.enums.keys().map(String::as_str))
                     .collect();
-                let mut d = Diagnostic::error("E0101", file, id.span, format!("unknown type `{n}`"))
+                let mut d = Diagnostic::error(Code::E0101, file, id.span, format!("unknown type `{n}`"))
                     .with_primary_label("no type of this name");
                 d = match suggest::did_you_mean(n, candidates) {
                     Some(h) => d.with_help(h),
@@ -1036,7 +1068,7 @@ fn check_role_models(env: &Env, diags: &mut Vec<Diagnostic>) {
             if env.models.contains_key(&m.name) {
                 continue;
             }
-            let mut d = Diagnostic::error("E0101", role.file, m.span, format!("unknown model `{}`", m.name))
+            let mut d = Diagnostic::error(Code::E0101, role.file, m.span, format!("unknown model `{}`", m.name))
                 .with_primary_label(format!("role `{}` names no declared model", role.decl.name.name));
             d = match suggest::did_you_mean(&m.name, env.models.keys().map(String::as_str)) {
                 Some(h) => d.with_help(h),

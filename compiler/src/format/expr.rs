@@ -260,6 +260,17 @@ fn triple_round_trips(body: &str) -> bool {
         || lines.any(|l| !l.trim_start_matches([' ', '\t']).is_empty() && !l.starts_with([' ', '\t']))
 }
 
+/// The operands of a left-associated chain of `op` (`a and b and c`).
+fn chain<'e>(e: &'e Expr, op: BinaryOp, out: &mut Vec<&'e Expr>) {
+    match &e.kind {
+        ExprKind::Binary(o, a, b) if *o == op => {
+            chain(a, op, out);
+            out.push(b);
+        }
+        _ => out.push(e),
+    }
+}
+
 impl Printer<'_> {
     /// Prints an expression that must bind at least as tightly as `min`,
     /// followed on its line by `trail` more columns: on one line when it fits
@@ -338,6 +349,27 @@ impl Printer<'_> {
             ExprKind::Unary(UnaryOp::Neg, x) => {
                 self.text("-");
                 self.expr(x, POSTFIX, trail);
+            }
+            ExprKind::Binary(op @ (BinaryOp::And | BinaryOp::Or), _, _) if !self.has_comment(e.span) => {
+                // A long chain of `and`s (or `or`s): one operand a line, the
+                // operator first, one level in. (With a comment inside, the
+                // operands stay where the comments put them.)
+                let mut operands = Vec::new();
+                chain(e, *op, &mut operands);
+                let (l, r) = operand_precedences(*op);
+                let last = operands.len().saturating_sub(1);
+                for (k, x) in operands.into_iter().enumerate() {
+                    let t = if k == last { trail } else { 0 };
+                    if k == 0 {
+                        self.expr(x, l, t);
+                        self.indent += INDENT;
+                    } else {
+                        self.separate(1, false);
+                        self.text(&format!("{} ", op.as_str()));
+                        self.expr(x, r, t);
+                    }
+                }
+                self.indent = self.indent.saturating_sub(INDENT);
             }
             ExprKind::Binary(op, a, b) => {
                 let (l, r) = operand_precedences(*op);

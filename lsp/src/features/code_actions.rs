@@ -1,11 +1,11 @@
 //! Quick fixes for the common findings: add `approval:` (E0601, E0602),
 //! add `max_items:` to a fan-out (E0502), apply a "did you mean" (E0101,
-//! E0103).
+//! E0103, E0105).
 
 use std::collections::HashMap;
 
 use aos_compiler::ast::{self, ItemKind};
-use aos_compiler::{query, Diagnostic, Span};
+use aos_compiler::{query, Code, Diagnostic, Span};
 use tower_lsp_server::lsp_types::{CodeAction, CodeActionKind, CodeActionOrCommand, Range, TextEdit, Uri, WorkspaceEdit};
 
 use crate::Snapshot;
@@ -22,11 +22,11 @@ pub fn code_actions(snap: &Snapshot, uri: &Uri, range: Range) -> Vec<CodeActionO
             continue;
         }
         let fix = match d.code {
-            "E0601" | "E0602" if d.help.as_deref().is_some_and(|h| h.contains("approval")) => {
+            Code::E0601 | Code::E0602 if d.help.as_deref().is_some_and(|h| h.contains("approval")) => {
                 step_of(snap, d).map(|s| ("add `approval:` to the step".to_string(), add_attr(text, s, "approval: \"approvers\"")))
             }
-            "E0502" => step_of(snap, d).map(|s| ("add `max_items:` to the fan-out".to_string(), add_attr(text, s, "max_items: 100"))),
-            "E0101" | "E0103" => did_you_mean(d).map(|name| {
+            Code::E0502 => step_of(snap, d).map(|s| ("add `max_items:` to the fan-out".to_string(), add_attr(text, s, "max_items: 100"))),
+            Code::E0101 | Code::E0103 | Code::E0105 => did_you_mean(d).map(|name| {
                 (format!("change to `{name}`"), TextEdit { range: snap.range(main, d.primary), new_text: name })
             }),
             _ => None,

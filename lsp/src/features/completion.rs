@@ -8,40 +8,15 @@
 use std::collections::BTreeSet;
 
 use aos_compiler::ast::{self, ItemKind, TypeExprKind};
-use aos_compiler::check::env::{BUILTIN_ROLES, PURE_BUILTINS};
+use aos_compiler::attrs::{self, AttrSpec, Item};
+use aos_compiler::names::{BUILTIN_ROLES, PURE_BUILTINS};
 use aos_compiler::query::{self, SymbolKind};
-use tower_lsp_server::lsp_types::{CompletionItem, CompletionItemKind, Position};
+use tower_lsp_server::lsp_types::{CompletionItem, CompletionItemKind, Documentation, MarkupContent, MarkupKind, Position};
 
 use crate::Snapshot;
 
 /// Item keywords.
 pub const ITEM_KEYWORDS: &[&str] = &["use", "type", "enum", "model", "role", "tool", "policy", "workflow"];
-/// Attributes of a step (LANGUAGE.md §3).
-pub const STEP_ATTRS: &[&str] = &[
-    "retry",
-    "backoff",
-    "timeout",
-    "when",
-    "after",
-    "approval",
-    "verify",
-    "min_confidence",
-    "max_tokens",
-    "max_input_tokens",
-    "max_output_tokens",
-    "max_items",
-    "concurrency",
-    "risk",
-    "fallback",
-    "idempotency_key",
-];
-/// Header attributes of a workflow.
-pub const WORKFLOW_ATTRS: &[&str] = &["intent", "budget", "risk", "trigger", "max_concurrency", "max_param_tokens"];
-/// Attributes of a model.
-pub const MODEL_ATTRS: &[&str] =
-    &["input", "output", "context", "base_url", "latency", "fail_first", "malformed_first", "confidence", "seed"];
-/// Attributes of a tool.
-pub const TOOL_ATTRS: &[&str] = &["http", "exec", "risk", "effect", "max_output_tokens", "timeout"];
 pub const BUILTIN_TYPES: &[&str] = &["String", "Int", "Float", "Bool", "Json", "Duration", "Money", "Secret", "List"];
 const PROVIDERS: &[&str] = &["openai", "anthropic", "gemini", "sim"];
 const RISKS: &[&str] = &["low", "medium", "high", "critical"];
@@ -89,13 +64,9 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
             let step = w.steps.iter().find(|s| query::contains(s.span, offset));
             let in_attrs = step.and_then(|s| s.attrs.as_ref()).is_some_and(|a| a.span.start as usize <= offset);
             if in_attrs && at_entry {
-                for a in STEP_ATTRS {
-                    c.attr(a);
-                }
+                c.attrs(Item::Step);
             } else if step.is_none() && at_entry {
-                for a in WORKFLOW_ATTRS {
-                    c.attr(a);
-                }
+                c.attrs(Item::Workflow);
                 c.keyword("step");
                 c.keyword("return");
             } else if is_type_position(line) {
@@ -107,9 +78,7 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
         Some(ItemKind::Model(m)) => {
             if m.attrs.as_ref().is_some_and(|a| a.span.start as usize <= offset) {
                 if at_entry {
-                    for a in MODEL_ATTRS {
-                        c.attr(a);
-                    }
+                    c.attrs(Item::Model);
                 }
             } else {
                 for p in PROVIDERS {
@@ -120,9 +89,7 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
         Some(ItemKind::Tool(t)) => {
             if t.attrs.as_ref().is_some_and(|a| a.span.start as usize <= offset) {
                 if at_entry {
-                    for a in TOOL_ATTRS {
-                        c.attr(a);
-                    }
+                    c.attrs(Item::Tool);
                 } else {
                     levels(key.as_deref(), &mut c);
                 }
@@ -202,12 +169,25 @@ impl Completions {
         self.push(k, CompletionItemKind::KEYWORD, None);
     }
 
-    fn attr(&mut self, a: &str) {
-        if self.seen.insert(a.to_string()) {
+    /// The attributes `item` takes, from the one attribute table, with
+    /// their type and doc.
+    fn attrs(&mut self, item: Item) {
+        for a in attrs::of(item) {
+            self.attr(a);
+        }
+    }
+
+    fn attr(&mut self, a: &AttrSpec) {
+        if self.seen.insert(a.name.to_string()) {
             self.items.push(CompletionItem {
-                label: a.to_string(),
+                label: a.name.to_string(),
                 kind: Some(CompletionItemKind::PROPERTY),
-                insert_text: Some(format!("{a}: ")),
+                detail: Some(a.ty.describe()),
+                documentation: Some(Documentation::MarkupContent(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: attrs::hover(a),
+                })),
+                insert_text: Some(format!("{}: ", a.name)),
                 ..CompletionItem::default()
             });
         }

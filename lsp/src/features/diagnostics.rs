@@ -2,7 +2,7 @@
 
 use aos_compiler::{Diagnostic, Severity};
 use tower_lsp_server::lsp_types::{
-    self as lsp, DiagnosticRelatedInformation, DiagnosticSeverity, NumberOrString, Uri,
+    self as lsp, CodeDescription, DiagnosticRelatedInformation, DiagnosticSeverity, NumberOrString, Uri,
 };
 
 use crate::Snapshot;
@@ -44,6 +44,7 @@ pub fn convert(snap: &Snapshot, d: &Diagnostic) -> lsp::Diagnostic {
             Severity::Warning => DiagnosticSeverity::WARNING,
         }),
         code: Some(NumberOrString::String(d.code.to_string())),
+        code_description: code_description(d),
         source: Some("aosc".to_string()),
         message,
         related_information: if related.is_empty() { None } else { Some(related) },
@@ -51,3 +52,13 @@ pub fn convert(snap: &Snapshot, d: &Diagnostic) -> lsp::Diagnostic {
         ..lsp::Diagnostic::default()
     }
 }
+
+/// Where the diagnostic's code is explained: its section of
+/// `docs/diagnostics.md` (generated from the catalog, like `aosc explain`).
+fn code_description(d: &Diagnostic) -> Option<CodeDescription> {
+    let href = format!("{DIAGNOSTICS_DOC}#{}", d.code.anchor()).parse::<Uri>().ok()?;
+    Some(CodeDescription { href })
+}
+
+/// The published page of the catalog.
+pub const DIAGNOSTICS_DOC: &str = "https://github.com/autoos/autoos/blob/main/docs/diagnostics.md";

@@ -1,8 +1,8 @@
 //! Hover: what a name is, with the figures the checker computed.
 
 use aos_compiler::ast::{self, ExprKind, ItemKind};
-use aos_compiler::check::cost::{fmt_price, fmt_usd};
-use aos_compiler::check::risk::{effect_name, risk_name};
+use aos_compiler::cost::{fmt_price, fmt_usd};
+use aos_compiler::names::{effect_name, risk_name};
 use aos_compiler::query::{self, Facts, Symbol, SymbolKind};
 use aos_compiler::{FileId, Span};
 use tower_lsp_server::lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind, Position};
@@ -13,6 +13,14 @@ use crate::features::definition::symbol_at;
 /// The hover of the name under the cursor, as Markdown.
 pub fn hover(snap: &Snapshot, pos: Position) -> Option<Hover> {
     let offset = snap.offset(pos);
+    if let Some((item, key)) = attr_key_at(snap, offset)
+        && let Some(spec) = aos_compiler::attrs::lookup(item, &key.name)
+    {
+        return Some(Hover {
+            contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: aos_compiler::attrs::hover(spec) }),
+            range: Some(snap.range(snap.main(), key.span)),
+        });
+    }
     let occ = *snap.index.at(snap.main(), offset)?;
     let (_, sym) = symbol_at(snap, pos)?;
     let facts = query::facts(&snap.analysis);
@@ -21,6 +29,29 @@ pub fn hover(snap: &Snapshot, pos: Position) -> Option<Hover> {
         contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value }),
         range: Some(snap.range(occ.file, occ.span)),
     })
+}
+
+/// The attribute key under the cursor in the main file, and the kind of
+/// item whose block it is in.
+fn attr_key_at(snap: &Snapshot, offset: usize) -> Option<(aos_compiler::attrs::Item, &ast::Ident)> {
+    use aos_compiler::attrs::Item;
+    let file = query::file_ast(&snap.analysis, snap.main())?;
+    let on = |a: &&ast::Attr| query::contains(a.key.span, offset);
+    fn entries(b: &Option<ast::Attrs>) -> &[ast::Attr] {
+        b.as_ref().map_or(&[][..], |a| a.entries.as_slice())
+    }
+    let item = file.items.iter().find(|i| query::contains(i.span, offset))?;
+    match &item.kind {
+        ItemKind::Workflow(w) => {
+            if let Some(a) = w.attrs.iter().find(on) {
+                return Some((Item::Workflow, &a.key));
+            }
+            w.steps.iter().flat_map(|s| entries(&s.attrs)).find(on).map(|a| (Item::Step, &a.key))
+        }
+        ItemKind::Tool(t) => entries(&t.attrs).iter().find(on).map(|a| (Item::Tool, &a.key)),
+        ItemKind::Model(m) => entries(&m.attrs).iter().find(on).map(|a| (Item::Model, &a.key)),
+        _ => None,
+    }
 }
 
 /// The Markdown describing a symbol.
@@ -115,7 +146,7 @@ pub fn describe(snap: &Snapshot, facts: &Facts, sym: &Symbol) -> Option<String> 
         SymbolKind::Tool => {
             out.push_str(&format!("```aos\n{}\n```\n", src(sym.span)));
             if let Some(ItemKind::Tool(t)) = item.map(|i| &i.kind) {
-                let attrs = aos_compiler::check::env::Env::entries(&t.attrs);
+                let attrs = t.attrs.as_ref().map_or(&[][..], |a| a.entries.as_slice());
                 let get = |k: &str| attrs.iter().find(|a| a.key.name == k).map(|a| src(a.value.span));
                 out.push_str(&format!(
                     "**risk** `{}`, **effect** `{}`\n",
@@ -170,7 +201,7 @@ pub fn step_type(snap: &Snapshot, file: FileId, step: &ast::Step) -> String {
         Some(t) => src(file, t.span),
         None => call_type(snap, &step.call).unwrap_or_else(|| "?".to_string()),
     };
-    if aos_compiler::check::env::Env::attr(aos_compiler::check::env::Env::entries(&step.attrs), "when").is_some()
+    if aos_compiler::AttrBlock(step.attrs.as_ref().map_or(&[][..], |a| a.entries.as_slice())).get("when").is_some()
         && !ty.ends_with('?')
     {
         ty.push('?');
