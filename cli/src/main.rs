@@ -1,6 +1,7 @@
 //! `aosc`: the one binary of AUTOOS.
 
 mod commands;
+mod new;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,8 @@ use clap::{Parser, Subcommand};
   aosc resume RUN_ID                      continue a paused or interrupted run
   aosc models examples/weekly_sales_report.aos
                                           the models a program declares, prices, credentials
+  aosc new 'email me the weather' -o weather.aos
+                                          write a pipeline from an English intent
   aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
@@ -43,6 +46,7 @@ enum Command {
     Replay(commands::replay::ReplayArgs),
     Audit(commands::audit::AuditArgs),
     Models(commands::models::ModelsArgs),
+    New(commands::new::NewArgs),
     Lsp(commands::lsp::LspArgs),
 }
 
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::replay::run(&args),
         Command::Audit(args) => commands::audit::run(&args),
         Command::Models(args) => commands::models::run(&args),
+        Command::New(args) => commands::new::run(&args),
         Command::Lsp(args) => commands::lsp::run(&args),
     };
     ExitCode::from(code)

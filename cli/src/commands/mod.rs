@@ -7,6 +7,7 @@ pub mod explain;
 pub mod fmt;
 pub mod lsp;
 pub mod models;
+pub mod new;
 pub mod replay;
 pub mod resume;
 pub mod run;

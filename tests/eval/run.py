@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The English-intent evaluation of `aosc new` (../shared/eval/README.md).
+
+Usage:
+  tests/eval/run.py AOSC RESULTS_DIR [--subset K] [--timeout S] [--eval DIR]
+      runs `AOSC new INTENT --with teval_tools.aos -o RESULTS_DIR/ID.aos --json`
+      for each intent (the planner sees the intent and the whole catalog of
+      50 tools, never the item's tool list or its gold plan), writes
+      RESULTS_DIR/ID.json ({"repair_rounds": N, "seconds": S, ...}), then
+      runs the scorer.
+  tests/eval/run.py AOSC RESULTS_DIR --baseline
+      writes the word-overlap baseline instead: the catalog tools that share
+      at least two content words with the intent (by their names and the
+      first line of their docs), chained one after another; then scores.
+
+--subset K keeps every K-th item (items 0, K, 2K, … of public.jsonl): a
+deterministic subset for slow models. The planner is whatever `aosc new`
+picks from the environment (AOS_PLANNER_MODEL for the embedded model).
+Python 3 standard library only.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_EVAL = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "eval"))
+
+STOP = set("""a an the of to and or in on for with is it its be by as at from this that these those i me my
+you your can could would please then also any all some what which will get given must format id ids function
+retrieves returns json object parameters optional we us our want like need let know tell do does are was were
+have has into about if so given""".split())
+
+
+def words(text):
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
+    out = set()
+    for w in re.findall(r"[a-z0-9]+", text.lower()):
+        if w in STOP or len(w) < 3:
+            continue
+        for suf in ("ing", "ies", "es", "s", "ed"):
+            if w.endswith(suf) and len(w) - len(suf) >= 3:
+                w = w[: -len(suf)]
+                break
+        out.add(w)
+    return out
+
+
+TOOL_RE = re.compile(r"((?:///[^\n]*\n)*)tool ([\w.]+)\(([^)]*)\)", re.S)
+
+
+def catalog(path):
+    """[(name, [(param, type, optional)], first doc line)] in catalog order."""
+    out = []
+    for doc, name, params in TOOL_RE.findall(open(path, encoding="utf-8").read()):
+        plist = []
+        for p in params.split(","):
+            p = p.strip()
+            if p:
+                pname, ty = (x.strip() for x in p.split(":", 1))
+                plist.append((pname, ty.rstrip("?"), ty.endswith("?")))
+        first = doc.split("\n")[0].lstrip("/ ").strip()
+        out.append((name, plist, first))
+    return out
+
+
+def neutral(ty):
+    return {"String": '""', "Int": "0", "Float": "0.0", "Bool": "false"}.get(ty, "null")
+
+
+def string_lit(s):
+    return '"' + "".join({"\\": "\\\\", '"': '\\"', "{": "\\{", "}": "\\}", "\n": "\\n"}.get(c, c) for c in s) + '"'
+
+
+def baseline_program(item, cat):
+    iw = words(item["intent"])
+    picked = [(n, ps) for n, ps, first in cat if len(iw & (words(n.replace(".", " ").replace("_", " ")) | words(first))) >= 2]
+    lines = [f"// Word-overlap baseline for {item['id']}.", 'use "./teval_tools.aos"', "",
+             "workflow baseline() {", f"  intent: {string_lit(item['intent'])}", "  budget: $0.01", ""]
+    for i, (name, ps) in enumerate(picked):
+        args = ", ".join(f"{p}: {neutral(ty)}" for p, ty, opt in ps if not opt)
+        after = f" {{ after: [t{i - 1}] }}" if i else ""
+        lines.append(f"  step t{i} = {name}({args}){after}")
+    if picked:
+        lines += ["", "  return { " + ", ".join(f"t{i}: t{i}" for i in range(len(picked))) + " }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("aosc")
+    ap.add_argument("results")
+    ap.add_argument("--eval", default=os.environ.get("AOS_EVAL_DIR", DEFAULT_EVAL))
+    ap.add_argument("--baseline", action="store_true")
+    ap.add_argument("--subset", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=300)
+    a = ap.parse_args()
+    dataset = os.path.join(a.eval, "intents", "public.jsonl")
+    cat_path = os.path.join(a.eval, "intents", "teval_tools.aos")
+    items = [json.loads(l) for l in open(dataset, encoding="utf-8") if l.strip()]
+    items = items[:: max(1, a.subset)]
+    os.makedirs(a.results, exist_ok=True)
+    local_cat = os.path.join(a.results, "teval_tools.aos")
+    shutil.copyfile(cat_path, local_cat)
+    cat = catalog(cat_path)
+    subset_file = os.path.join(a.results, "_subset.jsonl")
+    with open(subset_file, "w", encoding="utf-8") as f:
+        for it in items:
+            f.write(json.dumps(it) + "\n")
+    total_s, rounds, written = 0.0, [], 0
+    for n, it in enumerate(items, 1):
+        out = os.path.join(a.results, it["id"] + ".aos")
+        if a.baseline:
+            with open(out, "w", encoding="utf-8") as f:
+                f.write(baseline_program(it, cat))
+            continue
+        if os.path.exists(out):
+            os.remove(out)
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run([a.aosc, "new", it["intent"], "--with", local_cat, "-o", out, "--json"],
+                               capture_output=True, text=True, timeout=a.timeout)
+            rep = json.loads(p.stdout or "{}")
+        except (subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+            rep = {"checked": False, "error": str(e)}
+        dt = time.monotonic() - t0
+        total_s += dt
+        rep["seconds"] = round(dt, 2)
+        rep["repair_rounds"] = rep.get("rounds", 0)
+        rep.pop("diagnostics", None)
+        with open(os.path.join(a.results, it["id"] + ".json"), "w", encoding="utf-8") as f:
+            json.dump(rep, f)
+        rounds.append(rep["repair_rounds"])
+        written += bool(rep.get("checked"))
+        print(f"[{n}/{len(items)}] {it['id']}: checked={rep.get('checked')} rounds={rep['repair_rounds']} {dt:.1f}s",
+              file=sys.stderr, flush=True)
+    if not a.baseline and items:
+        print(f"aosc new: {written}/{len(items)} written, mean rounds {sum(rounds) / len(rounds):.2f}, "
+              f"{total_s / len(items):.1f} s/intent")
+    score = os.path.join(a.eval, "score.py")
+    sys.stdout.flush()
+    return subprocess.call([sys.executable, score, a.aosc, a.results, subset_file])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
