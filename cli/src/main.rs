@@ -1,6 +1,7 @@
 //! `aosc`: the one binary of AUTOOS.
 
 mod commands;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,10 @@ use clap::{Parser, Subcommand};
   aosc resume RUN_ID                      continue a paused or interrupted run
   aosc models examples/weekly_sales_report.aos
                                           the models a program declares, prices, credentials
+  aosc token create --name ci --trust trusted
+                                          an API token for `aosc serve` (printed once)
+  aosc serve --programs examples/         HTTP API, dashboard, metrics and triggers on 127.0.0.1:8080
+  aosc cancel RUN_ID                      stop a run (it ends `cancelled`)
   aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
@@ -42,6 +47,10 @@ enum Command {
     Audit(commands::audit::AuditArgs),
     Models(commands::models::ModelsArgs),
     Lsp(commands::lsp::LspArgs),
+    Serve(serve::ServeArgs),
+    Token(commands::token::TokenArgs),
+    Cancel(commands::control::CancelArgs),
+    Pause(commands::control::PauseArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +75,10 @@ fn main() -> ExitCode {
         Command::Audit(args) => commands::audit::run(&args),
         Command::Models(args) => commands::models::run(&args),
         Command::Lsp(args) => commands::lsp::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Token(args) => commands::token::run(&args),
+        Command::Cancel(args) => commands::control::cancel(&args),
+        Command::Pause(args) => commands::control::pause(&args),
     };
     ExitCode::from(code)
 }

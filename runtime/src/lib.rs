@@ -8,6 +8,7 @@
 //! [`tools::Tool`] (tools).
 
 pub mod audit;
+pub mod control;
 pub mod bus;
 pub mod events;
 pub mod fabric;

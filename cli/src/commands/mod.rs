@@ -3,6 +3,7 @@
 pub mod approve;
 pub mod audit;
 pub mod check;
+pub mod control;
 pub mod fmt;
 pub mod lsp;
 pub mod models;
@@ -12,6 +13,7 @@ pub mod run;
 pub mod runs;
 pub mod runtime;
 pub mod show;
+pub mod token;
 
 use std::io::IsTerminal;
 
