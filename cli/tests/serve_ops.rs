@@ -88,6 +88,20 @@ async fn metrics_count_runs_steps_tokens_and_pass_promtool() {
         assert!(o.status.success(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     }
 
+    // The Grafana dashboard queries only series the server exposes.
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/aosc-serve.json")).unwrap()).unwrap();
+    let mut queried = 0;
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("aos_")) {
+                queried += 1;
+                assert!(text.contains(&format!("\n{word}")), "the dashboard queries `{word}`, which /metrics does not expose");
+            }
+        }
+    }
+    assert!(queried >= 8);
+
     // JSON logs: the lines about a run's transitions carry its id and step.
     let log = std::fs::read_to_string(&srv.log).unwrap();
     let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();

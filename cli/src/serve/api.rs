@@ -246,8 +246,9 @@ pub async fn pause(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): Url
 pub async fn resume(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
     need_control(&caller)?;
     let row = app.rt.store.run(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no run `{id}`")))?;
-    if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) {
-        return Err(ApiError::Conflict(format!("run `{id}` has ended ({})", row.status.as_str())));
+    let cancelled = row.status == RunStatus::Cancelled && !app.runner.is_paused(&id).await;
+    if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) || cancelled {
+        return Err(ApiError::Conflict(format!("run `{id}` has ended ({}); `aosc resume` can still continue an interrupted run", row.status.as_str())));
     }
     app.runner.start(id.clone());
     Ok(Json(json!({"run_id": id, "status": "running"})))
