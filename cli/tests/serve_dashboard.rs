@@ -51,7 +51,7 @@ async fn approve_a_gate_from_the_dashboard() {
                      "--disable-dev-shm-usage", "--window-size=1280,900", format!("--user-data-dir={}", profile.display())]
         }
     });
-    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    let caps: fantoccini::wd::Capabilities = caps.as_object().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     let browser = loop {
         match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{port}")).await {
