@@ -68,13 +68,38 @@ async fn approve_a_gate_from_the_dashboard() {
         browser.find(Locator::Css("#token-form button")).await?.click().await?;
         browser.wait().for_element(Locator::Css("#runs")).await?;
         browser.goto(&format!("{}/#/runs/{id}", srv.base)).await?;
-        let button = browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("button.approve[data-step='publish']")).await?;
-        let gate = browser.find(Locator::Css("#step-publish")).await?.attr("data-status").await?;
-        assert_eq!(gate.as_deref(), Some("waiting_approval"));
-        button.click().await?;
+        // The page redraws as events arrive: an element may go stale between
+        // finding and reading it, so each read finds it afresh.
+        let attr = |css: String, name: &'static str| {
+            let browser = browser.clone();
+            async move {
+                for _ in 0..50 {
+                    if let Ok(e) = browser.find(Locator::Css(&css)).await
+                        && let Ok(v) = e.attr(name).await
+                    {
+                        return v;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                None
+            }
+        };
+        browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("button.approve[data-step='publish']")).await?;
+        assert_eq!(attr("#step-publish".into(), "data-status").await.as_deref(), Some("waiting_approval"));
+        let mut clicked = false;
+        for _ in 0..50 {
+            if let Ok(b) = browser.find(Locator::Css("button.approve[data-step='publish']")).await
+                && b.click().await.is_ok()
+            {
+                clicked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(clicked, "could not click Approve");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let status = browser.find(Locator::Css("#run-status")).await?.text().await?;
+            let status = attr("#run-status".into(), "data-status").await.unwrap_or_default();
             if status == "succeeded" {
                 break;
             }
@@ -83,8 +108,7 @@ async fn approve_a_gate_from_the_dashboard() {
         }
         // The step graph shows both steps succeeded, updated live.
         for step in ["draft", "publish"] {
-            let s = browser.find(Locator::Css(&format!("#step-{step}"))).await?.attr("data-status").await?;
-            assert_eq!(s.as_deref(), Some("succeeded"), "step {step}");
+            assert_eq!(attr(format!("#step-{step}"), "data-status").await.as_deref(), Some("succeeded"), "step {step}");
         }
         let png = browser.screenshot().await?;
         let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-dashboard-approved.png");

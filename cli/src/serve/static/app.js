@@ -146,7 +146,7 @@ async function showRun(id) {
       }).join("") + `</div>`).join("");
     main.innerHTML =
       `<h2>Run ${esc(run.run_id)}</h2>` +
-      `<p>workflow <b>${esc(run.workflow)}</b> · status <span id="run-status" class="status s-${esc(run.status)}">${esc(run.status)}</span>` +
+      `<p>workflow <b>${esc(run.workflow)}</b> · status <span id="run-status" data-status="${esc(run.status)}" class="status s-${esc(run.status)}">${esc(run.status)}</span>` +
       ` · cost ${usd(run.cost_usd)} of budget ${usd(budget)} (worst case ${usd(graph.cost_bound_usd)}) · trust ${esc(run.trust)}` +
       ` · audit <span id="audit">${esc(graph.audit)}</span></p>` +
       (run.error ? `<p class="error">${esc(run.error)}</p>` : "") +
