@@ -295,6 +295,10 @@ pub async fn run_graph(State(app): State<Arc<App>>, _caller: Caller, UrlPath(id)
         .iter()
         .map(|s| json!({"name": s.name, "kind": s.kind, "deps": s.deps, "approval": s.approval, "cost_bound_usd": s.cost.usd}))
         .collect();
-    let audit = app.rt.verify_audit(&id).await.map(|v| format!("{v:?}")).unwrap_or_else(|e| e.to_string());
+    let audit = match app.rt.verify_audit(&id).await {
+        Ok(aos_runtime::audit::Verdict::Intact { records }) => json!({"intact": true, "records": records}),
+        Ok(aos_runtime::audit::Verdict::Broken { seq, reason }) => json!({"intact": false, "seq": seq, "reason": reason}),
+        Err(e) => json!({"intact": false, "reason": e.to_string()}),
+    };
     Ok(Json(json!({"workflow": wf.name, "budget_usd": wf.budget_usd, "cost_bound_usd": wf.cost_bound_usd, "steps": steps, "audit": audit})))
 }

@@ -148,7 +148,7 @@ async function showRun(id) {
       `<h2>Run ${esc(run.run_id)}</h2>` +
       `<p>workflow <b>${esc(run.workflow)}</b> · status <span id="run-status" data-status="${esc(run.status)}" class="status s-${esc(run.status)}">${esc(run.status)}</span>` +
       ` · cost ${usd(run.cost_usd)} of budget ${usd(budget)} (worst case ${usd(graph.cost_bound_usd)}) · trust ${esc(run.trust)}` +
-      ` · audit <span id="audit">${esc(graph.audit)}</span></p>` +
+      ` · audit <span id="audit">${graph.audit.intact ? "intact, " + graph.audit.records + " records" : "BROKEN: " + esc(graph.audit.reason)}</span></p>` +
       (run.error ? `<p class="error">${esc(run.error)}</p>` : "") +
       `<div id="graph">${cols}</div>` +
       (run.output != null ? `<h3>Output</h3><pre id="output">${esc(typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2))}</pre>` : "") +
