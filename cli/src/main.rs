@@ -3,6 +3,8 @@
 mod commands;
 mod new;
 
+mod serve;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,11 @@ use clap::{Parser, Subcommand};
                                           the models a program declares, prices, credentials
   aosc new 'email me the weather' -o weather.aos
                                           write a pipeline from an English intent
+
+  aosc token create --name ci --trust trusted
+                                          an API token for `aosc serve` (printed once)
+  aosc serve --programs examples/         HTTP API, dashboard, metrics and triggers on 127.0.0.1:8080
+  aosc cancel RUN_ID                      stop a run (it ends `cancelled`)
   aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
@@ -48,6 +55,10 @@ enum Command {
     Models(commands::models::ModelsArgs),
     New(commands::new::NewArgs),
     Lsp(commands::lsp::LspArgs),
+    Serve(serve::ServeArgs),
+    Token(commands::token::TokenArgs),
+    Cancel(commands::control::CancelArgs),
+    Pause(commands::control::PauseArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +85,10 @@ fn main() -> ExitCode {
         Command::Models(args) => commands::models::run(&args),
         Command::New(args) => commands::new::run(&args),
         Command::Lsp(args) => commands::lsp::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Token(args) => commands::token::run(&args),
+        Command::Cancel(args) => commands::control::cancel(&args),
+        Command::Pause(args) => commands::control::pause(&args),
     };
     ExitCode::from(code)
 }

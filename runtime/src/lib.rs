@@ -8,6 +8,7 @@
 //! [`tools::Tool`] (tools).
 
 pub mod audit;
+pub mod control;
 pub mod bus;
 pub mod core;
 mod driver;

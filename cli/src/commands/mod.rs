@@ -4,6 +4,8 @@ pub mod approve;
 pub mod audit;
 pub mod check;
 pub mod explain;
+
+pub mod control;
 pub mod fmt;
 pub mod lsp;
 pub mod models;
@@ -14,6 +16,7 @@ pub mod run;
 pub mod runs;
 pub mod runtime;
 pub mod show;
+pub mod token;
 
 use std::io::IsTerminal;
 

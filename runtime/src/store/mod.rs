@@ -5,6 +5,7 @@
 //! transaction per [`Batch`], the audit head read under a row lock).
 
 pub mod sqlite;
+mod sqlite_serve;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -114,6 +115,59 @@ pub trait Store: Send + Sync {
     fn memory_all<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
         Box::pin(async { Err(StoreError::Db("this store has no long-term memory".into())) })
     }
+    /// Adds an API token (`aosc token create`); a name already in use is refused.
+    fn token_create<'a>(&'a self, token: TokenRow) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = token;
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no API tokens".into())) })
+    }
+    /// Every API token, revoked ones included, by name.
+    fn tokens<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<TokenRow>>> {
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no API tokens".into())) })
+    }
+    /// Marks a token revoked; false when no live token has that name.
+    fn token_revoke<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let _ = name;
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no API tokens".into())) })
+    }
+    /// The live (not revoked) token whose SHA-256 is `hash`.
+    fn token_by_hash<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, StoreResult<Option<TokenRow>>> {
+        let _ = hash;
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no API tokens".into())) })
+    }
+    /// Records that the cron tick `tick_ms` of `trigger_key` fires; false when
+    /// it was recorded already (by this or an earlier process).
+    fn claim_tick<'a>(&'a self, trigger_key: &'a str, tick_ms: i64) -> BoxFuture<'a, StoreResult<bool>> {
+        let _ = (trigger_key, tick_ms);
+        Box::pin(async { Err(StoreError::Unsupported("this store records no cron ticks".into())) })
+    }
+    /// The latest tick recorded for `trigger_key`.
+    fn last_tick<'a>(&'a self, trigger_key: &'a str) -> BoxFuture<'a, StoreResult<Option<i64>>> {
+        let _ = trigger_key;
+        Box::pin(async { Err(StoreError::Unsupported("this store records no cron ticks".into())) })
+    }
+    /// Asks whichever process executes `run_id` to stop it (`aosc cancel`).
+    fn request_control<'a>(&'a self, run_id: &'a str, action: &'a str, by: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (run_id, action, by);
+        Box::pin(async { Err(StoreError::Unsupported("this store takes no control requests".into())) })
+    }
+    /// Removes and returns the pending control requests: (run id, action, by).
+    fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// An API token as stored: never the token itself, only its SHA-256.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenRow {
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub hash: String,
+    /// `basic`, `trusted` or `admin`: the trust of the runs it starts.
+    pub trust: String,
+    /// The approver groups it belongs to.
+    pub groups: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
 }
 
 /// One long-term memory entry.

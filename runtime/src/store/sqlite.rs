@@ -16,7 +16,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Batch, BoxFuture, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult};
+use super::{Batch, BoxFuture, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult, TokenRow};
 use crate::audit::{hash_record, Record};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::{now_ms, rfc3339};
@@ -45,6 +45,12 @@ fn migrator() -> Migrator {
             Cow::Borrowed("run_programs"),
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../../migrations/sqlite/0003_run_programs.sql")),
+            false,
+        ), Migration::new(
+            30,
+            Cow::Borrowed("serve"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0030_serve.sql")),
             false,
         )]),
         ignore_missing: false,
@@ -356,6 +362,38 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })
+    }
+
+    fn token_create<'a>(&'a self, token: TokenRow) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.token_create_inner(token))
+    }
+
+    fn tokens<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<TokenRow>>> {
+        Box::pin(self.tokens_inner())
+    }
+
+    fn token_revoke<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.token_revoke_inner(name))
+    }
+
+    fn token_by_hash<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, StoreResult<Option<TokenRow>>> {
+        Box::pin(self.token_by_hash_inner(hash))
+    }
+
+    fn claim_tick<'a>(&'a self, trigger_key: &'a str, tick_ms: i64) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.claim_tick_inner(trigger_key, tick_ms))
+    }
+
+    fn last_tick<'a>(&'a self, trigger_key: &'a str) -> BoxFuture<'a, StoreResult<Option<i64>>> {
+        Box::pin(self.last_tick_inner(trigger_key))
+    }
+
+    fn request_control<'a>(&'a self, run_id: &'a str, action: &'a str, by: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.request_control_inner(run_id, action, by))
+    }
+
+    fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
+        Box::pin(self.take_control_inner())
     }
 
     fn journal_bytes<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<u64>> {
