@@ -3,6 +3,7 @@
 pub mod approve;
 pub mod audit;
 pub mod check;
+pub mod events;
 pub mod fmt;
 pub mod lsp;
 pub mod models;
