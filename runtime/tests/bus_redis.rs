@@ -20,7 +20,7 @@ use aos_runtime::bus::redis::{RedisBus, RedisEvents};
 use aos_runtime::events::RunStatus;
 use aos_runtime::testkit::*;
 use aos_runtime::tools::memory::working;
-use aos_runtime::tools::{Tool, ToolConfig, ToolCtx, Tools};
+use aos_runtime::tools::{ToolConfig, ToolCtx, Tools};
 use aos_runtime::{RunOptions, Runtime};
 use redis_server::RedisServer;
 use serde_json::{json, Value};
@@ -33,7 +33,7 @@ fn fan(n: usize, latency_ms: u64) -> aos_compiler::ir::Program {
     let mut wf = workflow("fan");
     let mut f = llm("each", "executor", interp(vec![s("item "), var("x")]));
     let items: Vec<Value> = (0..n).map(|i| json!(i)).collect();
-    f.fan_out = Some(FanOut { var: "x".into(), items: lit(Value::Array(items)), max_items: Some(n as u32), concurrency: Some(4) });
+    f.fan_out = Some(FanOut { var: "x".into(), items: lit(Value::Array(items)), max_items: Some(n as u64), concurrency: Some(4) });
     add(&mut wf, f);
     wf.ret_expr = Some(step_ref("each"));
     p.workflows.insert("fan".into(), wf);
