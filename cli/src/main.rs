@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand};
                                           run a workflow durably (sim when no API keys are set)
   aosc runs                               list runs; then `aosc show RUN_ID`, `aosc replay RUN_ID`
   aosc resume RUN_ID                      continue a paused or interrupted run
+  aosc events RUN_ID --follow             a run's events as they happen (Redis Streams with AOS_REDIS_URL)
   aosc models examples/weekly_sales_report.aos
                                           the models a program declares, prices, credentials
   aosc new 'email me the weather' -o weather.aos
@@ -51,6 +52,7 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     Show(commands::show::ShowArgs),
     Replay(commands::replay::ReplayArgs),
+    Events(commands::events::EventsArgs),
     Audit(commands::audit::AuditArgs),
     Models(commands::models::ModelsArgs),
     New(commands::new::NewArgs),
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => commands::runs::run(&args),
         Command::Show(args) => commands::show::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
+        Command::Events(args) => commands::events::run(&args),
         Command::Audit(args) => commands::audit::run(&args),
         Command::Models(args) => commands::models::run(&args),
         Command::New(args) => commands::new::run(&args),

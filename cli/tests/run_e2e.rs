@@ -91,15 +91,18 @@ fn a_file_that_does_not_check_exits_2() {
 }
 
 #[test]
-fn postgres_is_refused_clearly() {
+fn an_unreachable_postgres_is_reported_clearly() {
     let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there.
     let o = Command::new(env!("CARGO_BIN_EXE_aosc"))
         .args(["runs"])
-        .env("AOS_DATABASE_URL", "postgres://localhost/aos")
+        .env("AOS_DATABASE_URL", "postgres://aos:hunter2@127.0.0.1:1/aos")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("PostgreSQL is not supported yet"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot connect to PostgreSQL at `postgres://aos@127.0.0.1:1/aos`"), "{err}");
+    assert!(!err.contains("hunter2"), "the password is shown: {err}");
     drop(dir);
 }
 

@@ -230,6 +230,7 @@ impl Runtime {
             json!({"decision": if verdict == Verdict::Approve { "approved" } else { "denied" }, "by": by, "note": note_s}),
         );
         self.store.commit(run_id, Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await?;
+        self.bus.notify(run_id);
         Ok(())
     }
 }

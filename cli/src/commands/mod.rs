@@ -6,6 +6,8 @@ pub mod check;
 pub mod explain;
 
 pub mod control;
+
+pub mod events;
 pub mod fmt;
 pub mod lsp;
 pub mod models;

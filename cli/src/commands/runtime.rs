@@ -20,13 +20,30 @@ pub fn tokio() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// Opens the store named by `AOS_DATABASE_URL`, else SQLite under `AOS_HOME`.
+/// `AOS_REDIS_URL`, when set and not empty.
+pub fn redis_url() -> Option<String> {
+    std::env::var("AOS_REDIS_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// Opens the store named by `AOS_DATABASE_URL`, else SQLite under `AOS_HOME`;
+/// with `AOS_REDIS_URL`, events go to Redis Streams as well.
 pub async fn open() -> Result<Runtime, String> {
     let url = std::env::var("AOS_DATABASE_URL").ok().filter(|u| !u.is_empty());
     let home = home();
     let store = aos_runtime::store::open(url.as_deref(), &home).await.map_err(|e| e.to_string())?;
-    Ok(Runtime::new(store, &home))
+    let mut rt = Runtime::new(store.clone(), &home);
+    if let Some(redis) = redis_url() {
+        let bus = aos_runtime::bus::redis::RedisBus::start(&redis, store.clone()).map_err(|e| e.to_string())?;
+        rt.bus = std::sync::Arc::new(bus);
+        let working = aos_runtime::tools::memory::working::Redis::new(&redis)?;
+        rt.tools = std::sync::Arc::new(aos_runtime::tools::Tools::builtin().with_memory(store, std::sync::Arc::new(working)));
+    }
+    Ok(rt)
 }
+
+/// How long a command waits at its end for its events to reach Redis
+/// (what does not is published by the next process that starts).
+const BUS_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The exit status of a report (§6a).
 /// Runs `body` with the store opened on a fresh tokio runtime; a runtime or
@@ -45,7 +62,12 @@ where
     };
     tokio.block_on(async {
         match open().await {
-            Ok(rt) => body(rt).await,
+            Ok(rt) => {
+                let bus = rt.bus.clone();
+                let code = body(rt).await;
+                bus.flush(BUS_FLUSH).await;
+                code
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 exit::USAGE

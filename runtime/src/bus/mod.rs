@@ -1,16 +1,33 @@
 //! The event bus: every committed transition is published, typed. The
-//! in-process bus is a tokio broadcast channel; Redis Streams implements
-//! the same trait later.
+//! in-process bus is a tokio broadcast channel; [`redis::RedisBus`] adds
+//! every run's journal to Redis Streams (`AOS_REDIS_URL`).
+
+pub mod redis;
+
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
 use crate::events::Entry;
+use crate::store::BoxFuture;
 
 /// Publishes committed transitions to whoever listens.
 pub trait Bus: Send + Sync {
     /// Called after the transition is committed, never before.
     fn publish(&self, entry: Entry);
     fn subscribe(&self) -> broadcast::Receiver<Entry>;
+    /// Says that `run_id`'s journal grew by a commit made without
+    /// [`Bus::publish`] (an approval recorded by another command).
+    fn notify(&self, run_id: &str) {
+        let _ = run_id;
+    }
+    /// Waits (at most `timeout`) until everything published so far has left
+    /// the process; `false` when it has not. The in-process bus has nothing
+    /// to wait for.
+    fn flush<'a>(&'a self, timeout: Duration) -> BoxFuture<'a, bool> {
+        let _ = timeout;
+        Box::pin(async { true })
+    }
 }
 
 /// The embedded bus. Slow subscribers lose old events (they can read the

@@ -1,9 +1,11 @@
 //! The store: runs, their journal, the audit chain and idempotency records.
 //!
 //! The scheduler sees only [`Store`]; the embedded SQLite store lives in
-//! [`sqlite`], and a PostgreSQL store implements the same trait (one
-//! transaction per [`Batch`], the audit head read under a row lock).
+//! [`sqlite`], and the shared PostgreSQL store in [`postgres`] implements
+//! the same trait (one transaction per [`Batch`], the audit head read under
+//! a row lock of the run).
 
+pub mod postgres;
 pub mod sqlite;
 mod sqlite_serve;
 
@@ -168,6 +170,33 @@ pub struct TokenRow {
     pub groups: Vec<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
+
+    /// Long-term memory entries written at or after `since_ms` (all of them
+    /// with `i64::MIN`): how the in-process recall index follows the store.
+    fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
+        let _ = since_ms;
+        Box::pin(async { Err(StoreError::Db("this store has no long-term memory".into())) })
+    }
+    /// Journal entries of every run after `after_id`, at most `limit`, in id
+    /// order (`aosc events` without a run and without Redis).
+    fn events_since<'a>(&'a self, after_id: i64, limit: u32) -> BoxFuture<'a, StoreResult<Vec<(i64, Entry)>>> {
+        let _ = (after_id, limit);
+        Box::pin(async { Err(StoreError::Unsupported("this store cannot list events across runs".into())) })
+    }
+    /// The id of the last journal entry of `run_id` published on the bus (0: none).
+    fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {
+        let _ = run_id;
+        Box::pin(async { Ok(0) })
+    }
+    /// Moves the publish cursor of `run_id` forward (never backward).
+    fn set_bus_cursor<'a>(&'a self, run_id: &'a str, published_id: i64) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (run_id, published_id);
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no publish cursor".into())) })
+    }
+    /// Runs with journal entries past their publish cursor.
+    fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// One long-term memory entry.
@@ -176,20 +205,22 @@ pub struct MemoryRow {
     pub key: String,
     pub value: Value,
     pub embedding: Vec<f32>,
+    /// When it was last written (ms since the epoch).
+    pub updated_at_ms: i64,
 }
 
 /// Opens the store that `AOS_DATABASE_URL` (or `AOS_HOME`) names.
 pub async fn open(database_url: Option<&str>, home: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Store>> {
     match database_url {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(StoreError::Unsupported(
-            "AOS_DATABASE_URL: PostgreSQL is not supported yet by this build; unset it to use the embedded SQLite store, or give a sqlite:// URL".into(),
-        )),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(std::sync::Arc::new(postgres::PostgresStore::open(url).await?))
+        }
         Some(url) if url.starts_with("sqlite:") => {
             let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
         }
         Some(url) => Err(StoreError::Unsupported(format!(
-            "AOS_DATABASE_URL `{url}`: expected a sqlite:// URL (postgres:// is not supported yet)"
+            "AOS_DATABASE_URL `{url}`: expected a postgres:// or sqlite:// URL"
         ))),
         None => {
             std::fs::create_dir_all(home).map_err(|e| StoreError::Db(format!("cannot create AOS_HOME `{}`: {e}", home.display())))?;

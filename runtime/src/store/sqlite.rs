@@ -52,6 +52,18 @@ fn migrator() -> Migrator {
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../../migrations/sqlite/0030_serve.sql")),
             false,
+        ), Migration::new(
+            40,
+            Cow::Borrowed("bus_cursor"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0040_bus_cursor.sql")),
+            false,
+        ), Migration::new(
+            41,
+            Cow::Borrowed("memory_updated"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0041_memory_updated.sql")),
+            false,
         )]),
         ignore_missing: false,
         locking: true,
@@ -183,6 +195,12 @@ impl SqliteStore {
         .await?;
         Ok(())
     }
+}
+
+fn memory_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<MemoryRow> {
+    let blob: Vec<u8> = r.try_get(2)?;
+    let embedding = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(MemoryRow { key: r.try_get(0)?, value: parse_json(r.try_get(1)?).unwrap_or(Value::Null), embedding, updated_at_ms: r.try_get(3)? })
 }
 
 fn parse_json(s: Option<String>) -> Option<Value> {
@@ -353,12 +371,37 @@ impl Store for SqliteStore {
 
     fn memory_all<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT key, value, embedding FROM memory ORDER BY updated_at DESC").fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory ORDER BY updated_at DESC, key").fetch_all(&self.pool).await?;
+            rows.iter().map(memory_row).collect()
+        })
+    }
+
+    fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory WHERE updated_at >= ? ORDER BY updated_at, key")
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(memory_row).collect()
+        })
+    }
+
+    fn events_since<'a>(&'a self, after_id: i64, limit: u32) -> BoxFuture<'a, StoreResult<Vec<(i64, Entry)>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT id, run_id, at_ms, data FROM journal WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let blob: Vec<u8> = r.try_get(2)?;
-                let embedding = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                out.push(MemoryRow { key: r.try_get(0)?, value: parse_json(r.try_get(1)?).unwrap_or(Value::Null), embedding });
+            for row in rows {
+                let id: i64 = row.try_get(0)?;
+                let run_id: String = row.try_get(1)?;
+                let at: i64 = row.try_get(2)?;
+                let data: String = row.try_get(3)?;
+                let transition: Transition = serde_json::from_str(&data)
+                    .map_err(|e| StoreError::Db(format!("journal entry {id} of `{run_id}` is unreadable: {e}")))?;
+                out.push((id, Entry { run_id, at_ms: at as u64, transition }));
             }
             Ok(out)
         })
@@ -394,6 +437,42 @@ impl Store for SqliteStore {
 
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(self.take_control_inner())
+
+    fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT published_id FROM bus_cursor WHERE run_id = ?").bind(run_id).fetch_optional(&self.pool).await?;
+            Ok(match row {
+                Some(r) => r.try_get(0)?,
+                None => 0,
+            })
+        })
+    }
+
+    fn set_bus_cursor<'a>(&'a self, run_id: &'a str, published_id: i64) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO bus_cursor (run_id, published_id) VALUES (?, ?)
+                 ON CONFLICT(run_id) DO UPDATE SET published_id = MAX(published_id, excluded.published_id)",
+            )
+            .bind(run_id)
+            .bind(published_id)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT r.run_id FROM runs r LEFT JOIN bus_cursor c ON c.run_id = r.run_id
+                 WHERE EXISTS (SELECT 1 FROM journal j WHERE j.run_id = r.run_id AND j.id > COALESCE(c.published_id, 0))
+                 ORDER BY r.started_at",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(|r| r.try_get::<String, _>(0).map_err(StoreError::from)).collect()
+        })
     }
 
     fn journal_bytes<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<u64>> {

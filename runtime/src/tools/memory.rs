@@ -1,11 +1,23 @@
-//! `memory.remember` / `memory.recall` over the store's `memory` table.
+//! `memory.remember` / `memory.recall`, in three layers:
+//!
+//! - `long_term` (the default): the store's `memory` table, recalled through
+//!   an in-process index ([`index::Index`]) built once from the store's rows
+//!   and refreshed when the table changes.
+//! - `working`: short-lived entries with a TTL, in Redis (`AOS_REDIS_URL`,
+//!   shared by every process) or in this process when there is no Redis
+//!   ([`working`]).
+//! - `session`: the run's own scratch space, keyed by the root run, kept in
+//!   the working backend (so it is gone when its TTL ends, a day by default).
 //!
 //! Recall is by key first (an exact key match ranks first), then by cosine
 //! similarity of a small built-in embedding: character trigrams of the
 //! lower-cased text (key and value), hashed into [`DIMS`] buckets and
 //! L2-normalised. It needs no model and is deterministic, which is what a
-//! durable, replayable runtime wants; an external embedding endpoint can
-//! replace [`embed`] later.
+//! durable, replayable runtime wants. Every result says which embedding
+//! ranked it (`"embedding": "local-trigram-256"`).
+
+pub mod index;
+pub mod working;
 
 use std::sync::Arc;
 
@@ -17,6 +29,12 @@ use crate::store::{BoxFuture, Store};
 
 /// Dimensions of the built-in embedding.
 pub const DIMS: usize = 256;
+/// The name results give the built-in embedding.
+pub const LOCAL_EMBEDDING: &str = "local-trigram-256";
+/// TTL of `working` entries when `ttl_s` is not given.
+pub const DEFAULT_WORKING_TTL_S: u64 = 3600;
+/// TTL of `session` entries.
+pub const SESSION_TTL_S: u64 = 86_400;
 
 /// The built-in embedding of a text.
 pub fn embed(text: &str) -> Vec<f32> {
@@ -51,50 +69,146 @@ fn text_of(key: &str, value: &Value) -> String {
     }
 }
 
-/// `memory.remember(key, value) -> Bool`.
-pub struct Remember(pub Arc<dyn Store>);
-/// `memory.recall(query, k?) -> List<Json>` of `{key, value, score}`.
-pub struct Recall(pub Arc<dyn Store>);
+/// A memory layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    Working,
+    Session,
+    LongTerm,
+}
+
+impl Layer {
+    fn parse(args: &Value) -> Result<Layer, String> {
+        match args.get("layer") {
+            None | Some(Value::Null) => Ok(Layer::LongTerm),
+            Some(Value::String(s)) => match s.as_str() {
+                "working" => Ok(Layer::Working),
+                "session" => Ok(Layer::Session),
+                "long_term" => Ok(Layer::LongTerm),
+                other => Err(format!("unknown memory layer `{other}` (expected `working`, `session` or `long_term`)")),
+            },
+            Some(v) => Err(format!("`layer` must be a String, got {v}")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Working => "working",
+            Layer::Session => "session",
+            Layer::LongTerm => "long_term",
+        }
+    }
+}
+
+/// The root run of a (sub-)run id: sub-runs share their root's session.
+fn session_of(ctx: &ToolCtx) -> String {
+    ctx.run_id.split('.').next().unwrap_or(&ctx.run_id).to_string()
+}
+
+/// What both memory tools share: the store (long-term), its index, and the
+/// working backend.
+pub struct Memory {
+    pub store: Arc<dyn Store>,
+    pub index: index::Index,
+    pub working: Arc<dyn working::Working>,
+}
+
+impl Memory {
+    pub fn new(store: Arc<dyn Store>, working: Arc<dyn working::Working>) -> Arc<Memory> {
+        Arc::new(Memory { store, index: index::Index::default(), working })
+    }
+}
+
+/// `memory.remember(key, value, layer?, ttl_s?) -> Bool`.
+pub struct Remember(pub Arc<Memory>);
+/// `memory.recall(query, k?, layer?) -> List<Json>` of `{key, value, score, layer, embedding}`.
+pub struct Recall(pub Arc<Memory>);
 
 impl Tool for Remember {
-    fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
         Box::pin(async move {
             let key = args.get("key").and_then(Value::as_str).ok_or("missing String argument `key`")?;
             if key.is_empty() {
                 return Err("memory.remember: the key is empty".into());
             }
+            let layer = Layer::parse(&args).map_err(|e| format!("memory.remember: {e}"))?;
+            let ttl = match args.get("ttl_s") {
+                None | Some(Value::Null) => None,
+                Some(v) => match v.as_u64() {
+                    Some(n) if n > 0 => Some(n),
+                    _ => return Err(format!("memory.remember: `ttl_s` must be a positive Int, got {v}")),
+                },
+            };
+            if ttl.is_some() && layer != Layer::Working {
+                return Err(format!("memory.remember: `ttl_s` applies to the `working` layer only, not `{}`", layer.as_str()));
+            }
             let value = args.get("value").cloned().unwrap_or(Value::Null);
-            let e = embed(&text_of(key, &value));
-            self.0.memory_put(key, &value, &e).await.map_err(|e| format!("memory.remember: {e}"))?;
+            let m = &self.0;
+            match layer {
+                Layer::LongTerm => {
+                    let e = embed(&text_of(key, &value));
+                    m.store.memory_put(key, &value, &e).await.map_err(|e| format!("memory.remember: {e}"))?;
+                    m.index.put(key, &value, e);
+                }
+                Layer::Working => {
+                    m.working.put("working", key, &value, ttl.unwrap_or(DEFAULT_WORKING_TTL_S)).await.map_err(|e| format!("memory.remember: {e}"))?;
+                }
+                Layer::Session => {
+                    let ns = format!("session:{}", session_of(ctx));
+                    m.working.put(&ns, key, &value, SESSION_TTL_S).await.map_err(|e| format!("memory.remember: {e}"))?;
+                }
+            }
             Ok(Value::Bool(true))
         })
     }
 }
 
+/// Ranks `(key, value)` pairs against a query (small layers: no index).
+fn rank_small(query: &str, rows: Vec<(String, Value)>, k: usize) -> Vec<(f32, String, Value)> {
+    let q = embed(query);
+    let mut scored: Vec<(f32, String, Value)> = rows
+        .into_iter()
+        .map(|(key, value)| {
+            let s = if key == query { 2.0 } else { cosine(&q, &embed(&text_of(&key, &value))) };
+            (s, key, value)
+        })
+        .filter(|(s, _, _)| *s > index::MIN_SCORE)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    scored.truncate(k);
+    scored
+}
+
 impl Tool for Recall {
-    fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
         Box::pin(async move {
             let query = args.get("query").and_then(Value::as_str).ok_or("missing String argument `query`")?;
             let k = match args.get("k") {
                 None | Some(Value::Null) => 5,
                 Some(v) => v.as_u64().ok_or_else(|| format!("`k` must be a non-negative Int, got {v}"))? as usize,
             };
-            let rows = self.0.memory_all().await.map_err(|e| format!("memory.recall: {e}"))?;
-            let q = embed(query);
-            let mut scored: Vec<(f32, &str, &Value)> = rows
-                .iter()
-                .map(|r| {
-                    let s = if r.key == query { 2.0 } else { cosine(&q, &r.embedding) };
-                    (s, r.key.as_str(), &r.value)
-                })
-                .filter(|(s, _, _)| *s > 0.05)
-                .collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let layer = Layer::parse(&args).map_err(|e| format!("memory.recall: {e}"))?;
+            let m = &self.0;
+            let hits = match layer {
+                Layer::LongTerm => {
+                    m.index.refresh(m.store.as_ref()).await.map_err(|e| format!("memory.recall: {e}"))?;
+                    m.index.search(query, &embed(query), k)
+                }
+                Layer::Working => rank_small(query, m.working.all("working").await.map_err(|e| format!("memory.recall: {e}"))?, k),
+                Layer::Session => {
+                    let ns = format!("session:{}", session_of(ctx));
+                    rank_small(query, m.working.all(&ns).await.map_err(|e| format!("memory.recall: {e}"))?, k)
+                }
+            };
             Ok(Value::Array(
-                scored
-                    .into_iter()
-                    .take(k)
-                    .map(|(s, key, value)| json!({ "key": key, "value": value, "score": (f64::from(s.min(1.0)) * 1000.0).round() / 1000.0 }))
+                hits.into_iter()
+                    .map(|(s, key, value)| {
+                        json!({
+                            "key": key, "value": value,
+                            "score": (f64::from(s.min(1.0)) * 1000.0).round() / 1000.0,
+                            "layer": layer.as_str(), "embedding": LOCAL_EMBEDDING,
+                        })
+                    })
                     .collect(),
             ))
         })
@@ -114,5 +228,14 @@ mod tests {
         assert!(cosine(&q, &near) > cosine(&q, &far) + 0.1);
         assert!((cosine(&q, &q) - 1.0).abs() < 1e-4);
         assert_eq!(embed("").iter().filter(|x| **x != 0.0).count(), 0);
+    }
+
+    #[test]
+    fn layers_parse_and_bad_ones_are_named() {
+        assert_eq!(Layer::parse(&json!({})).unwrap(), Layer::LongTerm);
+        assert_eq!(Layer::parse(&json!({"layer": "working"})).unwrap(), Layer::Working);
+        assert_eq!(Layer::parse(&json!({"layer": "session"})).unwrap(), Layer::Session);
+        let e = Layer::parse(&json!({"layer": "short"})).unwrap_err();
+        assert!(e.contains("unknown memory layer `short`"), "{e}");
     }
 }

@@ -99,10 +99,18 @@ impl Tools {
         Tools { map, http: client, sandbox }
     }
 
-    /// Adds `memory.remember` / `memory.recall` over `store`.
-    pub fn with_store(mut self, store: Arc<dyn Store>) -> Tools {
-        self.map.insert("memory.remember".into(), Arc::new(memory::Remember(store.clone())));
-        self.map.insert("memory.recall".into(), Arc::new(memory::Recall(store)));
+    /// Adds `memory.remember` / `memory.recall` over `store`, with working
+    /// and session memory in this process.
+    pub fn with_store(self, store: Arc<dyn Store>) -> Tools {
+        self.with_memory(store, Arc::new(memory::working::InProcess::default()))
+    }
+
+    /// Adds `memory.*` over `store` (long-term) and `working` (working and
+    /// session memory, e.g. Redis).
+    pub fn with_memory(mut self, store: Arc<dyn Store>, working: Arc<dyn memory::working::Working>) -> Tools {
+        let m = memory::Memory::new(store, working);
+        self.map.insert("memory.remember".into(), Arc::new(memory::Remember(m.clone())));
+        self.map.insert("memory.recall".into(), Arc::new(memory::Recall(m)));
         self
     }
 

@@ -1,0 +1,477 @@
+//! The shared store: PostgreSQL, for several processes (and machines)
+//! working on the same runs. `AOS_DATABASE_URL=postgres://…` selects it.
+//!
+//! It keeps exactly what the SQLite store keeps (same rows, JSON stored as
+//! the same text). A [`Batch`] is one transaction that first locks the run's
+//! row (`SELECT … FOR UPDATE`): the audit head is read under that lock, so
+//! two writers on one run (a worker and an `aosc approve`) chain their audit
+//! records one after the other and never fork the chain, and one run's
+//! journal ids grow in commit order. Journal and audit rows of a batch go in
+//! with one `INSERT … SELECT FROM UNNEST(…)` each (one round trip).
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool, Row};
+
+use super::{Batch, BoxFuture, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult};
+use crate::audit::{hash_record, Record};
+use crate::events::{Entry, RunStatus, Transition};
+use crate::ids::{now_ms, rfc3339};
+
+/// How long opening the store waits for the server before it says so.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn migrator() -> Migrator {
+    let m = |version: i64, name: &'static str, sql: &'static str| {
+        Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
+    };
+    Migrator {
+        migrations: Cow::Owned(vec![
+            m(1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+            m(2, "bus_cursor", include_str!("../../migrations/postgres/0002_bus_cursor.sql")),
+            m(3, "memory_updated", include_str!("../../migrations/postgres/0003_memory_updated.sql")),
+        ]),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` and migrates the database.
+    pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        Self::open_in_schema(url, None).await
+    }
+
+    /// Connects with every table in `schema` (created if missing): tests
+    /// give each store a schema of its own in one database.
+    pub async fn open_in_schema(url: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {
+        let shown = redact(url);
+        let mut opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Db(format!("AOS_DATABASE_URL `{shown}`: {e}")))?;
+        if let Some(schema) = schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
+                return Err(StoreError::Db(format!("invalid schema name `{schema}`")));
+            }
+            let mut conn = Self::connect_once(&opts, &shown).await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).execute(&mut conn).await?;
+            let _ = conn.close().await;
+            opts = opts.options([("search_path", schema)]);
+        } else {
+            // Fail fast and clearly when the server is not there (the pool
+            // would retry until its acquire timeout).
+            let conn = Self::connect_once(&opts, &shown).await?;
+            let _ = conn.close().await;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Db(format!("PostgreSQL at `{shown}`: {e}")))?;
+        migrator().run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn connect_once(opts: &PgConnectOptions, shown: &str) -> StoreResult<sqlx::PgConnection> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(opts)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(StoreError::Db(format!("cannot connect to PostgreSQL at `{shown}`: {e}"))),
+            Err(_) => Err(StoreError::Db(format!("cannot connect to PostgreSQL at `{shown}`: no answer in {}s", CONNECT_TIMEOUT.as_secs()))),
+        }
+    }
+
+    /// The connection pool, for maintenance tools and tests.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn commit_inner(&self, run_id: &str, batch: Batch) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let at = now_ms();
+        let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = $1 FOR UPDATE")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        let mut head: String = row.try_get(0)?;
+        let mut count: i64 = row.try_get(1)?;
+        let mut cost: f64 = row.try_get(2)?;
+        let mut status: Option<RunStatus> = None;
+        let mut output: Option<String> = None;
+        let mut error: Option<String> = None;
+        let mut kinds = Vec::with_capacity(batch.transitions.len());
+        let mut datas = Vec::with_capacity(batch.transitions.len());
+        for t in &batch.transitions {
+            kinds.push(t.kind().to_string());
+            datas.push(serde_json::to_string(t).map_err(|e| StoreError::Db(e.to_string()))?);
+            cost += t.spent();
+            if let Some(s) = RunStatus::after(t) {
+                status = Some(s);
+            }
+            match t {
+                Transition::RunSucceeded { output: o, .. } => output = Some(o.to_string()),
+                Transition::RunFailed { error: e, .. } => error = Some(e.clone()),
+                Transition::RunInterrupted => error = Some("interrupted".into()),
+                _ => {}
+            }
+        }
+        let at_i = i64::try_from(at).unwrap_or(i64::MAX);
+        if !kinds.is_empty() {
+            sqlx::query(
+                "INSERT INTO journal (run_id, at_ms, kind, data)
+                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) ORDER BY n",
+            )
+            .bind(run_id)
+            .bind(at_i)
+            .bind(&kinds)
+            .bind(&datas)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.decisions.is_empty() {
+            let n = batch.decisions.len();
+            let (mut seqs, mut dkinds, mut steps, mut ddata, mut prevs, mut hashes) =
+                (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            for d in &batch.decisions {
+                count += 1;
+                let seq = u64::try_from(count).unwrap_or(0);
+                let hash = hash_record(&head, run_id, seq, at, &d.kind, d.step.as_deref(), &d.data);
+                seqs.push(count);
+                dkinds.push(d.kind.clone());
+                steps.push(d.step.clone());
+                ddata.push(d.data.to_string());
+                prevs.push(std::mem::replace(&mut head, hash.clone()));
+                hashes.push(hash);
+            }
+            sqlx::query(
+                "INSERT INTO audit (run_id, seq, at_ms, kind, step, data, prev_hash, hash)
+                 SELECT $1, s, $2, k, st, d, p, h
+                 FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS t(s, k, st, d, p, h)
+                 ORDER BY s",
+            )
+            .bind(run_id)
+            .bind(at_i)
+            .bind(&seqs)
+            .bind(&dkinds)
+            .bind(&steps)
+            .bind(&ddata)
+            .bind(&prevs)
+            .bind(&hashes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (key, step, out) in &batch.idempotency {
+            sqlx::query("INSERT INTO idempotency (key, run_id, step, output) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(run_id)
+                .bind(step)
+                .bind(out.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let status_s = status.map(RunStatus::as_str);
+        sqlx::query(
+            "UPDATE runs SET audit_head = $1, audit_count = $2, cost_usd = $3, updated_at = $4,
+             status = COALESCE($5, status),
+             output = COALESCE($6, output),
+             error = CASE WHEN $5 = 'running' THEN NULL ELSE COALESCE($7, error) END
+             WHERE run_id = $8",
+        )
+        .bind(&head)
+        .bind(count)
+        .bind(cost)
+        .bind(rfc3339(at))
+        .bind(status_s)
+        .bind(output.as_deref())
+        .bind(error.as_deref())
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn memory_row(r: &sqlx::postgres::PgRow) -> StoreResult<MemoryRow> {
+    let blob: Vec<u8> = r.try_get(2)?;
+    let embedding = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(MemoryRow { key: r.try_get(0)?, value: parse_json(r.try_get(1)?).unwrap_or(Value::Null), embedding, updated_at_ms: r.try_get(3)? })
+}
+
+fn parse_json(s: Option<String>) -> Option<Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+fn run_row(row: &sqlx::postgres::PgRow) -> StoreResult<RunRow> {
+    let status: String = row.try_get("status")?;
+    Ok(RunRow {
+        run_id: row.try_get("run_id")?,
+        parent: row.try_get("parent")?,
+        workflow: row.try_get("workflow")?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        started_at: row.try_get("started_at")?,
+        updated_at: row.try_get("updated_at")?,
+        trust: row.try_get("trust")?,
+        inputs: parse_json(row.try_get("inputs")?).unwrap_or(Value::Null),
+        output: parse_json(row.try_get("output")?),
+        error: row.try_get("error")?,
+        cost_usd: row.try_get("cost_usd")?,
+        audit_head: row.try_get("audit_head")?,
+        audit_count: u64::try_from(row.try_get::<i64, _>("audit_count")?).unwrap_or(0),
+    })
+}
+
+const RUN_COLS: &str = "run_id, parent, workflow, status, started_at, updated_at, trust, inputs, output, error, cost_usd, audit_head, audit_count";
+
+fn entry(run_id: String, id: i64, at: i64, data: &str) -> StoreResult<Entry> {
+    let transition: Transition =
+        serde_json::from_str(data).map_err(|e| StoreError::Db(format!("journal entry {id} of `{run_id}` is unreadable: {e}")))?;
+    Ok(Entry { run_id, at_ms: u64::try_from(at).unwrap_or(0), transition })
+}
+
+impl Store for PostgresStore {
+    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let at = rfc3339(run.at_ms);
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO runs (run_id, parent, workflow, status, started_at, updated_at, trust, inputs)
+                 VALUES ($1, $2, $3, 'running', $4, $4, $5, $6)",
+            )
+            .bind(&run.run_id)
+            .bind(run.parent.as_deref())
+            .bind(&run.workflow)
+            .bind(&at)
+            .bind(&run.trust)
+            .bind(run.inputs.to_string())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO run_programs (run_id, program) VALUES ($1, $2)")
+                .bind(&run.run_id)
+                .bind(run.program.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn commit<'a>(&'a self, run_id: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.commit_inner(run_id, batch))
+    }
+
+    fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>> {
+        Box::pin(async move {
+            let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM runs WHERE run_id = $1")).bind(run_id).fetch_optional(&self.pool).await?;
+            row.as_ref().map(run_row).transpose()
+        })
+    }
+
+    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT program FROM run_programs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+            let text: String = row.try_get(0)?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Db(format!("stored program of `{run_id}` is unreadable: {e}")))
+        })
+    }
+
+    fn runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<RunRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(&format!("SELECT {RUN_COLS} FROM runs WHERE parent IS NULL ORDER BY started_at DESC, run_id DESC"))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(run_row).collect()
+        })
+    }
+
+    fn journal<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Vec<Entry>>> {
+        Box::pin(async move { Ok(self.journal_since(run_id, 0).await?.into_iter().map(|(_, e)| e).collect()) })
+    }
+
+    fn journal_since<'a>(&'a self, run_id: &'a str, after_id: i64) -> BoxFuture<'a, StoreResult<Vec<(i64, Entry)>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT id, at_ms, data FROM journal WHERE run_id = $1 AND id > $2 ORDER BY id")
+                .bind(run_id)
+                .bind(after_id)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let id: i64 = row.try_get(0)?;
+                let data: String = row.try_get(2)?;
+                out.push((id, entry(run_id.to_string(), id, row.try_get(1)?, &data)?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn audit<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Vec<Record>>> {
+        Box::pin(async move {
+            // Storage order (id), not seq order: a reordering must show.
+            let rows = sqlx::query("SELECT seq, at_ms, kind, step, data, prev_hash, hash FROM audit WHERE run_id = $1 ORDER BY id")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let data: String = row.try_get(4)?;
+                out.push(Record {
+                    run_id: run_id.to_string(),
+                    seq: u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
+                    at_ms: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+                    kind: row.try_get(2)?,
+                    step: row.try_get(3)?,
+                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                    prev_hash: row.try_get(5)?,
+                    hash: row.try_get(6)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn idempotent_output<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<Value>>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT output FROM idempotency WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+            Ok(match row {
+                Some(r) => parse_json(r.try_get(0)?),
+                None => None,
+            })
+        })
+    }
+
+    fn journal_bytes<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT COALESCE(SUM(LENGTH(data) + LENGTH(kind) + 16), 0)::BIGINT FROM journal WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0))
+        })
+    }
+
+    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let blob: Vec<u8> = embedding.iter().flat_map(|f| f.to_le_bytes()).collect();
+            sqlx::query(
+                "INSERT INTO memory (key, value, embedding, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, embedding = excluded.embedding, updated_at = excluded.updated_at",
+            )
+            .bind(key)
+            .bind(value.to_string())
+            .bind(blob)
+            .bind(i64::try_from(now_ms()).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn memory_all<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory ORDER BY updated_at DESC, key").fetch_all(&self.pool).await?;
+            rows.iter().map(memory_row).collect()
+        })
+    }
+
+    fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory WHERE updated_at >= $1 ORDER BY updated_at, key")
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(memory_row).collect()
+        })
+    }
+
+    fn events_since<'a>(&'a self, after_id: i64, limit: u32) -> BoxFuture<'a, StoreResult<Vec<(i64, Entry)>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT id, run_id, at_ms, data FROM journal WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let id: i64 = row.try_get(0)?;
+                let data: String = row.try_get(3)?;
+                out.push((id, entry(row.try_get(1)?, id, row.try_get(2)?, &data)?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT published_id FROM bus_cursor WHERE run_id = $1").bind(run_id).fetch_optional(&self.pool).await?;
+            Ok(match row {
+                Some(r) => r.try_get(0)?,
+                None => 0,
+            })
+        })
+    }
+
+    fn set_bus_cursor<'a>(&'a self, run_id: &'a str, published_id: i64) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO bus_cursor (run_id, published_id) VALUES ($1, $2)
+                 ON CONFLICT (run_id) DO UPDATE SET published_id = GREATEST(bus_cursor.published_id, excluded.published_id)",
+            )
+            .bind(run_id)
+            .bind(published_id)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT r.run_id FROM runs r LEFT JOIN bus_cursor c ON c.run_id = r.run_id
+                 WHERE EXISTS (SELECT 1 FROM journal j WHERE j.run_id = r.run_id AND j.id > COALESCE(c.published_id, 0))
+                 ORDER BY r.started_at",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(|r| r.try_get::<String, _>(0).map_err(StoreError::from)).collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact("postgres://aos:secret@db:5432/aos"), "postgres://aos@db:5432/aos");
+        assert_eq!(redact("postgres://db/aos"), "postgres://db/aos");
+    }
+}
