@@ -1097,6 +1097,7 @@ async fn run_call(
                         role,
                         prompt,
                         max_tokens: step.max_tokens,
+                        max_reply_bytes: step.max_reply_bytes,
                         max_input_tokens: step.max_input_tokens,
                         schema: step.schema.as_ref(),
                         typed,

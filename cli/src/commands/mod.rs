@@ -12,6 +12,7 @@ pub mod run;
 pub mod runs;
 pub mod runtime;
 pub mod show;
+pub mod table;
 
 use std::io::IsTerminal;
 

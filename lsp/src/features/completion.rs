@@ -27,6 +27,7 @@ pub const STEP_ATTRS: &[&str] = &[
     "verify",
     "min_confidence",
     "max_tokens",
+    "max_reply_bytes",
     "max_input_tokens",
     "max_output_tokens",
     "max_items",
@@ -39,7 +40,7 @@ pub const STEP_ATTRS: &[&str] = &[
 pub const WORKFLOW_ATTRS: &[&str] = &["intent", "budget", "risk", "trigger", "max_concurrency", "max_param_tokens"];
 /// Attributes of a model.
 pub const MODEL_ATTRS: &[&str] =
-    &["input", "output", "context", "base_url", "latency", "fail_first", "malformed_first", "confidence", "seed"];
+    &["input", "output", "context", "base_url", "structured", "latency", "fail_first", "malformed_first", "confidence", "seed"];
 /// Attributes of a tool.
 pub const TOOL_ATTRS: &[&str] = &["http", "exec", "risk", "effect", "max_output_tokens", "timeout"];
 pub const BUILTIN_TYPES: &[&str] = &["String", "Int", "Float", "Bool", "Json", "Duration", "Money", "Secret", "List"];
