@@ -33,7 +33,9 @@ llama_install() {
 llama_start() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$llama_venv/bin/python" -m llama_cpp.server --model "$llama_model" --host 127.0.0.1 --port "$port" \
+  # Its own session: on SIGTERM the server signals its whole process
+  # group, which must not be .ci/run's.
+  setsid "$llama_venv/bin/python" -m llama_cpp.server --model "$llama_model" --host 127.0.0.1 --port "$port" \
     --n_threads 1 --n_ctx 2048 --model_alias smollm2 >"$llama_dir/server.log" 2>&1 &
   llama_pid=$!
   for _ in $(seq 1 120); do
@@ -49,7 +51,14 @@ llama_start() {
   return 1
 }
 
-llama_stop() { [ -n "${llama_pid:-}" ] && kill "$llama_pid" 2>/dev/null && wait "$llama_pid" 2>/dev/null; return 0; }
+# `|| true` each: under .ci/run's `set -e` a failing `wait` (143 after the
+# kill) would end the EXIT trap before the traps chained after it.
+llama_stop() {
+  if [ -n "${llama_pid:-}" ]; then
+    kill "$llama_pid" 2>/dev/null || true
+    wait "$llama_pid" 2>/dev/null || true
+  fi
+}
 
 if [ "${1:-}" = install ]; then
   llama_install
