@@ -24,6 +24,7 @@ role schema_only = [strict]
 
 workflow hello(name: String = "Ada") -> String {
   budget: $0.01
+  max_param_tokens: 64
 
   step greeting: String = llm executor("Write a one-line, warm greeting for {name}.") {
     max_tokens: 40
