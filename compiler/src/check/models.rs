@@ -249,12 +249,11 @@ impl Lowering<'_, '_> {
 
     /// `structured: "json_schema" | "json_object" | "prompt"`.
     fn structured(&mut self, attr: &ast::Attr) -> Option<ir::Structured> {
-        if let ExprKind::Str(s) = &attr.value.kind {
-            if let [ast::StrPart::Text(t)] = s.parts.as_slice() {
-                if let Some(mode) = ir::Structured::parse(t) {
-                    return Some(mode);
-                }
-            }
+        if let ExprKind::Str(s) = &attr.value.kind
+            && let [ast::StrPart::Text(t)] = s.parts.as_slice()
+            && let Some(mode) = ir::Structured::parse(t)
+        {
+            return Some(mode);
         }
         self.malformed(attr, "one of `\"json_schema\"`, `\"json_object\"` (the schema in the prompt) or `\"prompt\"`");
         None
