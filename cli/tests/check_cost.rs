@@ -15,7 +15,7 @@ fn prints_the_table_on_stdout() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("workflow weekly_sales_report: worst case $0.064037 per run; budget $0.50"), "{stdout}");
+    assert!(stdout.contains("workflow weekly_sales_report: worst case $0.074837 per run; budget $0.50"), "{stdout}");
     assert!(stdout.contains("summary  llm   haiku"), "{stdout}");
     assert!(stdout.contains("verified by `verifier` on `sonnet`"), "{stdout}");
 }

@@ -146,6 +146,9 @@ async fn a_pipeline_across_three_providers_runs_end_to_end() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}\nstdout: {}", String::from_utf8_lossy(&out.stdout));
     assert!(!stderr.contains("simulator"), "{stderr}");
+    // The progress view shows the fallback (stderr is not a terminal here:
+    // one line per event).
+    assert!(stderr.contains("step plan: fallback from `claude` to `fast` (role `planner`): anthropic: HTTP 529"), "{stderr}");
     let run = json_of(&out);
     assert_eq!(run["status"], "succeeded");
     assert_eq!(
@@ -269,10 +272,27 @@ async fn models_lists_prices_context_and_credentials() {
         .env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("GEMINI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("GEMINI_BASE_URL")
         .env_remove("AOS_LLM")
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("flash") && table.contains("$0.30") && table.contains("1000000") && table.contains("GEMINI_API_KEY missing: sim"), "{table}");
+    assert!(table.contains("flash") && table.contains("$0.30") && table.contains("1000000") && table.contains("GEMINI_API_KEY missing"), "{table}");
     assert!(table.contains("https://generativelanguage.googleapis.com"), "{table}");
+    // Every row as wide as the header: no cell overflows its column.
+    let header = table.lines().next().unwrap();
+    let endpoint_col = header.find("ENDPOINT").unwrap();
+    for line in table.lines().skip(1) {
+        assert_eq!(line.chars().nth(endpoint_col - 1), Some(' '), "{table}");
+        assert!(line.get(endpoint_col..).unwrap().starts_with("https://"), "{table}");
+    }
+    insta::assert_snapshot!("models_table_without_keys", table);
+
+    // With keys, RUNS ON names the provider.
+    let out = aosc(&home, &fake, &["models", &file_s]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let flash = table.lines().find(|l| l.starts_with("flash")).unwrap();
+    assert!(flash.contains("GEMINI_API_KEY set") && flash.contains(" gemini "), "{table}");
 }

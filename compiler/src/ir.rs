@@ -61,8 +61,48 @@ pub struct Model {
     /// Context window in tokens.
     pub context: u64,
     pub base_url: Option<String>,
+    /// How a typed step's structure is asked of the model (`structured:`).
+    #[serde(default)]
+    pub structured: Structured,
     /// Test attributes of `sim` models (§7); ignored by other providers.
     pub sim: SimOptions,
+}
+
+/// How structured output is asked for. The reply is validated against the
+/// step's JSON Schema in every mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Structured {
+    /// The provider's schema-constrained mode (OpenAI `response_format:
+    /// json_schema`, Anthropic tool input, Gemini `responseSchema`).
+    #[default]
+    JsonSchema,
+    /// OpenAI `response_format: json_object`, the schema in the prompt
+    /// (servers without `json_schema`, such as llama-cpp-python's).
+    JsonObject,
+    /// The schema in the prompt only; no `response_format`.
+    Prompt,
+}
+
+impl Structured {
+    pub const NAMES: [&'static str; 3] = ["json_schema", "json_object", "prompt"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Structured::JsonSchema => "json_schema",
+            Structured::JsonObject => "json_object",
+            Structured::Prompt => "prompt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Structured> {
+        match s {
+            "json_schema" => Some(Structured::JsonSchema),
+            "json_object" => Some(Structured::JsonObject),
+            "prompt" => Some(Structured::Prompt),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -364,6 +404,11 @@ pub struct Step {
     pub verify: Option<Verify>,
     /// The maximum output tokens of an LLM attempt (default 1024).
     pub max_tokens: u64,
+    /// The reply bound the cost proof assumes, in UTF-8 bytes
+    /// (`max_reply_bytes:`, else 4 × `max_tokens`). A longer reply is
+    /// reported, never cut; 0 in IR written before the field existed.
+    #[serde(default)]
+    pub max_reply_bytes: u64,
     pub max_input_tokens: Option<u64>,
     /// The output bound of a tool step.
     pub max_output_tokens: u64,

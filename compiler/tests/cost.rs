@@ -163,10 +163,11 @@ workflow hello(name: String) -> String {{
     ));
     assert_eq!(o.codes(), Vec::<&str>::new());
     // attempt on cheap: 0.002254 (as in one_llm_step)
-    // verification on dear: prompt 2054 + reply 100 + instruction 256 = 2410
-    //   2410 × $3/M + 256 × $15/M = 0.00723 + 0.00384 = 0.01107
-    // 2 billed attempts × (0.002254 + 0.01107) = 0.026648
-    close(o.step("hello", "g").usd, 0.026648);
+    // verification on dear: prompt 2054 + reply bound 400 (4 × 100 bytes)
+    //   + instruction 256 = 2710
+    //   2710 × $3/M + 256 × $15/M = 0.00813 + 0.00384 = 0.01197
+    // 2 billed attempts × (0.002254 + 0.01197) = 0.028448
+    close(o.step("hello", "g").usd, 0.028448);
 }
 
 #[test]
@@ -203,12 +204,12 @@ workflow w(docs: List<String>) -> String {{
     assert_eq!(rs.items, 10);
     assert_eq!(rs.prompt_tokens, 2051);
     close(rs.usd, 0.04302);
-    // rs as a value: 10 × (50 + 3 per item) + 2 brackets = 532 tokens
-    //   532 × $1/M + 10 × $2/M = 0.000532 + 0.00002 = 0.000552; × 2 = 0.001104
+    // rs as a value: 10 × (200 reply bytes (4 × 50) + 3 per item) + 2 brackets = 2032
+    //   2032 × $1/M + 10 × $2/M = 0.002032 + 0.00002 = 0.002052; × 2 = 0.004104
     let all = o.step("w", "all");
-    assert_eq!(all.prompt_tokens, 532);
-    close(all.usd, 0.001104);
-    close(o.total("w").unwrap(), 0.04302 + 0.001104);
+    assert_eq!(all.prompt_tokens, 2032);
+    close(all.usd, 0.004104);
+    close(o.total("w").unwrap(), 0.04302 + 0.004104);
 }
 
 #[test]
@@ -289,10 +290,10 @@ workflow both(text: String) -> String {{
     // fr: 0.005702; de: × (1 + 1 retry) = 0.011404
     close(o.step("both", "fr").usd, 0.005702);
     close(o.step("both", "de").usd, 0.011404);
-    // j: the callee returns `out`, bounded by its max_tokens 400:
-    //   400 + 400 + 1 = 801; 801 × $1/M + 10 × $2/M = 0.000821; × 2 = 0.001642
-    assert_eq!(o.step("both", "j").prompt_tokens, 801);
-    close(o.total("both").unwrap(), 0.005702 + 0.011404 + 0.001642);
+    // j: the callee returns `out`, bounded by its reply bound, 4 × 400 bytes:
+    //   1600 + 1600 + 1 = 3201; 3201 × $1/M + 10 × $2/M = 0.003221; × 2 = 0.006442
+    assert_eq!(o.step("both", "j").prompt_tokens, 3201);
+    close(o.total("both").unwrap(), 0.005702 + 0.011404 + 0.006442);
 }
 
 #[test]
@@ -504,12 +505,12 @@ fn the_table_explains_the_bound() {
     // points:\n" (24) {rows}: 57 + region 2048 + rows 4000 (the step's
     // max_output_tokens) + 3 boundaries = 6108
     // one attempt: 6108 × $0.80/M + 600 × $4.00/M = 0.0048864 + 0.0024 = 0.0072864
-    // verification on sonnet: (6108 + 600 + 256) × $3.00/M + 256 × $15.00/M
-    //   = 0.020892 + 0.00384 = 0.024732
-    // 2 attempts × (0.0072864 + 0.024732) = 0.0640368
+    // verification on sonnet: (6108 + 2400 reply bytes (4 × 600) + 256) × $3.00/M
+    //   + 256 × $15.00/M = 0.026292 + 0.00384 = 0.030132
+    // 2 attempts × (0.0072864 + 0.030132) = 0.0748368
     let summary = o.step("weekly_sales_report", "summary");
     assert_eq!(summary.prompt_tokens, 6108);
-    close(summary.usd, 0.064_036_8);
+    close(summary.usd, 0.074_836_8);
     assert_eq!(summary.model.as_deref(), Some("haiku"));
     assert_eq!(summary.attempts, 2);
     let table = cost::render_table(&o.report);
@@ -568,10 +569,10 @@ workflow w(name: String) -> String {
 }"#,
     );
     // the step's prompt: 2048 fits `big`; the verification reads
-    // 2048 + 1000 reply + 256 instruction = 3304 > 3000
+    // 2048 + 4000 reply bytes (4 × 1000) + 256 instruction = 6304 > 3000
     assert_eq!(o.codes(), vec!["E0404"]);
     let m = &o.diags[0].message;
-    assert!(m.contains("verification") && m.contains("3304") && m.contains("3000") && m.contains("`tiny`"), "{m}");
+    assert!(m.contains("verification") && m.contains("6304") && m.contains("3000") && m.contains("`tiny`"), "{m}");
 }
 
 #[test]

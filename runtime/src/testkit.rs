@@ -19,6 +19,7 @@ pub fn sim_model(name: &str, sim: SimOptions) -> Model {
         output_per_m: 0.40,
         context: 128_000,
         base_url: None,
+        structured: Default::default(),
         sim,
     }
 }
@@ -92,6 +93,7 @@ fn step(name: &str, kind: StepKind, call: Call) -> Step {
         approval: None,
         verify: None,
         max_tokens: 1024,
+        max_reply_bytes: 4096,
         max_input_tokens: None,
         max_output_tokens: 8192,
         risk: Risk::Low,

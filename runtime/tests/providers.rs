@@ -33,7 +33,7 @@ fn keys() -> Keys {
 }
 
 fn model(name: &str, kind: Kind, id: &str, input: f64, output: f64) -> Model {
-    Model { name: name.into(), provider: kind, model_id: id.into(), input_per_m: input, output_per_m: output, context: 128_000, base_url: None, sim: SimOptions::default() }
+    Model { name: name.into(), provider: kind, model_id: id.into(), input_per_m: input, output_per_m: output, context: 128_000, base_url: None, structured: Default::default(), sim: SimOptions::default() }
 }
 
 /// A fabric whose three providers talk to `fake`, with the given keys.
@@ -63,6 +63,7 @@ async fn ask(f: &Fabric, p: &Program, schema: Option<&Value>, verify: Option<&Ve
             role: "executor",
             prompt: "Summarise the week.".into(),
             max_tokens: 300,
+            max_reply_bytes: 0,
             max_input_tokens: None,
             schema,
             validator: None,

@@ -20,6 +20,8 @@ pub mod runtime;
 pub mod show;
 pub mod token;
 
+pub mod table;
+
 use std::io::IsTerminal;
 
 use aos_compiler::diagnostic::Color;

@@ -100,27 +100,62 @@ pub fn run(args: &ModelsArgs) -> u8 {
         eprintln!("`{}` declares no models", args.file);
         return exit::OK;
     }
-    println!("{:<14} {:<10} {:<24} {:>10} {:>10} {:>9}  {:<28} {:<16} ENDPOINT", "MODEL", "PROVIDER", "ID", "INPUT/M", "OUTPUT/M", "CONTEXT", "CREDENTIALS", "ROLES");
-    for (m, v) in program.models.values().zip(&list) {
-        let creds = match (m.provider, v["credentials"]["present"].as_bool()) {
-            (Provider::Sim, _) => "not needed".to_string(),
-            (_, Some(true)) if fabric::forced_sim() => format!("{} set (AOS_LLM=sim)", v["credentials"]["variable"].as_str().unwrap_or("")),
-            (_, Some(true)) => format!("{} set", v["credentials"]["variable"].as_str().unwrap_or("")),
-            _ => format!("{} missing: sim", v["credentials"]["variable"].as_str().unwrap_or("")),
-        };
-        let roles = v["roles"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default();
-        println!(
-            "{:<14} {:<10} {:<24} {:>10} {:>10} {:>9}  {:<28} {:<16} {}",
-            m.name,
-            m.provider.as_str(),
-            m.model_id,
-            price(m.input_per_m),
-            price(m.output_per_m),
-            m.context,
-            creds,
-            if roles.is_empty() { "-".to_string() } else { roles },
-            v["endpoint"].as_str().unwrap_or("-"),
-        );
-    }
+    print!("{}", models_table(&program, &list));
     exit::OK
+}
+
+/// The table `aosc models` prints: one row a model, columns as wide as
+/// their widest cell. CREDENTIALS says whether the key is set; RUNS ON
+/// where calls go (the provider, or `sim` and why).
+pub fn models_table(program: &Program, list: &[Value]) -> String {
+    use super::table::{self, Align::{Left, Right}};
+    let forced = fabric::forced_sim();
+    let rows: Vec<Vec<String>> = program
+        .models
+        .values()
+        .zip(list)
+        .map(|(m, v)| {
+            let var = v["credentials"]["variable"].as_str().unwrap_or("");
+            let present = v["credentials"]["present"].as_bool();
+            let creds = match (m.provider, present) {
+                (Provider::Sim, _) => "not needed".to_string(),
+                (_, Some(true)) => format!("{var} set"),
+                _ => format!("{var} missing"),
+            };
+            let runs_on = match (m.provider, present) {
+                (Provider::Sim, _) => "sim".to_string(),
+                (_, Some(true)) if forced => "sim (AOS_LLM=sim)".to_string(),
+                (_, Some(true)) => v["runs_on"].as_str().unwrap_or("").to_string(),
+                _ => "sim (no key)".to_string(),
+            };
+            let roles = v["roles"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default();
+            vec![
+                m.name.clone(),
+                m.provider.as_str().to_string(),
+                m.model_id.clone(),
+                price(m.input_per_m),
+                price(m.output_per_m),
+                m.context.to_string(),
+                creds,
+                runs_on,
+                if roles.is_empty() { "-".to_string() } else { roles },
+                v["endpoint"].as_str().unwrap_or("-").to_string(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            ("MODEL", Left),
+            ("PROVIDER", Left),
+            ("ID", Left),
+            ("INPUT/M", Right),
+            ("OUTPUT/M", Right),
+            ("CONTEXT", Right),
+            ("CREDENTIALS", Left),
+            ("RUNS ON", Left),
+            ("ROLES", Left),
+            ("ENDPOINT", Left),
+        ],
+        &rows,
+    )
 }

@@ -130,6 +130,8 @@ struct Row {
     state: String,
     attempts: u32,
     items: Option<(u32, u32)>,
+    /// What the router did that the user should see (a fallback).
+    note: String,
 }
 
 /// Shows progress on stderr: a live table on a terminal, plain lines
@@ -182,6 +184,10 @@ pub fn progress(rt: &Runtime) -> tokio::task::JoinHandle<()> {
                 Transition::StepSkipped { .. } => row.state = "skipped".into(),
                 Transition::ApprovalRequested { .. } => row.state = "waiting approval".into(),
                 Transition::ApprovalGranted { .. } => row.state = "approved".into(),
+                Transition::Routed { .. } => match routed_note(&e.transition, true) {
+                    Some(note) => row.note = format!("  {note}"),
+                    None => continue,
+                },
                 _ => {}
             }
             let mut out = String::new();
@@ -192,7 +198,7 @@ pub fn progress(rt: &Runtime) -> tokio::task::JoinHandle<()> {
                 let r = rows.get(k).cloned().unwrap_or_default();
                 let name = if k.0.contains('.') { format!("  {}/{}", k.0.rsplit('.').next().unwrap_or(""), k.1) } else { k.1.clone() };
                 let items = r.items.map(|(d, n)| format!(" {d}/{n} items")).unwrap_or_default();
-                out.push_str(&format!("\x1b[2K  {name:<28} {:<17} attempts {}{items}\n", r.state, r.attempts));
+                out.push_str(&format!("\x1b[2K  {name:<28} {:<17} attempts {}{items}{}\n", r.state, r.attempts, r.note));
             }
             out.push_str(&format!("\x1b[2K  cost so far ${cost:.6}\n"));
             drawn = order.len() + 1;
@@ -230,8 +236,32 @@ fn plain_line(e: &Entry) -> Option<String> {
         Transition::ApprovalGranted { by, .. } => format!("{who}step {step}: approved by {by}"),
         Transition::ApprovalDenied { by, .. } => format!("{who}step {step}: denied by {by}"),
         Transition::AttemptInterrupted { action, attempt, .. } => format!("{who}step {step}: attempt {attempt} was interrupted; {action}"),
+        Transition::Routed { item, .. } => {
+            let it = item.map(|i| format!(" item {i}")).unwrap_or_default();
+            format!("{who}step {step}{it}: {}", routed_note(&e.transition, false)?)
+        }
         _ => return None,
     })
+}
+
+/// The router's choices worth a line of progress: a fallback to the next
+/// model of a role, and a reply beyond the bound the cost proof assumed.
+/// `short`: for the live table, on one line.
+fn routed_note(t: &Transition, short: bool) -> Option<String> {
+    let Transition::Routed { kind, data, .. } = t else { return None };
+    let s = |k: &str| data.get(k).and_then(serde_json::Value::as_str).unwrap_or("?");
+    match kind.as_str() {
+        "fallback" if short => Some(format!("fallback {} -> {}", s("from"), s("to"))),
+        "reply_over_bound" if short => Some(format!("reply over bound ({} B)", data.get("bytes").cloned().unwrap_or_default())),
+        "fallback" => Some(format!("fallback from `{}` to `{}` (role `{}`): {}", s("from"), s("to"), s("role"), s("because"))),
+        "reply_over_bound" => Some(format!(
+            "the reply of `{}` is {} bytes, over the {} bytes the cost bound assumed (kept whole)",
+            s("model"),
+            data.get("bytes").cloned().unwrap_or_default(),
+            data.get("max_reply_bytes").cloned().unwrap_or_default()
+        )),
+        _ => None,
+    }
 }
 
 /// Runs `fut` with progress shown, then waits for the progress task to flush.

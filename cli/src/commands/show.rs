@@ -2,6 +2,7 @@
 
 use super::exit;
 use super::runtime as rtx;
+use super::table;
 
 /// Show a run: status, steps with their status, attempts, output, usage and cost.
 #[derive(clap::Args)]
@@ -38,23 +39,57 @@ pub fn run(args: &ShowArgs) -> u8 {
             println!("error    {e}");
         }
         println!();
-        println!("{:<24} {:<17} {:>8} {:>10} {:>10} {:>10}", "STEP", "STATUS", "ATTEMPTS", "IN TOK", "OUT TOK", "COST");
-        for st in v.get("steps").and_then(|x| x.as_array()).cloned().unwrap_or_default() {
-            let g = |k: &str| st.get(k).cloned().unwrap_or_default();
-            println!(
-                "{:<24} {:<17} {:>8} {:>10} {:>10} {:>10}",
-                g("name").as_str().unwrap_or(""),
-                g("status").as_str().unwrap_or(""),
-                g("attempts"),
-                st.pointer("/usage/input_tokens").cloned().unwrap_or_default(),
-                st.pointer("/usage/output_tokens").cloned().unwrap_or_default(),
-                format!("${:.6}", g("cost_usd").as_f64().unwrap_or(0.0)),
-            );
-        }
+        print!("{}", steps_table(v.get("steps").and_then(|x| x.as_array()).map(Vec::as_slice).unwrap_or_default()));
         if let Some(out) = v.get("output").filter(|o| !o.is_null()) {
             println!();
             println!("output   {}", out.as_str().map(str::to_string).unwrap_or_else(|| out.to_string()));
         }
         exit::OK
     })
+}
+
+/// The STEP / STATUS / ATTEMPTS / IN TOK / OUT TOK / COST table of `aosc
+/// show`: columns as wide as their widest cell, numbers right-aligned.
+pub fn steps_table(steps: &[serde_json::Value]) -> String {
+    use serde_json::Value;
+    use table::Align::{Left, Right};
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".to_string(),
+        Some(v) => v.to_string(),
+    };
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .map(|st| {
+            vec![
+                text(st.get("name")),
+                text(st.get("status")),
+                text(st.get("attempts")),
+                text(st.pointer("/usage/input_tokens")),
+                text(st.pointer("/usage/output_tokens")),
+                format!("${:.6}", st.get("cost_usd").and_then(Value::as_f64).unwrap_or(0.0)),
+            ]
+        })
+        .collect();
+    table::render(
+        &[("STEP", Left), ("STATUS", Left), ("ATTEMPTS", Right), ("IN TOK", Right), ("OUT TOK", Right), ("COST", Right)],
+        &rows,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_steps_table_is_aligned() {
+        let steps = [
+            json!({"name": "rows", "status": "succeeded", "attempts": 1, "usage": null, "cost_usd": 0.0}),
+            json!({"name": "summary_of_the_week", "status": "succeeded", "attempts": 2,
+                   "usage": {"input_tokens": 12345, "output_tokens": 600}, "cost_usd": 0.012_345}),
+            json!({"name": "sent", "status": "waiting approval", "attempts": 0, "cost_usd": 0.0}),
+        ];
+        insta::assert_snapshot!(steps_table(&steps));
+    }
 }

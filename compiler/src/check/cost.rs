@@ -30,6 +30,9 @@ use super::tokens::{self, Tokenizer};
 
 /// `max_tokens` of an LLM step that does not set it.
 pub const DEFAULT_MAX_TOKENS: u64 = 1024;
+/// The reply bound of an LLM step that declares no `max_reply_bytes:`, in
+/// UTF-8 bytes per token of `max_tokens` (docs/cost.md, *The reply bound*).
+pub const REPLY_BYTES_PER_TOKEN: u64 = 4;
 /// The output bound of a tool that declares none.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 8192;
 /// The bound of each workflow parameter unless `max_param_tokens` says
@@ -331,7 +334,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
     /// The bound of what one call returns.
     fn call_output(&mut self, _scope: &Scope<'a>, call: &'a ast::Expr, attrs: &[ast::Attr]) -> Value {
         match &call.kind {
-            ExprKind::Llm { .. } => Value::tokens(int_attr(attrs, "max_tokens").unwrap_or(DEFAULT_MAX_TOKENS)),
+            ExprKind::Llm { .. } => Value::tokens(reply_bytes(attrs)),
             ExprKind::Call { callee, .. } if callee.len() >= 2 => {
                 let name = Env::tool_name(callee);
                 let Some(tool) = self.env.tools.get(&name) else { return Value::UNKNOWN };
@@ -476,7 +479,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     _ => &s.call,
                 };
                 let what = match &body.kind {
-                    ExprKind::Llm { .. } => "the step's `max_tokens`".to_string(),
+                    ExprKind::Llm { .. } => "the step's reply bound in bytes (`max_reply_bytes`)".to_string(),
                     ExprKind::Call { callee, .. } if callee.len() >= 2 => "the step's `max_output_tokens`".to_string(),
                     ExprKind::Call { callee, .. } => {
                         format!("what `{}` returns", callee.first().map_or("", |c| c.name.as_str()))
@@ -505,6 +508,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
     ) -> Attempt {
         let attrs = Env::entries(&step.attrs);
         let max_tokens = int_attr(attrs, "max_tokens").unwrap_or(DEFAULT_MAX_TOKENS);
+        let reply = reply_bytes(attrs);
         let cap = int_attr(attrs, "max_input_tokens");
         let pieces = self.pieces(scope, var, prompt);
         let mut out = Attempt { usd: Usd::ZERO, prompt: 0, model: None, lines: Vec::new(), unbounded: false };
@@ -582,7 +586,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     out.unbounded = true;
                     continue;
                 };
-                let vp = prompt.saturating_add(max_tokens).saturating_add(VERIFY_INSTRUCTION_TOKENS);
+                let vp = prompt.saturating_add(reply).saturating_add(VERIFY_INSTRUCTION_TOKENS);
                 if vp > m.context && voverflow.is_none() {
                     voverflow = Some((m, vp));
                 }
@@ -596,10 +600,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
             }
             if let Some((vusd, m, vp)) = vbest {
                 out.lines.push(format!(
-                    "verified by `{}` on `{}`: ({} prompt + {max_tokens} reply + {VERIFY_INSTRUCTION_TOKENS} instruction) × {} + {VERIFY_MAX_TOKENS} × {} = {vusd} per attempt",
+                    "verified by `{}` on `{}`: ({} prompt + {reply} reply bytes + {VERIFY_INSTRUCTION_TOKENS} instruction) × {} + {VERIFY_MAX_TOKENS} × {} = {vusd} per attempt",
                     v.name,
                     m.name,
-                    vp - max_tokens - VERIFY_INSTRUCTION_TOKENS,
+                    vp - reply - VERIFY_INSTRUCTION_TOKENS,
                     fmt_price(m.input_per_m),
                     fmt_price(m.output_per_m),
                 ));
@@ -819,6 +823,15 @@ fn fan_out_items(attrs: &[ast::Attr], iter: &ast::Expr) -> Option<u64> {
 
 /// A whole-number attribute that is not negative (a malformed one is a type
 /// error reported elsewhere, and counts as absent).
+/// The reply bound of an LLM step in UTF-8 bytes, which bounds the reply
+/// in every tokenizer that reads it: `max_reply_bytes:` when declared, else
+/// `REPLY_BYTES_PER_TOKEN × max_tokens`. The runtime never cuts a reply to
+/// make it hold; a longer reply is reported (`reply_over_bound`).
+pub fn reply_bytes(attrs: &[ast::Attr]) -> u64 {
+    int_attr(attrs, "max_reply_bytes")
+        .unwrap_or_else(|| int_attr(attrs, "max_tokens").unwrap_or(DEFAULT_MAX_TOKENS).saturating_mul(REPLY_BYTES_PER_TOKEN))
+}
+
 fn int_attr(attrs: &[ast::Attr], key: &str) -> Option<u64> {
     match Env::attr(attrs, key)?.value.kind {
         ExprKind::Int(n) => u64::try_from(n).ok(),

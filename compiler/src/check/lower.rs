@@ -207,6 +207,7 @@ fn step(
             min_confidence: Env::attr(attrs, "min_confidence").and_then(|a| float_of(&a.value)),
         }),
         max_tokens: Env::attr(attrs, "max_tokens").and_then(|a| int_of(&a.value)).unwrap_or(cost::DEFAULT_MAX_TOKENS),
+        max_reply_bytes: cost::reply_bytes(attrs),
         max_input_tokens: Env::attr(attrs, "max_input_tokens").and_then(|a| int_of(&a.value)),
         max_output_tokens: Env::attr(attrs, "max_output_tokens")
             .and_then(|a| int_of(&a.value))

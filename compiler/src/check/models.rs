@@ -71,6 +71,7 @@ fn lower_model(name: &str, decl: &Decl<'_, ast::ModelDecl>, diags: &mut Vec<Diag
         output_per_m: 0.0,
         context: SIM_DEFAULT_CONTEXT,
         base_url: None,
+        structured: ir::Structured::default(),
         sim: ir::SimOptions::default(),
     };
     let entries = Env::entries(&m.attrs);
@@ -87,6 +88,7 @@ fn lower_model(name: &str, decl: &Decl<'_, ast::ModelDecl>, diags: &mut Vec<Diag
             "output" => model.output_per_m = lower.price(attr).unwrap_or(0.0),
             "context" => model.context = lower.positive_int(attr, "a number of tokens, like `128000`").unwrap_or(u64::MAX),
             "base_url" => model.base_url = lower.string(attr),
+            "structured" => model.structured = lower.structured(attr).unwrap_or_default(),
             "latency" => model.sim.latency_ms = lower.duration(attr).unwrap_or(0),
             "fail_first" => model.sim.fail_first = lower.count(attr).unwrap_or(0),
             "malformed_first" => model.sim.malformed_first = lower.count(attr).unwrap_or(0),
@@ -218,6 +220,18 @@ impl Lowering<'_, '_> {
                 None
             }
         }
+    }
+
+    /// `structured: "json_schema" | "json_object" | "prompt"`.
+    fn structured(&mut self, attr: &ast::Attr) -> Option<ir::Structured> {
+        if let ExprKind::Str(s) = &attr.value.kind
+            && let [ast::StrPart::Text(t)] = s.parts.as_slice()
+            && let Some(mode) = ir::Structured::parse(t)
+        {
+            return Some(mode);
+        }
+        self.malformed(attr, "one of `\"json_schema\"`, `\"json_object\"` (the schema in the prompt) or `\"prompt\"`");
+        None
     }
 
     fn string(&mut self, attr: &ast::Attr) -> Option<String> {

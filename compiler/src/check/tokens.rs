@@ -127,6 +127,7 @@ mod tests {
             output_per_m: 0.0,
             context: 1000,
             base_url: None,
+            structured: ir::Structured::default(),
             sim: ir::SimOptions::default(),
         }
     }

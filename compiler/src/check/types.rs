@@ -404,7 +404,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         let key = a.key.name.as_str();
         match key {
             "when" => self.attr_expect(a, &Ty::Bool),
-            "retry" | "max_tokens" | "max_input_tokens" | "max_output_tokens" | "max_items" | "concurrency" => {
+            "retry" | "max_tokens" | "max_reply_bytes" | "max_input_tokens" | "max_output_tokens" | "max_items" | "concurrency" => {
                 self.attr_expect(a, &Ty::Int);
             }
             "timeout" => self.attr_expect(a, &Ty::Duration),

@@ -3,6 +3,7 @@
 //! call: one tool `answer` whose `input_schema` is the step's schema, and
 //! `tool_choice: {"type": "tool", "name": "answer"}`.
 
+use aos_compiler::ir::Structured;
 use serde_json::{json, Value};
 
 use super::wire::{self, Endpoint};
@@ -27,7 +28,8 @@ pub fn body(req: &Request) -> (Value, bool) {
         "messages": [{"role": "user", "content": req.prompt}],
     });
     let mut wrapped = false;
-    if let Some(schema) = &req.schema {
+    // Anthropic has no JSON mode: `json_object` is the schema in the prompt.
+    if let Some(schema) = req.schema.as_ref().filter(|_| req.model.structured == Structured::JsonSchema) {
         let (root, w) = wire::object_root(schema);
         wrapped = w;
         body["tools"] = json!([{

@@ -3,6 +3,7 @@
 //! that prints one). Structured output uses `generationConfig.
 //! responseMimeType: "application/json"` with `responseJsonSchema`.
 
+use aos_compiler::ir::Structured;
 use serde_json::{json, Value};
 
 use super::wire::{self, Endpoint};
@@ -24,7 +25,9 @@ pub fn body(req: &Request, logprobs: bool) -> Value {
     }
     if let Some(schema) = &req.schema {
         config["responseMimeType"] = json!("application/json");
-        config["responseJsonSchema"] = schema.clone();
+        if req.model.structured == Structured::JsonSchema {
+            config["responseJsonSchema"] = schema.clone();
+        }
     }
     json!({
         "contents": [{"role": "user", "parts": [{"text": req.prompt}]}],

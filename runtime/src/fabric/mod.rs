@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aos_compiler::ir::{Model, Program, Provider as ProviderKind, Verify};
+use aos_compiler::ir::{Model, Program, Provider as ProviderKind, Structured, Verify};
 use serde_json::{json, Value};
 
 use crate::audit::Decision;
@@ -105,6 +105,9 @@ pub struct LlmCall<'a> {
     pub role: &'a str,
     pub prompt: String,
     pub max_tokens: u64,
+    /// The reply bound the cost proof assumed, in UTF-8 bytes (0: 4 ×
+    /// `max_tokens`). A longer reply is reported, never cut.
+    pub max_reply_bytes: u64,
     pub max_input_tokens: Option<u64>,
     /// `Some` for a typed step: the reply must be JSON valid against it.
     pub schema: Option<&'a Value>,
@@ -119,7 +122,8 @@ pub struct LlmCall<'a> {
 }
 
 /// Audit kinds of the router's choices, journaled as `llm.routed` events too.
-pub const ROUTER_DECISIONS: [&str; 7] = ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair"];
+pub const ROUTER_DECISIONS: [&str; 8] =
+    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound"];
 
 /// Repair attempts after a reply fails validation or verification (§4).
 const REPAIRS: u32 = 1;
@@ -393,8 +397,7 @@ impl Fabric {
             let is_sim = Arc::ptr_eq(provider, &self.sim);
             let answered_by = if is_sim { "sim" } else { model.provider.as_str() };
             let retries = if is_sim { self.retry.sim_retries } else { self.retry.retries };
-            let mut req = base.clone();
-            req.model = model.clone();
+            let req = if is_sim { Request { model: model.clone(), ..base.clone() } } else { for_model(base, model) };
             let mut retry = 0u32;
             let (fatal, cool_at_least) = loop {
                 match provider.complete(&req).await {
@@ -507,9 +510,21 @@ impl Fabric {
                 }
             };
             out.usage.add(&usage_of(&model, &reply));
-            let text = tokens::truncate(&reply.text, call.max_tokens.max(1)).to_string();
+            // The reply is never cut (LANGUAGE.md §4): the provider kept it
+            // within `max_tokens`; beyond the bound the proof assumed, it is
+            // reported and the budget is enforced on actual spend.
+            let text = reply.text.clone();
+            let bound = if call.max_reply_bytes > 0 { call.max_reply_bytes } else { call.max_tokens.saturating_mul(4) };
+            if tokens::count(&text) > bound {
+                out.decisions.push(Decision::new(
+                    "reply_over_bound",
+                    Some(call.step),
+                    json!({"model": model.name, "bytes": tokens::count(&text), "max_reply_bytes": bound,
+                           "output_tokens": reply.output_tokens, "max_tokens": call.max_tokens}),
+                ));
+            }
             let value = if call.typed {
-                match serde_json::from_str::<Value>(text.trim()) {
+                match serde_json::from_str::<Value>(json_text(&text)) {
                     Ok(v) => match &validator {
                         Some(val) => {
                             let errors: Vec<String> = val.iter_errors(&v).take(3).map(|e| e.to_string()).collect();
@@ -599,7 +614,7 @@ impl Fabric {
         };
         let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
         out.usage.add(&usage_of(&model, &c));
-        let verdict = serde_json::from_str::<Value>(c.text.trim()).ok();
+        let verdict = serde_json::from_str::<Value>(json_text(&c.text)).ok();
         let stated = c
             .confidence
             .or_else(|| verdict.as_ref().and_then(|v| v.get("confidence")).and_then(Value::as_f64))
@@ -643,6 +658,41 @@ impl Fabric {
     }
 }
 
+/// The request for one model of the chain. In `json_object` and `prompt`
+/// modes (`structured:`) the schema is written into the prompt; in `prompt`
+/// mode the provider is not asked for structure at all. The reply is
+/// validated against the schema in every mode.
+fn for_model(base: &Request, model: &Model) -> Request {
+    let mut req = Request { model: model.clone(), ..base.clone() };
+    if let Some(schema) = &base.schema {
+        let shown = match model.structured {
+            Structured::JsonSchema => return req,
+            // OpenAI's JSON mode needs an object at the root (the reply
+            // is unwrapped as under `json_schema`).
+            Structured::JsonObject if model.provider == ProviderKind::Openai => wire::object_root(schema).0,
+            Structured::JsonObject => schema.clone(),
+            Structured::Prompt => {
+                req.schema = None;
+                schema.clone()
+            }
+        };
+        req.prompt = format!(
+            "{}\n\nAnswer with only a JSON value (no prose, no code fence) that validates against this JSON Schema:\n{shown}",
+            base.prompt
+        );
+    }
+    req
+}
+
+/// The JSON of a reply: trimmed, and without a Markdown code fence around
+/// it (models asked for JSON in the prompt often add one).
+fn json_text(text: &str) -> &str {
+    let t = text.trim();
+    let Some(rest) = t.strip_prefix("```") else { return t };
+    let rest = rest.strip_prefix("json").unwrap_or(rest);
+    rest.strip_suffix("```").map(str::trim).unwrap_or(t)
+}
+
 /// What a verifier answers (`verify:`).
 pub fn verdict_schema() -> Value {
     json!({
@@ -679,6 +729,7 @@ fn placeholder_model() -> Model {
         output_per_m: 0.0,
         context: 0,
         base_url: None,
+        structured: Structured::default(),
         sim: Default::default(),
     }
 }

@@ -3,6 +3,7 @@
 //! server, gateways) speak. Structured output uses `response_format:
 //! {"type": "json_schema", …}`.
 
+use aos_compiler::ir::Structured;
 use serde_json::{json, Value};
 
 use super::wire::{self, Endpoint};
@@ -34,10 +35,17 @@ pub fn body(req: &Request, base: &str, logprobs: bool) -> (Value, bool) {
     if let Some(schema) = &req.schema {
         let (root, w) = wire::object_root(schema);
         wrapped = w;
-        body["response_format"] = json!({
-            "type": "json_schema",
-            "json_schema": {"name": "answer", "schema": root, "strict": strict_ok(&root)},
-        });
+        body["response_format"] = match req.model.structured {
+            // The schema is in the prompt (the router put it there). Off
+            // OpenAI's own endpoint it also goes in `schema`, which
+            // llama-cpp-python turns into a grammar (others ignore it).
+            Structured::JsonObject if base.starts_with(DEFAULT_BASE_URL) => json!({"type": "json_object"}),
+            Structured::JsonObject => json!({"type": "json_object", "schema": root}),
+            _ => json!({
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": root, "strict": strict_ok(&root)},
+            }),
+        };
     }
     (body, wrapped)
 }
@@ -69,10 +77,41 @@ impl Provider for OpenAi {
             let url = format!("{base}/chat/completions");
             let (body, wrapped) = body(req, base, self.endpoint.logprobs);
             let auth = format!("Bearer {}", self.endpoint.key);
-            let reply = self.endpoint.post(&url, &[("authorization", &auth)], &body).await?;
+            let reply = self.endpoint.post(&url, &[("authorization", &auth)], &body).await.map_err(|e| explain(e, req, base, &url, &body))?;
             parse(&reply, wrapped)
         })
     }
+}
+
+/// Adds what a user needs to fix a failed request: a server that rejects
+/// `response_format` is not retried and the error names the `structured:`
+/// attribute; a 404 names the URL and, when the base URL has no `/v1`,
+/// suggests it.
+pub fn explain(e: ProviderError, req: &Request, base: &str, url: &str, body: &Value) -> ProviderError {
+    let message = e.to_string();
+    let http = |code: &str| message.starts_with(&format!("openai: HTTP {code}"));
+    let status_4xx_5xx = ["4", "5"].iter().any(|d| http(d));
+    if status_4xx_5xx && body.get("response_format").is_some() && message.to_lowercase().contains("response_format") {
+        let mode = req.model.structured.as_str();
+        let other = if req.model.structured == Structured::JsonSchema { "`structured: \"json_object\"` or `structured: \"prompt\"`" } else { "`structured: \"prompt\"`" };
+        return ProviderError::Fatal(format!(
+            "{message} (the server at {base} does not take `response_format` of type {mode} (the model's `structured:` mode); set {other} on model `{}`; not retried)",
+            req.model.name
+        ));
+    }
+    if http("404") {
+        let hint = if base.trim_end_matches('/').ends_with("/v1") {
+            String::new()
+        } else {
+            format!("; OpenAI-compatible servers serve under `/v1`: try the base URL `{}/v1`", base.trim_end_matches('/'))
+        };
+        let text = format!("{message} (POST {url}{hint})");
+        return match e {
+            ProviderError::Refused(_) => ProviderError::Refused(text),
+            _ => ProviderError::Fatal(text),
+        };
+    }
+    e
 }
 
 /// Reads `choices[0].message.content` and `usage`. `prompt_tokens`

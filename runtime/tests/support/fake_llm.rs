@@ -124,6 +124,12 @@ pub struct Keys {
 
 struct Inner {
     keys: Keys,
+    /// Model ids whose server rejects `response_format: json_schema` as
+    /// llama.cpp's server did before it took schemas: HTTP 500,
+    /// `{"error": {"code": 500, "message": "response_format type must be one
+    /// of \"text\" or \"json_object\", but got: json_schema", "type":
+    /// "server_error"}}`.
+    no_json_schema: Mutex<Vec<String>>,
     scripts: Mutex<HashMap<String, VecDeque<Act>>>,
     seen: Mutex<Vec<Seen>>,
 }
@@ -137,7 +143,7 @@ pub struct Fake {
 impl Fake {
     /// Starts on `127.0.0.1:0` in the current tokio runtime.
     pub async fn start(keys: Keys) -> Fake {
-        let inner = Arc::new(Inner { keys, scripts: Mutex::new(HashMap::new()), seen: Mutex::new(Vec::new()) });
+        let inner = Arc::new(Inner { keys, no_json_schema: Mutex::new(Vec::new()), scripts: Mutex::new(HashMap::new()), seen: Mutex::new(Vec::new()) });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
@@ -164,6 +170,11 @@ impl Fake {
     /// Appends actions to a model's script.
     pub fn script(&self, model: &str, acts: Vec<Act>) {
         self.inner.scripts.lock().unwrap().entry(model.to_string()).or_default().extend(acts);
+    }
+
+    /// Makes `model`'s server one without `response_format: json_schema`.
+    pub fn without_json_schema(&self, model: &str) {
+        self.inner.no_json_schema.lock().unwrap().push(model.to_string());
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -307,6 +318,12 @@ async fn openai(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         let got = auth.strip_prefix("Bearer ").unwrap_or(auth);
         let body = json!({"error": {"message": format!("Incorrect API key provided: {got}. You can find your API key at https://platform.openai.com/account/api-keys."), "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
         return respond(401, &[], body.to_string());
+    }
+    let format = req.pointer("/response_format/type").and_then(Value::as_str).unwrap_or("text");
+    if format == "json_schema" && inner.no_json_schema.lock().unwrap().contains(&model) {
+        record(&inner, "openai", path, &headers, &req, &model, 500);
+        let message = "response_format type must be one of \"text\" or \"json_object\", but got: json_schema";
+        return respond(500, &[], json!({"error": {"code": 500, "message": message, "type": "server_error"}}).to_string());
     }
     let act = next_act(&inner, &model);
     let schema = req.pointer("/response_format/json_schema/schema").cloned();
