@@ -19,6 +19,7 @@ pub mod query;
 pub mod source;
 pub mod span;
 pub mod stdlib;
+pub mod verify;
 #[doc(hidden)]
 pub mod testgen;
 

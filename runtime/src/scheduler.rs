@@ -777,6 +777,8 @@ impl Exec {
             None => Ok(Value::Null),
         };
         let cost = self.spent;
+        // The returned value against the declared type (hardening hook).
+        let out = out.and_then(|v| crate::validate::returned(&self.sh.wf, &v).map(|()| v));
         match out {
             Ok(v) => {
                 let output = self.sh.secrets.redact_value(&v);

@@ -1,7 +1,7 @@
 //! `aosc models`: the models a program declares, with prices, context
 //! windows, the endpoint each would use and whether its credentials are set.
 
-use aos_compiler::check::FsLoader;
+use aos_compiler::check::ProjectLoader;
 use aos_compiler::diagnostic::render_human;
 use aos_compiler::ir::{Program, Provider};
 use aos_runtime::fabric::{self, PROVIDERS};
@@ -41,7 +41,7 @@ fn load(file: &str) -> Result<Program, u8> {
             exit::USAGE
         });
     }
-    let analysis = aos_compiler::check(file, &text, &FsLoader);
+    let analysis = aos_compiler::check(file, &text, &ProjectLoader::for_program(std::path::Path::new(file)));
     if analysis.has_errors() {
         eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
         eprintln!("error: `{file}` does not check");
@@ -93,14 +93,14 @@ pub fn run(args: &ModelsArgs) -> u8 {
     };
     let list: Vec<Value> = program.models.values().map(|m| describe(&program, m)).collect();
     if args.json {
-        println!("{}", Value::Array(list));
+        outln!("{}", Value::Array(list));
         return exit::OK;
     }
     if list.is_empty() {
         eprintln!("`{}` declares no models", args.file);
         return exit::OK;
     }
-    println!("{:<14} {:<10} {:<24} {:>10} {:>10} {:>9}  {:<28} {:<16} ENDPOINT", "MODEL", "PROVIDER", "ID", "INPUT/M", "OUTPUT/M", "CONTEXT", "CREDENTIALS", "ROLES");
+    outln!("{:<14} {:<10} {:<24} {:>10} {:>10} {:>9}  {:<28} {:<16} ENDPOINT", "MODEL", "PROVIDER", "ID", "INPUT/M", "OUTPUT/M", "CONTEXT", "CREDENTIALS", "ROLES");
     for (m, v) in program.models.values().zip(&list) {
         let creds = match (m.provider, v["credentials"]["present"].as_bool()) {
             (Provider::Sim, _) => "not needed".to_string(),
@@ -109,7 +109,7 @@ pub fn run(args: &ModelsArgs) -> u8 {
             _ => format!("{} missing: sim", v["credentials"]["variable"].as_str().unwrap_or("")),
         };
         let roles = v["roles"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default();
-        println!(
+        outln!(
             "{:<14} {:<10} {:<24} {:>10} {:>10} {:>9}  {:<28} {:<16} {}",
             m.name,
             m.provider.as_str(),
