@@ -11,7 +11,7 @@ for t in ${TARGETS:-check fmt parse ir}; do
   mkdir -p "corpus/$t" "artifacts/$t"
   start=$(date +%s)
   nice -n 19 "target/x86_64-unknown-linux-gnu/release/$t" "corpus/$t" \
-    -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" -timeout=10 -max_len=8192 \
+    -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" -timeout=60 -max_len=8192 \
     -rss_limit_mb=2048 -print_final_stats=1 >"logs/$t.log" 2>&1
   echo "$t exit=$? seconds=$(( $(date +%s) - start ))" >> logs/summary.txt
 done

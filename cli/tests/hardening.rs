@@ -45,7 +45,8 @@ fn err(o: &Output) -> String {
 }
 
 fn stdout_json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 const MAIN_HEAD: &str = "model echo = sim(\"echo\") { input: $0.10/M, output: $0.40/M, context: 8192 }\nrole executor = [echo]\n";
@@ -57,7 +58,13 @@ fn use_of_a_device_or_a_fifo_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("aos.toml"), "").unwrap();
     let fifo = dir.path().join("pipe.aos");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     for target in ["/dev/zero", fifo.to_str().unwrap()] {
         let prog = dir.path().join("main.aos");
         std::fs::write(&prog, format!("use \"{target}\"\n{MAIN_HEAD}")).unwrap();
@@ -77,8 +84,16 @@ fn use_outside_the_project_is_refused_and_nothing_is_quoted() {
     let project = outer.path().join("project");
     std::fs::create_dir_all(project.join("pipelines")).unwrap();
     std::fs::write(project.join("aos.toml"), "").unwrap();
-    std::fs::write(outer.path().join("secret.aos"), "TOPSECRET-OUTSIDE hunter2\n").unwrap();
-    std::fs::write(project.join("shadow"), "root:TOPSECRET-INSIDE:19000:0:99999:7:::\n").unwrap();
+    std::fs::write(
+        outer.path().join("secret.aos"),
+        "TOPSECRET-OUTSIDE hunter2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("shadow"),
+        "root:TOPSECRET-INSIDE:19000:0:99999:7:::\n",
+    )
+    .unwrap();
     let prog = project.join("pipelines/main.aos");
 
     // `..` out of the project root: refused without reading it.
@@ -91,11 +106,18 @@ fn use_outside_the_project_is_refused_and_nothing_is_quoted() {
     // Inside the root but not .aos: an error at the `use`, the file unquoted.
     std::fs::write(&prog, format!("use \"../shadow\"\n{MAIN_HEAD}")).unwrap();
     for format in ["human", "json"] {
-        let o = aosc_in(&project, &project, &["check", "--format", format, prog.to_str().unwrap()]);
+        let o = aosc_in(
+            &project,
+            &project,
+            &["check", "--format", format, prog.to_str().unwrap()],
+        );
         assert_eq!(o.status.code(), Some(1));
         let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), err(&o));
         assert!(all.contains("does not parse as .aos"), "{all}");
-        assert!(!all.contains("TOPSECRET") && !all.contains("19000"), "{all}");
+        assert!(
+            !all.contains("TOPSECRET") && !all.contains("19000"),
+            "{all}"
+        );
     }
 
     // A root named in aos.toml is allowed.
@@ -103,7 +125,11 @@ fn use_outside_the_project_is_refused_and_nothing_is_quoted() {
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::write(shared.join("types.aos"), "type Note = { text: String }\n").unwrap();
     std::fs::write(project.join("aos.toml"), "use_roots = [\"../shared\"]\n").unwrap();
-    std::fs::write(&prog, format!("use \"../../shared/types.aos\"\n{MAIN_HEAD}")).unwrap();
+    std::fs::write(
+        &prog,
+        format!("use \"../../shared/types.aos\"\n{MAIN_HEAD}"),
+    )
+    .unwrap();
     let o = aosc_in(&project, &project, &["check", prog.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }
@@ -112,14 +138,24 @@ fn use_outside_the_project_is_refused_and_nothing_is_quoted() {
 
 fn typed() -> Program {
     let mut p = program();
-    with_role(&mut p, "executor", vec![sim_model("echo", SimOptions::default())]);
+    with_role(
+        &mut p,
+        "executor",
+        vec![sim_model("echo", SimOptions::default())],
+    );
     let mut wf = workflow("w");
     let mut n = param("n", None);
     n.ty = Type::Int;
     let mut level = param("level", Some("low"));
-    level.ty = Type::Enum { name: "Level".into(), variants: vec!["low".into(), "high".into()] };
+    level.ty = Type::Enum {
+        name: "Level".into(),
+        variants: vec!["low".into(), "high".into()],
+    };
     wf.params.extend([n, level]);
-    add(&mut wf, llm("a", "executor", interp(vec![s("n is "), param_ref("n")])));
+    add(
+        &mut wf,
+        llm("a", "executor", interp(vec![s("n is "), param_ref("n")])),
+    );
     wf.ret_expr = Some(step_ref("a"));
     wf.ret = Some(Type::String);
     p.workflows.insert("w".into(), wf);
@@ -138,11 +174,33 @@ fn inputs_of_the_wrong_type_exit_2_naming_parameter_and_type() {
     let file = write_program(dir.path(), &typed());
     let o = aosc(dir.path(), &["run", &file, "--input", "n=hello"]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
-    assert!(err(&o).contains("input `n`") && err(&o).contains("must be Int"), "{}", err(&o));
-    let o = aosc(dir.path(), &["run", &file, "--input", "n=3", "--input", "level=banana"]);
+    assert!(
+        err(&o).contains("input `n`") && err(&o).contains("must be Int"),
+        "{}",
+        err(&o)
+    );
+    let o = aosc(
+        dir.path(),
+        &["run", &file, "--input", "n=3", "--input", "level=banana"],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
-    assert!(err(&o).contains("input `level`") && err(&o).contains("one of low, high"), "{}", err(&o));
-    let o = aosc(dir.path(), &["run", &file, "--input", "n=3", "--input", "level=high", "--json"]);
+    assert!(
+        err(&o).contains("input `level`") && err(&o).contains("one of low, high"),
+        "{}",
+        err(&o)
+    );
+    let o = aosc(
+        dir.path(),
+        &[
+            "run",
+            &file,
+            "--input",
+            "n=3",
+            "--input",
+            "level=high",
+            "--json",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }
 
@@ -156,16 +214,35 @@ fn a_returned_value_of_the_wrong_type_fails_the_run() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     let v = stdout_json(&o);
     assert_eq!(v["status"], "failed");
-    assert!(v["error"].as_str().unwrap().contains("not its declared Int"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("not its declared Int"),
+        "{v}"
+    );
 }
 
 // --- 6. hand-edited IR is verified or refused -----------------------------
 
 fn gated() -> Program {
     let mut p = typed();
-    p.tools.insert("file.write".into(), builtin_tool("file.write", &["path", "content"], Effect::External, Risk::High));
+    p.tools.insert(
+        "file.write".into(),
+        builtin_tool(
+            "file.write",
+            &["path", "content"],
+            Effect::External,
+            Risk::High,
+        ),
+    );
     let wf = p.workflows.get_mut("w").unwrap();
-    let mut w = tool("save", "file.write", vec![("path", s("x.txt")), ("content", step_ref("a"))], Effect::External);
+    let mut w = tool(
+        "save",
+        "file.write",
+        vec![("path", s("x.txt")), ("content", step_ref("a"))],
+        Effect::External,
+    );
     w.approval = Some("leads".into());
     w.risk = Risk::High;
     add(wf, w);
@@ -175,7 +252,12 @@ fn gated() -> Program {
 #[test]
 fn tampered_ir_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |p: &Program| aosc(dir.path(), &["run", &write_program(dir.path(), p), "--input", "n=1"]);
+    let run = |p: &Program| {
+        aosc(
+            dir.path(),
+            &["run", &write_program(dir.path(), p), "--input", "n=1"],
+        )
+    };
     // The untouched program runs up to its gate.
     assert_eq!(run(&gated()).status.code(), Some(3));
 
@@ -195,7 +277,9 @@ fn tampered_ir_is_refused_before_anything_runs() {
     p.workflows.get_mut("w").unwrap().steps.push(dup);
     cases.push(("defined twice", p));
     let mut p = gated();
-    p.workflows.get_mut("w").unwrap().steps[1].deps.push("ghost".into());
+    p.workflows.get_mut("w").unwrap().steps[1]
+        .deps
+        .push("ghost".into());
     cases.push(("does not define", p));
     let mut p = gated();
     p.workflows.get_mut("w").unwrap().budget_usd = Some(-1.0);
@@ -203,7 +287,11 @@ fn tampered_ir_is_refused_before_anything_runs() {
     for (why, p) in cases {
         let o = run(&p);
         assert_eq!(o.status.code(), Some(2), "{why}: {}", err(&o));
-        assert!(err(&o).contains("is refused") && err(&o).contains(why), "{why}: {}", err(&o));
+        assert!(
+            err(&o).contains("is refused") && err(&o).contains(why),
+            "{why}: {}",
+            err(&o)
+        );
     }
     // Nothing of the refused programs was run.
     let runs = stdout_json(&aosc(dir.path(), &["runs", "--json"]));
@@ -216,10 +304,21 @@ fn tampered_ir_is_refused_before_anything_runs() {
 fn a_password_in_an_http_url_never_reaches_errors_or_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = program();
-    p.tools.insert("http.get".into(), builtin_tool("http.get", &["url"], Effect::Read, Risk::Low));
+    p.tools.insert(
+        "http.get".into(),
+        builtin_tool("http.get", &["url"], Effect::Read, Risk::Low),
+    );
     let mut wf = workflow("w");
     // Port 9 (discard) on loopback: nothing listens, the connection fails.
-    add(&mut wf, tool("g", "http.get", vec![("url", s("http://admin:hunter2@127.0.0.1:9/x"))], Effect::Read));
+    add(
+        &mut wf,
+        tool(
+            "g",
+            "http.get",
+            vec![("url", s("http://admin:hunter2@127.0.0.1:9/x"))],
+            Effect::Read,
+        ),
+    );
     p.workflows.insert("w".into(), wf);
     let file = write_program(dir.path(), &p);
     let o = aosc(dir.path(), &["run", &file, "--json"]);
@@ -228,7 +327,14 @@ fn a_password_in_an_http_url_never_reaches_errors_or_the_store() {
     let id = v["run_id"].as_str().unwrap();
     let show = aosc(dir.path(), &["show", id, "--json"]);
     let replay = aosc(dir.path(), &["replay", id]);
-    let text = format!("{}{}{}{}{}", String::from_utf8_lossy(&o.stdout), err(&o), String::from_utf8_lossy(&show.stdout), String::from_utf8_lossy(&replay.stdout), err(&replay));
+    let text = format!(
+        "{}{}{}{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        err(&o),
+        String::from_utf8_lossy(&show.stdout),
+        String::from_utf8_lossy(&replay.stdout),
+        err(&replay)
+    );
     assert!(text.contains("admin:***@127.0.0.1"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
@@ -241,7 +347,13 @@ fn a_closed_stdout_is_not_a_panic() {
     let file = write_program(dir.path(), &typed());
     let o = aosc(dir.path(), &["run", &file, "--input", "n=1", "--json"]);
     let id = stdout_json(&o)["run_id"].as_str().unwrap().to_string();
-    for args in [vec!["runs", "--json"], vec!["runs"], vec!["show", &id, "--json"], vec!["replay", &id], vec!["run", &file, "--input", "n=2", "--json"]] {
+    for args in [
+        vec!["runs", "--json"],
+        vec!["runs"],
+        vec!["show", &id, "--json"],
+        vec!["replay", &id],
+        vec!["run", &file, "--input", "n=2", "--json"],
+    ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_aosc"))
             .args(&args)
             .current_dir(dir.path())
@@ -305,7 +417,9 @@ fn frame(v: &Value) -> Vec<u8> {
 
 #[test]
 fn the_language_server_exits_1_on_a_malformed_frame_and_on_exit_without_shutdown() {
-    let init = frame(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}));
+    let init = frame(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}),
+    );
     let initialized = frame(&json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
     let exit = frame(&json!({"jsonrpc": "2.0", "method": "exit"}));
     let shutdown = frame(&json!({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}));
@@ -314,6 +428,12 @@ fn the_language_server_exits_1_on_a_malformed_frame_and_on_exit_without_shutdown
     assert_eq!(lsp_with(&bad_length), Some(1));
     let bad_json = [init.clone(), b"Content-Length: 9\r\n\r\n{not json".to_vec()].concat();
     assert_eq!(lsp_with(&bad_json), Some(1));
-    assert_eq!(lsp_with_pauses(&[&init, &[initialized.clone(), exit.clone()].concat()]), Some(1));
-    assert_eq!(lsp_with_pauses(&[&init, &[initialized, shutdown].concat(), &exit]), Some(0));
+    assert_eq!(
+        lsp_with_pauses(&[&init, &[initialized.clone(), exit.clone()].concat()]),
+        Some(1)
+    );
+    assert_eq!(
+        lsp_with_pauses(&[&init, &[initialized, shutdown].concat(), &exit]),
+        Some(0)
+    );
 }

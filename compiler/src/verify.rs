@@ -23,42 +23,98 @@ use crate::ir::{self, Call, Expr, InterpPart, Program, Risk, StepKind, Workflow}
 /// Why a program read as IR is refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VerifyError {
-    #[error("IR version {found} is not supported (this aosc reads version {expected}); re-run `aosc check --emit-ir`")]
+    #[error(
+        "IR version {found} is not supported (this aosc reads version {expected}); re-run `aosc check --emit-ir`"
+    )]
     Version { found: u32, expected: u32 },
     #[error("{what} `{key}` is stored under another name (`{name}`)")]
-    Key { what: &'static str, key: String, name: String },
+    Key {
+        what: &'static str,
+        key: String,
+        name: String,
+    },
     #[error("workflow `{workflow}`: {what} `{name}` is defined twice")]
-    Duplicate { workflow: String, what: &'static str, name: String },
+    Duplicate {
+        workflow: String,
+        what: &'static str,
+        name: String,
+    },
     #[error("{place}: refers to {what} `{name}`, which the program does not define")]
-    Missing { place: String, what: &'static str, name: String },
-    #[error("workflow `{workflow}`: step `{step}` depends on `{dep}`, which does not come before it (the step graph must be a DAG in topological order)")]
-    Order { workflow: String, step: String, dep: String },
-    #[error("workflow `{workflow}` calls itself through {path}; workflow calls must not form a cycle")]
+    Missing {
+        place: String,
+        what: &'static str,
+        name: String,
+    },
+    #[error(
+        "workflow `{workflow}`: step `{step}` depends on `{dep}`, which does not come before it (the step graph must be a DAG in topological order)"
+    )]
+    Order {
+        workflow: String,
+        step: String,
+        dep: String,
+    },
+    #[error(
+        "workflow `{workflow}` calls itself through {path}; workflow calls must not form a cycle"
+    )]
     Cycle { workflow: String, path: String },
-    #[error("workflow `{workflow}`: step `{step}` has risk `{risk:?}` but {why}; the IR understates it")]
-    Understated { workflow: String, step: String, risk: Risk, why: String },
-    #[error("workflow `{workflow}`: step `{step}` has risk `{risk:?}` above the ceiling `{ceiling:?}` (or is critical) and no approval gate")]
-    Ungated { workflow: String, step: String, risk: Risk, ceiling: Risk },
+    #[error(
+        "workflow `{workflow}`: step `{step}` has risk `{risk:?}` but {why}; the IR understates it"
+    )]
+    Understated {
+        workflow: String,
+        step: String,
+        risk: Risk,
+        why: String,
+    },
+    #[error(
+        "workflow `{workflow}`: step `{step}` has risk `{risk:?}` above the ceiling `{ceiling:?}` (or is critical) and no approval gate"
+    )]
+    Ungated {
+        workflow: String,
+        step: String,
+        risk: Risk,
+        ceiling: Risk,
+    },
     #[error("{place}: {what} is {value}, which is not a finite amount of at least 0")]
-    Amount { place: String, what: &'static str, value: f64 },
+    Amount {
+        place: String,
+        what: &'static str,
+        value: f64,
+    },
     #[error("workflow `{workflow}`: its worst-case cost ${bound} is above its budget ${budget}")]
-    OverBudget { workflow: String, bound: f64, budget: f64 },
+    OverBudget {
+        workflow: String,
+        bound: f64,
+        budget: f64,
+    },
 }
 
 /// Checks what the checker guarantees of a program; the first violation
 /// found is returned.
 pub fn verify(p: &Program) -> Result<(), VerifyError> {
     if p.version != ir::IR_VERSION {
-        return Err(VerifyError::Version { found: p.version, expected: ir::IR_VERSION });
+        return Err(VerifyError::Version {
+            found: p.version,
+            expected: ir::IR_VERSION,
+        });
     }
     for (key, m) in &p.models {
         key_matches("model", key, &m.name)?;
         amount(&format!("model `{key}`"), "the input price", m.input_per_m)?;
-        amount(&format!("model `{key}`"), "the output price", m.output_per_m)?;
+        amount(
+            &format!("model `{key}`"),
+            "the output price",
+            m.output_per_m,
+        )?;
     }
     for (role, chain) in &p.roles {
         for m in chain {
-            exists(p.models.contains_key(m), format!("role `{role}`"), "model", m)?;
+            exists(
+                p.models.contains_key(m),
+                format!("role `{role}`"),
+                "model",
+                m,
+            )?;
         }
     }
     for (key, t) in &p.tools {
@@ -77,15 +133,39 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
 }
 
 fn key_matches(what: &'static str, key: &str, name: &str) -> Result<(), VerifyError> {
-    if key == name { Ok(()) } else { Err(VerifyError::Key { what, key: key.to_string(), name: name.to_string() }) }
+    if key == name {
+        Ok(())
+    } else {
+        Err(VerifyError::Key {
+            what,
+            key: key.to_string(),
+            name: name.to_string(),
+        })
+    }
 }
 
 fn exists(ok: bool, place: String, what: &'static str, name: &str) -> Result<(), VerifyError> {
-    if ok { Ok(()) } else { Err(VerifyError::Missing { place, what, name: name.to_string() }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(VerifyError::Missing {
+            place,
+            what,
+            name: name.to_string(),
+        })
+    }
 }
 
 fn amount(place: &str, what: &'static str, value: f64) -> Result<(), VerifyError> {
-    if value.is_finite() && value >= 0.0 { Ok(()) } else { Err(VerifyError::Amount { place: place.to_string(), what, value }) }
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(VerifyError::Amount {
+            place: place.to_string(),
+            what,
+            value,
+        })
+    }
 }
 
 fn workflow_shape(p: &Program, wf: &Workflow) -> Result<(), VerifyError> {
@@ -93,7 +173,11 @@ fn workflow_shape(p: &Program, wf: &Workflow) -> Result<(), VerifyError> {
     let mut params = BTreeSet::new();
     for param in &wf.params {
         if !params.insert(param.name.as_str()) {
-            return Err(VerifyError::Duplicate { workflow: w.clone(), what: "parameter", name: param.name.clone() });
+            return Err(VerifyError::Duplicate {
+                workflow: w.clone(),
+                what: "parameter",
+                name: param.name.clone(),
+            });
         }
     }
     let place = format!("workflow `{w}`");
@@ -104,20 +188,36 @@ fn workflow_shape(p: &Program, wf: &Workflow) -> Result<(), VerifyError> {
     if let Some(b) = wf.budget_usd
         && wf.cost_bound_usd > b * (1.0 + 1e-9) + 1e-12
     {
-        return Err(VerifyError::OverBudget { workflow: w.clone(), bound: wf.cost_bound_usd, budget: b });
+        return Err(VerifyError::OverBudget {
+            workflow: w.clone(),
+            bound: wf.cost_bound_usd,
+            budget: b,
+        });
     }
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for s in &wf.steps {
         let place = format!("workflow `{w}`, step `{}`", s.name);
         if seen.contains(s.name.as_str()) {
-            return Err(VerifyError::Duplicate { workflow: w.clone(), what: "step", name: s.name.clone() });
+            return Err(VerifyError::Duplicate {
+                workflow: w.clone(),
+                what: "step",
+                name: s.name.clone(),
+            });
         }
         for d in &s.deps {
             if !seen.contains(d.as_str()) {
                 if wf.steps.iter().any(|o| &o.name == d) {
-                    return Err(VerifyError::Order { workflow: w.clone(), step: s.name.clone(), dep: d.clone() });
+                    return Err(VerifyError::Order {
+                        workflow: w.clone(),
+                        step: s.name.clone(),
+                        dep: d.clone(),
+                    });
                 }
-                return Err(VerifyError::Missing { place, what: "step", name: d.clone() });
+                return Err(VerifyError::Missing {
+                    place,
+                    what: "step",
+                    name: d.clone(),
+                });
             }
         }
         amount(&place, "the cost bound", s.cost.usd)?;
@@ -126,7 +226,12 @@ fn workflow_shape(p: &Program, wf: &Workflow) -> Result<(), VerifyError> {
             call_refs(p, &place, f)?;
         }
         if let Some(v) = &s.verify {
-            exists(p.roles.contains_key(&v.role), place.clone(), "role", &v.role)?;
+            exists(
+                p.roles.contains_key(&v.role),
+                place.clone(),
+                "role",
+                &v.role,
+            )?;
         }
         // Values the step reads: parameters and earlier steps it depends on.
         let mut exprs: Vec<&Expr> = Vec::new();
@@ -140,15 +245,30 @@ fn workflow_shape(p: &Program, wf: &Workflow) -> Result<(), VerifyError> {
         for e in exprs {
             expr_refs(e, &mut |what, name| match what {
                 "parameter" => exists(params.contains(name), place.clone(), what, name),
-                _ => exists(s.deps.iter().any(|d| d == name), place.clone(), "dependency", name),
+                _ => exists(
+                    s.deps.iter().any(|d| d == name),
+                    place.clone(),
+                    "dependency",
+                    name,
+                ),
             })?;
         }
         seen.insert(&s.name);
     }
     if let Some(e) = &wf.ret_expr {
         expr_refs(e, &mut |what, name| match what {
-            "parameter" => exists(params.contains(name), format!("workflow `{w}`, return"), what, name),
-            _ => exists(seen.contains(name), format!("workflow `{w}`, return"), "step", name),
+            "parameter" => exists(
+                params.contains(name),
+                format!("workflow `{w}`, return"),
+                what,
+                name,
+            ),
+            _ => exists(
+                seen.contains(name),
+                format!("workflow `{w}`, return"),
+                "step",
+                name,
+            ),
         })?;
     }
     Ok(())
@@ -156,9 +276,18 @@ fn workflow_shape(p: &Program, wf: &Workflow) -> Result<(), VerifyError> {
 
 fn call_refs(p: &Program, place: &str, call: &Call) -> Result<(), VerifyError> {
     match call {
-        Call::Tool { tool, .. } => exists(p.tools.contains_key(tool), place.to_string(), "tool", tool),
-        Call::Llm { role, .. } => exists(p.roles.contains_key(role), place.to_string(), "role", role),
-        Call::Workflow { workflow, .. } => exists(p.workflows.contains_key(workflow), place.to_string(), "workflow", workflow),
+        Call::Tool { tool, .. } => {
+            exists(p.tools.contains_key(tool), place.to_string(), "tool", tool)
+        }
+        Call::Llm { role, .. } => {
+            exists(p.roles.contains_key(role), place.to_string(), "role", role)
+        }
+        Call::Workflow { workflow, .. } => exists(
+            p.workflows.contains_key(workflow),
+            place.to_string(),
+            "workflow",
+            workflow,
+        ),
     }
 }
 
@@ -171,7 +300,10 @@ fn call_exprs<'a>(call: &'a Call, out: &mut Vec<&'a Expr>) {
 
 /// Calls `f("parameter" | "step", name)` for every parameter and step an
 /// expression reads.
-fn expr_refs(e: &Expr, f: &mut dyn FnMut(&'static str, &str) -> Result<(), VerifyError>) -> Result<(), VerifyError> {
+fn expr_refs(
+    e: &Expr,
+    f: &mut dyn FnMut(&'static str, &str) -> Result<(), VerifyError>,
+) -> Result<(), VerifyError> {
     // An explicit stack: hand-edited IR may nest deeper than recursion allows.
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
@@ -234,9 +366,13 @@ fn no_call_cycles(p: &Program) -> Result<(), VerifyError> {
                     }
                     1 => {
                         let from = path.iter().position(|(n, _)| *n == callee).unwrap_or(0);
-                        let mut names: Vec<String> = path[from..].iter().map(|(n, _)| format!("`{n}`")).collect();
+                        let mut names: Vec<String> =
+                            path[from..].iter().map(|(n, _)| format!("`{n}`")).collect();
                         names.push(format!("`{callee}`"));
-                        return Err(VerifyError::Cycle { workflow: callee.to_string(), path: names.join(" → ") });
+                        return Err(VerifyError::Cycle {
+                            workflow: callee.to_string(),
+                            path: names.join(" → "),
+                        });
                     }
                     _ => {}
                 }
@@ -251,7 +387,10 @@ fn no_call_cycles(p: &Program) -> Result<(), VerifyError> {
 
 /// The riskiest step of `wf` that runs without approval (callees included),
 /// memoised; `None` when every step is gated. Call cycles are refused before.
-fn unattended_risk<'a>(wf: &'a Workflow, memo: &mut HashMap<&'a str, Option<Risk>>) -> Option<Risk> {
+fn unattended_risk<'a>(
+    wf: &'a Workflow,
+    memo: &mut HashMap<&'a str, Option<Risk>>,
+) -> Option<Risk> {
     if let Some(r) = memo.get(wf.name.as_str()) {
         return *r;
     }
@@ -263,15 +402,27 @@ fn unattended_risk<'a>(wf: &'a Workflow, memo: &mut HashMap<&'a str, Option<Risk
     worst
 }
 
-fn gates<'a>(p: &'a Program, wf: &'a Workflow, memo: &mut HashMap<&'a str, Option<Risk>>) -> Result<(), VerifyError> {
+fn gates<'a>(
+    p: &'a Program,
+    wf: &'a Workflow,
+    memo: &mut HashMap<&'a str, Option<Risk>>,
+) -> Result<(), VerifyError> {
     for s in &wf.steps {
-        let understated = |why: String| VerifyError::Understated { workflow: wf.name.clone(), step: s.name.clone(), risk: s.risk, why };
+        let understated = |why: String| VerifyError::Understated {
+            workflow: wf.name.clone(),
+            step: s.name.clone(),
+            risk: s.risk,
+            why,
+        };
         match (&s.kind, &s.call) {
             (StepKind::Tool, Call::Tool { tool, .. }) => {
                 if let Some(t) = p.tools.get(tool)
                     && t.risk > s.risk
                 {
-                    return Err(understated(format!("its tool `{tool}` is declared `{:?}`", t.risk)));
+                    return Err(understated(format!(
+                        "its tool `{tool}` is declared `{:?}`",
+                        t.risk
+                    )));
                 }
             }
             (StepKind::Workflow, Call::Workflow { workflow, .. }) => {
@@ -279,7 +430,9 @@ fn gates<'a>(p: &'a Program, wf: &'a Workflow, memo: &mut HashMap<&'a str, Optio
                     && let Some(r) = unattended_risk(callee, memo)
                     && r > s.risk
                 {
-                    return Err(understated(format!("workflow `{workflow}` runs a `{r:?}` step without approval")));
+                    return Err(understated(format!(
+                        "workflow `{workflow}` runs a `{r:?}` step without approval"
+                    )));
                 }
             }
             (StepKind::Llm, Call::Llm { .. }) => {}
@@ -292,7 +445,12 @@ fn gates<'a>(p: &'a Program, wf: &'a Workflow, memo: &mut HashMap<&'a str, Optio
             }
         }
         if s.approval.is_none() && (s.risk > wf.risk || s.risk == Risk::Critical) {
-            return Err(VerifyError::Ungated { workflow: wf.name.clone(), step: s.name.clone(), risk: s.risk, ceiling: wf.risk });
+            return Err(VerifyError::Ungated {
+                workflow: wf.name.clone(),
+                step: s.name.clone(),
+                risk: s.risk,
+                ceiling: wf.risk,
+            });
         }
     }
     Ok(())

@@ -17,12 +17,20 @@ fn checked(path: &Path) -> Option<Program> {
 
 fn programs() -> Vec<(String, Program)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files: Vec<_> = std::fs::read_dir(root.join("examples")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(root.join("examples"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     let conf = root.join("../shared/conformance/valid");
     if let Ok(rd) = std::fs::read_dir(&conf) {
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() { files.push(p.join("main.aos")) } else { files.push(p) }
+            if p.is_dir() {
+                files.push(p.join("main.aos"))
+            } else {
+                files.push(p)
+            }
         }
     }
     files
@@ -48,12 +56,21 @@ fn tampering_is_refused() {
     let (wf, i) = p
         .workflows
         .iter()
-        .find_map(|(n, w)| w.steps.iter().position(|s| s.approval.is_some()).map(|i| (n.clone(), i)))
+        .find_map(|(n, w)| {
+            w.steps
+                .iter()
+                .position(|s| s.approval.is_some())
+                .map(|i| (n.clone(), i))
+        })
         .expect("the example has an approval gate");
 
     let mut t = p.clone();
     t.workflows.get_mut(&wf).unwrap().steps[i].approval = None;
-    assert!(matches!(verify(&t), Err(VerifyError::Ungated { .. })), "{:?}", verify(&t));
+    assert!(
+        matches!(verify(&t), Err(VerifyError::Ungated { .. })),
+        "{:?}",
+        verify(&t)
+    );
 
     let mut t = p.clone();
     t.workflows.get_mut(&wf).unwrap().steps[i].approval = None;
@@ -62,13 +79,20 @@ fn tampering_is_refused() {
 
     let mut t = p.clone();
     t.version = 999;
-    assert!(matches!(verify(&t), Err(VerifyError::Version { found: 999, .. })));
+    assert!(matches!(
+        verify(&t),
+        Err(VerifyError::Version { found: 999, .. })
+    ));
 
     let mut t = p.clone();
     let steps = &mut t.workflows.get_mut(&wf).unwrap().steps;
     steps.reverse();
     if steps.iter().any(|s| !s.deps.is_empty()) {
-        assert!(matches!(verify(&t), Err(VerifyError::Order { .. })), "{:?}", verify(&t));
+        assert!(
+            matches!(verify(&t), Err(VerifyError::Order { .. })),
+            "{:?}",
+            verify(&t)
+        );
     }
 
     let mut t = p.clone();

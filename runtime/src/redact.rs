@@ -10,7 +10,9 @@ pub fn url_passwords(text: &str) -> String {
         let start = i + 3;
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
-        let end = tail.find(|c: char| "/?# \t\r\n\"'`<>()[]{},;".contains(c)).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| "/?# \t\r\n\"'`<>()[]{},;".contains(c))
+            .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
             Some(at) => {
@@ -39,11 +41,19 @@ mod tests {
     #[test]
     fn passwords_in_urls_are_hidden() {
         assert_eq!(
-            url_passwords("cannot connect to http://admin:hunter2@127.0.0.1:9/x (for url (http://admin:hunter2@127.0.0.1:9/x))"),
+            url_passwords(
+                "cannot connect to http://admin:hunter2@127.0.0.1:9/x (for url (http://admin:hunter2@127.0.0.1:9/x))"
+            ),
             "cannot connect to http://admin:***@127.0.0.1:9/x (for url (http://admin:***@127.0.0.1:9/x))"
         );
-        assert_eq!(url_passwords("postgres://u:p%40ss@h/db"), "postgres://u:***@h/db");
-        assert_eq!(url_passwords("https://user@h/a:b@c"), "https://user@h/a:b@c");
+        assert_eq!(
+            url_passwords("postgres://u:p%40ss@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            url_passwords("https://user@h/a:b@c"),
+            "https://user@h/a:b@c"
+        );
         assert_eq!(url_passwords("no url: a@b:c"), "no url: a@b:c");
         assert_eq!(url_passwords("x://"), "x://");
     }

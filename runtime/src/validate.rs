@@ -28,7 +28,11 @@ pub fn conforms(ty: &Type, value: &Value) -> Result<(), Mismatch> {
 /// A run input against its parameter: values given on the command line as
 /// numbers or booleans (`--input code=007` stays a string, `--input n=5`
 /// becomes `5`) are taken as their text where the parameter is textual.
-pub fn input(workflow: &str, param: &aos_compiler::ir::Param, value: Value) -> Result<Value, String> {
+pub fn input(
+    workflow: &str,
+    param: &aos_compiler::ir::Param,
+    value: Value,
+) -> Result<Value, String> {
     let value = match (textual(&param.ty), &value) {
         (true, Value::Number(n)) => Value::String(n.to_string()),
         (true, Value::Bool(b)) => Value::String(b.to_string()),
@@ -55,7 +59,13 @@ fn textual(ty: &Type) -> bool {
 /// The value a workflow returns against its declared return type.
 pub fn returned(wf: &aos_compiler::ir::Workflow, value: &Value) -> Result<(), String> {
     let Some(ty) = &wf.ret else { return Ok(()) };
-    conforms(ty, value).map_err(|m| format!("workflow `{}` returned a value that is not its declared {}: {m}", wf.name, type_name(ty)))
+    conforms(ty, value).map_err(|m| {
+        format!(
+            "workflow `{}` returned a value that is not its declared {}: {m}",
+            wf.name,
+            type_name(ty)
+        )
+    })
 }
 
 fn check(ty: &Type, v: &Value, at: &mut String) -> Result<(), Mismatch> {
@@ -66,10 +76,18 @@ fn check(ty: &Type, v: &Value, at: &mut String) -> Result<(), Mismatch> {
         Type::Float | Type::Money => v.is_number(),
         Type::Bool => v.is_boolean(),
         Type::Null => v.is_null(),
-        Type::Optional { inner } => return if v.is_null() { Ok(()) } else { check(inner, v, at) },
+        Type::Optional { inner } => {
+            return if v.is_null() {
+                Ok(())
+            } else {
+                check(inner, v, at)
+            };
+        }
         Type::Enum { variants, .. } => v.as_str().is_some_and(|s| variants.iter().any(|x| x == s)),
         Type::List { item } => {
-            let Some(items) = v.as_array() else { return Err(mismatch(ty, v, at)) };
+            let Some(items) = v.as_array() else {
+                return Err(mismatch(ty, v, at));
+            };
             for (i, x) in items.iter().enumerate() {
                 let len = at.len();
                 at.push_str(&format!("[{i}]"));
@@ -79,11 +97,17 @@ fn check(ty: &Type, v: &Value, at: &mut String) -> Result<(), Mismatch> {
             true
         }
         Type::Record { fields, .. } => {
-            let Some(obj) = v.as_object() else { return Err(mismatch(ty, v, at)) };
+            let Some(obj) = v.as_object() else {
+                return Err(mismatch(ty, v, at));
+            };
             if let Some(extra) = obj.keys().find(|k| !fields.iter().any(|(n, _)| n == *k)) {
                 let len = at.len();
                 at.push_str(&format!(".{extra}"));
-                let e = Mismatch { at: prefix(at), expected: "no such field".to_string(), found: "a value".to_string() };
+                let e = Mismatch {
+                    at: prefix(at),
+                    expected: "no such field".to_string(),
+                    found: "a value".to_string(),
+                };
                 at.truncate(len);
                 return Err(e);
             }
@@ -100,11 +124,19 @@ fn check(ty: &Type, v: &Value, at: &mut String) -> Result<(), Mismatch> {
 }
 
 fn prefix(at: &str) -> String {
-    if at.is_empty() { String::new() } else { format!("{}: ", at.trim_start_matches('.')) }
+    if at.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", at.trim_start_matches('.'))
+    }
 }
 
 fn mismatch(ty: &Type, v: &Value, at: &str) -> Mismatch {
-    Mismatch { at: prefix(at), expected: type_name(ty), found: describe(v) }
+    Mismatch {
+        at: prefix(at),
+        expected: type_name(ty),
+        found: describe(v),
+    }
 }
 
 /// A type as a user writes it.
@@ -123,7 +155,10 @@ pub fn type_name(ty: &Type) -> String {
         Type::Optional { inner } => format!("{}?", type_name(inner)),
         Type::Record { name: Some(n), .. } => format!("the record {n}"),
         Type::Record { name: None, fields } => {
-            let fs: Vec<String> = fields.iter().map(|(n, t)| format!("{n}: {}", type_name(t))).collect();
+            let fs: Vec<String> = fields
+                .iter()
+                .map(|(n, t)| format!("{n}: {}", type_name(t)))
+                .collect();
             format!("{{ {} }}", fs.join(", "))
         }
         Type::Enum { name, variants } => format!("{name} (one of {})", variants.join(", ")),
@@ -151,13 +186,29 @@ mod tests {
     use serde_json::json;
 
     fn rec() -> Type {
-        Type::Record { name: Some("T".into()), fields: vec![("n".into(), Type::Int), ("tag".into(), Type::Optional { inner: Box::new(Type::String) })] }
+        Type::Record {
+            name: Some("T".into()),
+            fields: vec![
+                ("n".into(), Type::Int),
+                (
+                    "tag".into(),
+                    Type::Optional {
+                        inner: Box::new(Type::String),
+                    },
+                ),
+            ],
+        }
     }
 
     #[test]
     fn scalars() {
         assert!(conforms(&Type::Int, &json!(3)).is_ok());
-        assert_eq!(conforms(&Type::Int, &json!("hello")).unwrap_err().to_string(), "expected Int, found a string");
+        assert_eq!(
+            conforms(&Type::Int, &json!("hello"))
+                .unwrap_err()
+                .to_string(),
+            "expected Int, found a string"
+        );
         assert!(conforms(&Type::Int, &json!(1.5)).is_err());
         assert!(conforms(&Type::Float, &json!(1)).is_ok());
         assert!(conforms(&Type::Bool, &json!("true")).is_err());
@@ -165,12 +216,30 @@ mod tests {
 
     #[test]
     fn enums_lists_records() {
-        let e = Type::Enum { name: "Level".into(), variants: vec!["low".into(), "high".into()] };
+        let e = Type::Enum {
+            name: "Level".into(),
+            variants: vec!["low".into(), "high".into()],
+        };
         assert!(conforms(&e, &json!("low")).is_ok());
-        assert_eq!(conforms(&e, &json!("banana")).unwrap_err().to_string(), "expected Level (one of low, high), found a string");
-        let l = Type::List { item: Box::new(rec()) };
+        assert_eq!(
+            conforms(&e, &json!("banana")).unwrap_err().to_string(),
+            "expected Level (one of low, high), found a string"
+        );
+        let l = Type::List {
+            item: Box::new(rec()),
+        };
         assert!(conforms(&l, &json!([{"n": 1}, {"n": 2, "tag": "x"}])).is_ok());
-        assert_eq!(conforms(&l, &json!([{"n": 1}, {"n": "2"}])).unwrap_err().to_string(), "[1].n: expected Int, found a string");
-        assert_eq!(conforms(&rec(), &json!({"n": 1, "x": 2})).unwrap_err().to_string(), "x: expected no such field, found a value");
+        assert_eq!(
+            conforms(&l, &json!([{"n": 1}, {"n": "2"}]))
+                .unwrap_err()
+                .to_string(),
+            "[1].n: expected Int, found a string"
+        );
+        assert_eq!(
+            conforms(&rec(), &json!({"n": 1, "x": 2}))
+                .unwrap_err()
+                .to_string(),
+            "x: expected no such field, found a value"
+        );
     }
 }

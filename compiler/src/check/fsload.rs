@@ -24,7 +24,9 @@ pub const MAX_USE_BYTES: u64 = 8 * 1024 * 1024;
 /// Why a `use`d file is not read.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("it is outside the project roots ({roots}); add its directory to `use_roots` in aos.toml")]
+    #[error(
+        "it is outside the project roots ({roots}); add its directory to `use_roots` in aos.toml"
+    )]
     OutsideRoots { roots: String },
     #[error("it is not a regular file")]
     NotRegular,
@@ -45,7 +47,10 @@ impl ProjectLoader {
     /// A loader confined to explicit roots (made canonical; ones that do
     /// not exist are dropped).
     pub fn with_roots(roots: impl IntoIterator<Item = PathBuf>) -> ProjectLoader {
-        let mut out: Vec<PathBuf> = roots.into_iter().filter_map(|r| r.canonicalize().ok()).collect();
+        let mut out: Vec<PathBuf> = roots
+            .into_iter()
+            .filter_map(|r| r.canonicalize().ok())
+            .collect();
         out.sort();
         out.dedup();
         ProjectLoader { roots: out }
@@ -78,7 +83,12 @@ impl ProjectLoader {
     fn read(&self, path: &Path) -> std::io::Result<String> {
         let real = path.canonicalize()?;
         if !self.roots.iter().any(|r| real.starts_with(r)) {
-            let roots = self.roots.iter().map(|r| format!("`{}`", r.display())).collect::<Vec<_>>().join(", ");
+            let roots = self
+                .roots
+                .iter()
+                .map(|r| format!("`{}`", r.display()))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(refused(LoadError::OutsideRoots { roots }));
         }
         read_regular(&real, MAX_USE_BYTES)
@@ -93,21 +103,27 @@ pub const MAX_PROGRAM_BYTES: u64 = 256 * 1024 * 1024;
 /// a FIFO or a directory is refused before it is opened.
 pub fn read_regular(real: &Path, limit: u64) -> std::io::Result<String> {
     // Checked before opening: opening a FIFO blocks until a writer comes.
-        let meta = std::fs::metadata(real)?;
-        if !meta.is_file() {
-            return Err(refused(LoadError::NotRegular));
-        }
-        if meta.len() > limit {
-            return Err(refused(LoadError::TooLarge { size: meta.len(), limit }));
-        }
-        let file = std::fs::File::open(real)?;
-        // The file may grow between the look and the read: read one byte
-        // past the limit at most.
-        let mut bytes = Vec::new();
-        file.take(limit + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > limit {
-            return Err(refused(LoadError::TooLarge { size: bytes.len() as u64, limit }));
-        }
+    let meta = std::fs::metadata(real)?;
+    if !meta.is_file() {
+        return Err(refused(LoadError::NotRegular));
+    }
+    if meta.len() > limit {
+        return Err(refused(LoadError::TooLarge {
+            size: meta.len(),
+            limit,
+        }));
+    }
+    let file = std::fs::File::open(real)?;
+    // The file may grow between the look and the read: read one byte
+    // past the limit at most.
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(refused(LoadError::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+        }));
+    }
     String::from_utf8(bytes).map_err(|_| refused(LoadError::NotText))
 }
 
@@ -123,12 +139,23 @@ fn refused(e: LoadError) -> std::io::Error {
 
 /// `use_roots = [...]` of an `aos.toml` (nothing when it cannot be read).
 fn extra_roots(manifest: &Path) -> Vec<PathBuf> {
-    let Ok(meta) = std::fs::metadata(manifest) else { return Vec::new() };
+    let Ok(meta) = std::fs::metadata(manifest) else {
+        return Vec::new();
+    };
     if !meta.is_file() || meta.len() > MAX_USE_BYTES {
         return Vec::new();
     }
-    let Ok(text) = std::fs::read_to_string(manifest) else { return Vec::new() };
-    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else { return Vec::new() };
-    let Some(list) = doc.get("use_roots").and_then(|v| v.as_array()) else { return Vec::new() };
-    list.iter().filter_map(|v| v.as_str()).map(PathBuf::from).collect()
+    let Ok(text) = std::fs::read_to_string(manifest) else {
+        return Vec::new();
+    };
+    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return Vec::new();
+    };
+    let Some(list) = doc.get("use_roots").and_then(|v| v.as_array()) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|v| v.as_str())
+        .map(PathBuf::from)
+        .collect()
 }
