@@ -1,5 +1,7 @@
 //! `aosc`: the one binary of AUTOOS.
 
+#[macro_use]
+mod output;
 mod commands;
 mod new;
 

@@ -75,10 +75,16 @@ fn inputs_are_json_when_they_parse_and_bad_inputs_exit_2() {
     let o = aosc(dir.path(), &["run", &file, "--input", "nope=1", "--json"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("has no parameter `nope`"));
+    // A value of the wrong type is refused, naming the parameter and its type.
     let o = aosc(dir.path(), &["run", &file, "--input", "name=[1,2]", "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("input `name`") && err.contains("must be String"), "{err}");
+    // A number given to a textual parameter is taken as its text.
+    let o = aosc(dir.path(), &["run", &file, "--input", "name=5", "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let show = stdout_json(&aosc(dir.path(), &["show", stdout_json(&o)["run_id"].as_str().unwrap(), "--json"]));
-    assert_eq!(show["inputs"]["name"], json!([1, 2]));
+    assert_eq!(show["inputs"]["name"], json!("5"));
 }
 
 #[test]
@@ -112,6 +118,8 @@ fn gated() -> Program {
     let wf = p.workflows.get_mut("hello").unwrap();
     let mut w = tool("save", "file.write", vec![("path", s("greeting.txt")), ("content", step_ref("greeting"))], Effect::External);
     w.approval = Some("leads".into());
+    // As the checker computes it: at least the tool's risk.
+    w.risk = Risk::Medium;
     add(wf, w);
     wf.ret_expr = Some(Expr::Field { of: Box::new(step_ref("save")), field: "bytes".into() });
     p

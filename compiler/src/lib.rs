@@ -22,10 +22,16 @@ pub mod query;
 pub mod source;
 pub mod span;
 pub mod stdlib;
+pub mod verify;
 #[doc(hidden)]
 pub mod testgen;
 
-pub use check::{check, Analysis, FileLoader, FsLoader};
+pub use check::{check, Analysis, FileLoader, FsLoader, ProjectLoader};
+
+/// Reading program files: regular files only, bounded in size.
+pub mod files {
+    pub use crate::check::fsload::{read_regular, MAX_PROGRAM_BYTES};
+}
 
 /// The cost bound as the checker computes and shows it (`aosc check --cost`,
 /// hover).

@@ -73,7 +73,7 @@ async fn main() {
 
     let (client, server) = tokio::io::duplex(1 << 22);
     let (server_read, server_write) = tokio::io::split(server);
-    tokio::spawn(aos_lsp::serve(server_read, server_write));
+    tokio::spawn(async move { aos_lsp::serve(server_read, server_write).await; });
     let (client_read, mut client_write) = tokio::io::split(client);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     tokio::spawn(async move {

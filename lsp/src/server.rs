@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -46,20 +47,27 @@ fn verbose() -> bool {
 /// How long a burst of edits must pause before the document is re-checked.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
-/// Serves the protocol over stdin/stdout until the client exits.
-pub async fn serve_stdio() {
-    serve(tokio::io::stdin(), tokio::io::stdout()).await;
+/// Serves the protocol over stdin/stdout until the client exits; returns
+/// whether the session ended cleanly (see [`serve`]).
+pub async fn serve_stdio() -> bool {
+    serve(tokio::io::stdin(), tokio::io::stdout()).await
 }
 
 /// Serves the protocol over any byte streams (tests and the benchmark use
-/// in-memory pipes).
-pub async fn serve<I, O>(input: I, output: O)
+/// in-memory pipes). Returns `true` only when the client asked for
+/// `shutdown` before the session ended: `exit` without it, the end of the
+/// input, or a malformed frame (the transport stops on one) is an unclean
+/// end, and the protocol says the server then exits with status 1.
+pub async fn serve<I, O>(input: I, output: O) -> bool
 where
     I: AsyncRead + Unpin,
     O: AsyncWrite,
 {
-    let (service, socket) = LspService::new(Backend::new);
+    let shut_down = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&shut_down);
+    let (service, socket) = LspService::new(move |client| Backend::with_shutdown_flag(client, flag));
     Server::new(input, output, socket).serve(service).await;
+    shut_down.load(Ordering::SeqCst)
 }
 
 struct Doc {
@@ -82,6 +90,8 @@ struct State {
 pub struct Backend {
     client: Client,
     state: Arc<Mutex<State>>,
+    /// Set when the client sends `shutdown`.
+    shut_down: Arc<AtomicBool>,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -91,7 +101,12 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl Backend {
     pub fn new(client: Client) -> Backend {
-        Backend { client, state: Arc::new(Mutex::new(State::default())) }
+        Backend::with_shutdown_flag(client, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// A backend that sets `flag` when the client sends `shutdown`.
+    pub fn with_shutdown_flag(client: Client, flag: Arc<AtomicBool>) -> Backend {
+        Backend { client, state: Arc::new(Mutex::new(State::default())), shut_down: flag }
     }
 
     /// The analysis of the current text of a document (re-checked when the
@@ -159,7 +174,13 @@ async fn analyze(state: &Arc<Mutex<State>>, uri: &Uri) -> Option<Arc<Snapshot>> 
         (doc.version, doc.text.clone(), loader)
     };
     let path = uri_to_path(uri);
-    let snap = tokio::task::spawn_blocking(move || Arc::new(Snapshot::new(&path, &text, &loader))).await.ok()?;
+    let snap = tokio::task::spawn_blocking(move || {
+        let mut loader = loader;
+        loader.disk = Some(aos_compiler::ProjectLoader::for_program(std::path::Path::new(&path)));
+        Arc::new(Snapshot::new(&path, &text, &loader))
+    })
+    .await
+    .ok()?;
     let mut st = lock(state);
     if st.docs.get(uri).is_some_and(|d| d.version == version) {
         st.snapshots.insert(uri.clone(), (version, Arc::clone(&snap)));
@@ -224,6 +245,7 @@ impl LanguageServer for Backend {
 
     async fn shutdown(&self) -> Result<()> {
         lifecycle("aosc lsp: shutting down");
+        self.shut_down.store(true, Ordering::SeqCst);
         Ok(())
     }
 

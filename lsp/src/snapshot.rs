@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use aos_compiler::{FileLoader, FsLoader};
+use aos_compiler::{FileLoader, FsLoader, ProjectLoader};
 use aos_compiler::query::{self, Index};
 use aos_compiler::{Analysis, FileId, Span};
 use tower_lsp_server::UriExt;
@@ -13,17 +13,23 @@ use tower_lsp_server::lsp_types::{Location, Position, Range, Uri};
 
 use crate::position::LineMap;
 
-/// Serves open documents first (their unsaved text), then the disk.
+/// Serves open documents first (their unsaved text), then the disk: within
+/// the project roots when `disk` is set (the server sets it), else any
+/// regular file of bounded size.
 #[derive(Default)]
 pub struct DocLoader {
     pub open: HashMap<PathBuf, String>,
+    pub disk: Option<ProjectLoader>,
 }
 
 impl FileLoader for DocLoader {
     fn load(&self, path: &Path) -> std::io::Result<String> {
         match self.open.get(path) {
             Some(text) => Ok(text.clone()),
-            None => FsLoader.load(path),
+            None => match &self.disk {
+                Some(project) => project.load(path),
+                None => FsLoader.load(path),
+            },
         }
     }
 }

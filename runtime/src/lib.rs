@@ -16,6 +16,7 @@ pub mod events;
 pub mod fabric;
 pub mod governance;
 pub mod ids;
+pub mod redact;
 pub mod inspect;
 pub mod interp;
 pub mod store;
@@ -23,6 +24,7 @@ pub mod store;
 pub mod testkit;
 pub mod tokens;
 pub mod tools;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -269,7 +271,7 @@ pub fn prepare_inputs(wf: &Workflow, mut inputs: BTreeMap<String, Value>) -> Res
     let mut out = BTreeMap::new();
     for p in &wf.params {
         let value = match inputs.remove(&p.name) {
-            Some(v) => v,
+            Some(v) => validate::input(&wf.name, p, v).map_err(RuntimeError::Usage)?,
             None => match &p.default {
                 Some(e) => {
                     let empty_params = BTreeMap::new();

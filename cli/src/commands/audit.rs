@@ -30,11 +30,11 @@ pub fn run(args: &AuditArgs) -> u8 {
     rtx::with_runtime(|rt| async move {
         match rt.verify_audit(run_id).await {
             Ok(Verdict::Intact { records }) => {
-                println!("ok: the audit chain of run {run_id} is intact ({records} records)");
+                outln!("ok: the audit chain of run {run_id} is intact ({records} records)");
                 exit::OK
             }
             Ok(Verdict::Broken { seq, reason }) => {
-                println!("broken: audit record {seq} of run {run_id}: {reason}");
+                outln!("broken: audit record {seq} of run {run_id}: {reason}");
                 exit::ERRORS
             }
             Err(e) => {

@@ -1,6 +1,6 @@
 //! `aosc check`: parse and check files, print diagnostics.
 
-use aos_compiler::FsLoader;
+use aos_compiler::ProjectLoader;
 use aos_compiler::diagnostic::{render_human, to_json};
 
 use super::exit;
@@ -55,17 +55,17 @@ pub fn run(args: &CheckArgs) -> u8 {
     let mut errors = 0usize;
     let mut warnings = 0usize;
     for path in &args.files {
-        let text = match std::fs::read_to_string(path) {
+        let text = match aos_compiler::files::read_regular(std::path::Path::new(path), aos_compiler::files::MAX_PROGRAM_BYTES) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot read `{path}`: {e}");
                 return exit::USAGE;
             }
         };
-        let analysis = aos_compiler::check(path, &text, &FsLoader);
+        let analysis = aos_compiler::check(path, &text, &ProjectLoader::for_program(std::path::Path::new(path)));
         if args.cost {
             match args.format {
-                Format::Human => print!("{}", aos_compiler::cost::render_table(&analysis.cost)),
+                Format::Human => out!("{}", aos_compiler::cost::render_table(&analysis.cost)),
                 Format::Json => {
                     if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&analysis.cost.workflows) {
                         all_cost.extend(map);
@@ -78,7 +78,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         if args.emit_ir
             && let Some(program) = &analysis.program {
                 match serde_json::to_string_pretty(program) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => outln!("{text}"),
                     Err(e) => {
                         eprintln!("error: cannot serialize the IR: {e}");
                         return exit::USAGE;
@@ -99,9 +99,9 @@ pub fn run(args: &CheckArgs) -> u8 {
     }
     match args.format {
         Format::Json if args.cost => {
-            println!("{}", serde_json::json!({ "diagnostics": all_json, "cost": all_cost }));
+            outln!("{}", serde_json::json!({ "diagnostics": all_json, "cost": all_cost }));
         }
-        Format::Json => println!("{}", serde_json::json!({ "diagnostics": all_json })),
+        Format::Json => outln!("{}", serde_json::json!({ "diagnostics": all_json })),
         Format::Human => {
             if errors == 0 && warnings == 0 {
                 eprintln!("ok: {} file(s) checked", args.files.len());

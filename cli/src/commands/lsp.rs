@@ -22,6 +22,13 @@ pub fn run(args: &LspArgs) -> u8 {
             return super::exit::USAGE;
         }
     };
-    runtime.block_on(aos_lsp::serve_stdio());
-    super::exit::OK
+    let clean = runtime.block_on(aos_lsp::serve_stdio());
+    // A check still reading a file must not keep the process alive.
+    runtime.shutdown_background();
+    if clean {
+        super::exit::OK
+    } else {
+        eprintln!("aosc lsp: the session ended without `shutdown` (exit before shutdown, end of input or a malformed frame)");
+        super::exit::ERRORS
+    }
 }

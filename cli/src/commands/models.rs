@@ -1,7 +1,7 @@
 //! `aosc models`: the models a program declares, with prices, context
 //! windows, the endpoint each would use and whether its credentials are set.
 
-use aos_compiler::FsLoader;
+use aos_compiler::ProjectLoader;
 use aos_compiler::diagnostic::render_human;
 use aos_compiler::ir::{Program, Provider};
 use aos_runtime::fabric::{self, PROVIDERS};
@@ -41,7 +41,7 @@ fn load(file: &str) -> Result<Program, u8> {
             exit::USAGE
         });
     }
-    let analysis = aos_compiler::check(file, &text, &FsLoader);
+    let analysis = aos_compiler::check(file, &text, &ProjectLoader::for_program(std::path::Path::new(file)));
     if analysis.has_errors() {
         eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
         eprintln!("error: `{file}` does not check");
@@ -93,14 +93,14 @@ pub fn run(args: &ModelsArgs) -> u8 {
     };
     let list: Vec<Value> = program.models.values().map(|m| describe(&program, m)).collect();
     if args.json {
-        println!("{}", Value::Array(list));
+        outln!("{}", Value::Array(list));
         return exit::OK;
     }
     if list.is_empty() {
         eprintln!("`{}` declares no models", args.file);
         return exit::OK;
     }
-    print!("{}", models_table(&program, &list));
+    out!("{}", models_table(&program, &list));
     exit::OK
 }
 

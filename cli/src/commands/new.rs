@@ -121,7 +121,7 @@ pub fn run(args: &NewArgs) -> u8 {
         }
     }
     match outcome.cost_usd {
-        Some(c) => eprintln!("worst-case cost: {} per run (`aosc check --cost` shows each step)", aos_compiler::check::cost::fmt_usd(c)),
+        Some(c) => eprintln!("worst-case cost: {} per run (`aosc check --cost` shows each step)", aos_compiler::cost::fmt_usd(c)),
         None => eprintln!("worst-case cost: unbounded"),
     }
     eprintln!("repair rounds: {} ({:.1}s)", outcome.rounds, started.elapsed().as_secs_f64());

@@ -16,7 +16,7 @@ pub fn run(args: &ReplayArgs) -> u8 {
         match rt.timeline(&args.run_id).await {
             Ok(lines) => {
                 for l in lines {
-                    println!("{l}");
+                    outln!("{l}");
                 }
                 exit::OK
             }

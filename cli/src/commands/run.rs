@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use aos_compiler::FsLoader;
+use aos_compiler::ProjectLoader;
 use aos_compiler::diagnostic::render_human;
 use aos_compiler::ir::Trust;
 use aos_runtime::RunOptions;
@@ -75,7 +75,7 @@ pub fn parse_inputs(pairs: &[String], file: Option<&str>) -> Result<BTreeMap<Str
 }
 
 pub fn run(args: &RunArgs) -> u8 {
-    let text = match std::fs::read_to_string(&args.file) {
+    let text = match aos_compiler::files::read_regular(std::path::Path::new(&args.file), aos_compiler::files::MAX_PROGRAM_BYTES) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot read `{}`: {e}", args.file);
@@ -85,15 +85,22 @@ pub fn run(args: &RunArgs) -> u8 {
     let program = if args.file.ends_with(".json") {
         // A checked program as `aosc check --emit-ir` prints it: the runtime
         // only ever consumes IR, so it can run one without the source.
-        match serde_json::from_str::<aos_compiler::ir::Program>(&text) {
+        let program = match serde_json::from_str::<aos_compiler::ir::Program>(&text) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: `{}` is not a checked program (IR JSON): {e}", args.file);
                 return exit::USAGE;
             }
+        };
+        // IR from a file may have been edited: it must show the checker's
+        // guarantees again (gates, DAG, budgets) before anything runs.
+        if let Err(e) = aos_compiler::verify::verify(&program) {
+            eprintln!("error: `{}` is refused: {e}; nothing was run", args.file);
+            return exit::USAGE;
         }
+        program
     } else {
-        let analysis = aos_compiler::check(&args.file, &text, &FsLoader);
+        let analysis = aos_compiler::check(&args.file, &text, &ProjectLoader::for_program(std::path::Path::new(&args.file)));
         if analysis.has_errors() || analysis.program.is_none() {
             eprint!("{}", render_human(&analysis.diagnostics, &analysis.sources, super::stderr_color()));
             if analysis.has_errors() {

@@ -25,13 +25,13 @@ pub fn run(args: &RunsArgs) -> u8 {
         };
         if args.json {
             let list: Vec<_> = runs.iter().map(aos_runtime::inspect::run_list_json).collect();
-            println!("{}", serde_json::Value::Array(list));
+            outln!("{}", serde_json::Value::Array(list));
         } else if runs.is_empty() {
             eprintln!("no runs yet (start one with `aosc run FILE`)");
         } else {
-            println!("{:<28} {:<24} {:<17} {:<25} {:>10}", "RUN", "WORKFLOW", "STATUS", "STARTED", "COST");
+            outln!("{:<28} {:<24} {:<17} {:<25} {:>10}", "RUN", "WORKFLOW", "STATUS", "STARTED", "COST");
             for r in &runs {
-                println!("{:<28} {:<24} {:<17} {:<25} {:>10}", r.run_id, r.workflow, r.status.as_str(), r.started_at, format!("${:.6}", r.cost_usd));
+                outln!("{:<28} {:<24} {:<17} {:<25} {:>10}", r.run_id, r.workflow, r.status.as_str(), r.started_at, format!("${:.6}", r.cost_usd));
             }
         }
         exit::OK

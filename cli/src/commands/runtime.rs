@@ -88,13 +88,13 @@ pub fn status_code(r: &RunReport) -> u8 {
 /// on stdout and the status on stderr.
 pub fn print_report(r: &RunReport, json: bool) -> u8 {
     if json {
-        println!("{}", r.to_json());
+        outln!("{}", r.to_json());
     } else {
         match r.status {
             RunStatus::Succeeded => {
                 match &r.output {
-                    Some(serde_json::Value::String(s)) => println!("{s}"),
-                    Some(v) if !v.is_null() => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+                    Some(serde_json::Value::String(s)) => outln!("{s}"),
+                    Some(v) if !v.is_null() => outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
                     _ => {}
                 }
                 eprintln!("run {} succeeded (cost ${:.6})", r.run_id, r.cost_usd);

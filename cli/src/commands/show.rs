@@ -26,23 +26,23 @@ pub fn run(args: &ShowArgs) -> u8 {
             }
         };
         if args.json {
-            println!("{v}");
+            outln!("{v}");
             return exit::OK;
         }
         let s = |k: &str| v.get(k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_default();
-        println!("run      {}", s("run_id"));
-        println!("workflow {}", s("workflow"));
-        println!("status   {}", s("status"));
-        println!("started  {}", s("started_at"));
-        println!("cost     ${:.6}", v.get("cost_usd").and_then(serde_json::Value::as_f64).unwrap_or(0.0));
+        outln!("run      {}", s("run_id"));
+        outln!("workflow {}", s("workflow"));
+        outln!("status   {}", s("status"));
+        outln!("started  {}", s("started_at"));
+        outln!("cost     ${:.6}", v.get("cost_usd").and_then(serde_json::Value::as_f64).unwrap_or(0.0));
         if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-            println!("error    {e}");
+            outln!("error    {e}");
         }
-        println!();
-        print!("{}", steps_table(v.get("steps").and_then(|x| x.as_array()).map(Vec::as_slice).unwrap_or_default()));
+        outln!();
+        out!("{}", steps_table(v.get("steps").and_then(|x| x.as_array()).map(Vec::as_slice).unwrap_or_default()));
         if let Some(out) = v.get("output").filter(|o| !o.is_null()) {
-            println!();
-            println!("output   {}", out.as_str().map(str::to_string).unwrap_or_else(|| out.to_string()));
+            outln!();
+            outln!("output   {}", out.as_str().map(str::to_string).unwrap_or_else(|| out.to_string()));
         }
         exit::OK
     })

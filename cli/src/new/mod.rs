@@ -20,7 +20,7 @@ pub mod local;
 
 use std::path::{Path, PathBuf};
 
-use aos_compiler::check::FsLoader;
+use aos_compiler::FsLoader;
 use aos_compiler::diagnostic::to_json;
 use aos_compiler::ir::Program;
 use aos_compiler::{Analysis, Diagnostic};

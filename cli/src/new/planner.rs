@@ -130,7 +130,7 @@ pub fn choose(with_program: Option<&Program>) -> Result<Backend, String> {
                 provider.as_str(),
                 super::lower::quote(&id)
             );
-            let analysis = aos_compiler::check("<planner>.aos", &text, &aos_compiler::check::FsLoader);
+            let analysis = aos_compiler::check("<planner>.aos", &text, &aos_compiler::FsLoader);
             let Some(program) = analysis.program else { continue };
             let label = format!("{} `{id}`", provider.as_str());
             return Ok(Backend::Hosted { fabric, program, label, runtime: runtime()? });

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use aos_compiler::check::FileLoader;
+use aos_compiler::FileLoader;
 use aos_compiler::diagnostic::to_json;
 use aos_compiler::ir::Program;
 use aos_runtime::events::RunStatus;

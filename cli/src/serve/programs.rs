@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use aos_compiler::check::FsLoader;
+use aos_compiler::FsLoader;
 use aos_compiler::diagnostic::{render_human, Color};
 use aos_compiler::ir::Program;
 

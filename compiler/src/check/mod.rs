@@ -5,6 +5,7 @@ pub mod attrs;
 pub mod cost;
 pub mod cycles;
 pub mod env;
+pub mod fsload;
 pub mod graph;
 pub mod lower;
 pub mod models;
@@ -30,14 +31,18 @@ pub trait FileLoader {
     fn load(&self, path: &Path) -> std::io::Result<String>;
 }
 
-/// Reads from the file system.
+/// Reads from the file system: regular files of bounded size, anywhere.
+/// Programs from disk are checked with [`ProjectLoader`], which also
+/// confines `use` to the project.
 pub struct FsLoader;
 
 impl FileLoader for FsLoader {
     fn load(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        fsload::read_regular(path, fsload::MAX_USE_BYTES)
     }
 }
+
+pub use fsload::ProjectLoader;
 
 /// Everything the checker learned about a program.
 pub struct Analysis {

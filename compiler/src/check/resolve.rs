@@ -35,9 +35,20 @@ pub fn load(main: FileId, sources: &mut Sources, loader: &dyn FileLoader, diags:
     by_path.insert(normalize(Path::new(sources.path(main))), main);
     let mut std_ids: HashMap<String, FileId> = HashMap::new();
     let mut queue = VecDeque::from([main]);
+    // For every file read because of a `use`: where that `use` is.
+    let mut used_at: HashMap<FileId, (FileId, Span, String)> = HashMap::new();
     while let Some(id) = queue.pop_front() {
         let text = sources.text(id).to_string();
         let (file, parse_diags) = crate::parser::parse(&text, id);
+        if let Some((site, span, rel)) = used_at.get(&id)
+            && parse_diags.iter().any(Diagnostic::is_error)
+        {
+            // A used file that is not .aos is never quoted: it may be any
+            // file of the project (a key, a config), and diagnostics end up
+            // in CI logs. Its own check shows the details.
+            diags.push(not_aos(*site, *span, rel, sources, id, &parse_diags));
+            continue;
+        }
         diags.extend(parse_diags);
         let dir = Path::new(sources.path(id)).parent().map(Path::to_path_buf).unwrap_or_default();
         for item in &file.items {
@@ -67,6 +78,7 @@ pub fn load(main: FileId, sources: &mut Sources, loader: &dyn FileLoader, diags:
                         Ok(text) => {
                             let fid = sources.add(full.clone(), text);
                             by_path.insert(full, fid);
+                            used_at.insert(fid, (id, *span, rel.clone()));
                             queue.push_back(fid);
                         }
                         Err(e) => diags.push(
@@ -85,6 +97,27 @@ pub fn load(main: FileId, sources: &mut Sources, loader: &dyn FileLoader, diags:
 
 const E0102: Code = Code::E0102;
 const E0104: Code = Code::E0104;
+
+/// E0104 at a `use` whose file does not parse: where the first error is,
+/// never the file's text.
+fn not_aos(site: FileId, span: Span, rel: &str, sources: &Sources, file: FileId, parse_diags: &[Diagnostic]) -> Diagnostic {
+    let errors: Vec<&Diagnostic> = parse_diags.iter().filter(|d| d.is_error()).collect();
+    let mut where_ = String::new();
+    if let Some(first) = errors.first() {
+        let text = sources.text(file);
+        let at = (first.primary.start as usize).min(text.len());
+        let before = text.get(..at).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        where_ = format!(": {} at line {line}, column {col}", first.code);
+        if errors.len() > 1 {
+            where_.push_str(&format!(", and {} more", errors.len() - 1));
+        }
+    }
+    Diagnostic::error(E0104, site, span, format!("the file `{rel}` does not parse as .aos{where_}"))
+        .with_primary_label("its syntax errors are not quoted here")
+        .with_help(format!("run `aosc check` on `{}` to see them", sources.path(file)))
+}
 
 fn unknown_std_module(file: FileId, span: Span, name: &str) -> Diagnostic {
     let names: Vec<&str> = stdlib::MODULES.iter().map(|(n, _)| *n).collect();

@@ -254,8 +254,12 @@ fn finish_success(state: &mut RunState, tick: &mut Tick) {
         None => Ok(Value::Null),
     };
     let cost_usd = state.spent;
+    // The returned value must be of the declared type (checked, not trusted).
+    let out = out
+        .map_err(|e| format!("evaluating `return`: {e}"))
+        .and_then(|v| crate::validate::returned(&ctx.wf, &v).map(|()| v));
     match out {
         Ok(v) => tick.emit(state, Transition::RunSucceeded { output: ctx.secrets.redact_value(&v), cost_usd }),
-        Err(e) => tick.emit(state, Transition::RunFailed { error: format!("evaluating `return`: {e}"), cost_usd }),
+        Err(error) => tick.emit(state, Transition::RunFailed { error, cost_usd }),
     }
 }

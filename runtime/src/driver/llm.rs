@@ -26,6 +26,7 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
                 role,
                 prompt,
                 max_tokens: step.max_tokens,
+                max_reply_bytes: step.max_reply_bytes,
                 max_input_tokens: step.max_input_tokens,
                 schema: step.schema.as_ref(),
                 validator: validator.as_deref(),

@@ -50,8 +50,14 @@ fn open_beneath(workspace: &Path, rel: &str, create: bool) -> Result<File, Strin
     let root = File::open(workspace).map_err(|e| format!("cannot open the workspace: {e}"))?;
     let path = Path::new(rel);
     if !create {
-        let fd = rustix::fs::openat2(&root, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), resolve).map_err(fail)?;
-        return Ok(File::from(fd));
+        // NONBLOCK: opening a FIFO planted in the workspace must not wait
+        // for a writer; anything but a regular file is then refused.
+        let fd = rustix::fs::openat2(&root, path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty(), resolve).map_err(fail)?;
+        let file = File::from(fd);
+        if !file.metadata().map_err(|e| format!("`{rel}` in the workspace: {e}"))?.is_file() {
+            return Err(format!("cannot read `{rel}` in the workspace: it is not a regular file"));
+        }
+        return Ok(file);
     }
     let mut dir = std::os::fd::OwnedFd::from(root);
     let mut parts: Vec<&std::ffi::OsStr> = path.components().filter_map(|c| if let Component::Normal(n) = c { Some(n) } else { None }).collect();

@@ -103,7 +103,13 @@ pub struct Request(pub Client);
 
 impl Tool for Get {
     fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
-        Box::pin(async move {
+        Box::pin(async move { self.get(args).await.map_err(|e| crate::redact::url_passwords(&e)) })
+    }
+}
+
+impl Get {
+    async fn get(&self, args: Value) -> Result<Value, String> {
+        {
             let url = str_arg(&args, "url")?;
             let u = check_url(url)?;
             let req = self.0.get(u).headers(headers(args.get("headers"))?);
@@ -113,13 +119,19 @@ impl Tool for Get {
                 return Err(format!("GET {url} answered HTTP {status}: {snippet}"));
             }
             Ok(Value::String(body))
-        })
+        }
     }
 }
 
 impl Tool for Request {
     fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
-        Box::pin(async move {
+        Box::pin(async move { self.request(args).await.map_err(|e| crate::redact::url_passwords(&e)) })
+    }
+}
+
+impl Request {
+    async fn request(&self, args: Value) -> Result<Value, String> {
+        {
             let method = str_arg(&args, "method")?;
             let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| format!("`{method}` is not an HTTP method"))?;
@@ -133,7 +145,7 @@ impl Tool for Request {
             }
             let (status, _, body) = send(req, url).await?;
             Ok(json!({ "status": status, "body": body }))
-        })
+        }
     }
 }
 
@@ -149,8 +161,13 @@ pub struct UserHttp {
 }
 
 impl UserHttp {
-    /// Calls the endpoint with `args` (a JSON object).
+    /// Calls the endpoint with `args` (a JSON object). A password in the
+    /// URL is shown as `***` in any error.
     pub async fn call(&self, args: Value) -> Result<Value, String> {
+        self.call_inner(args).await.map_err(|e| crate::redact::url_passwords(&e))
+    }
+
+    async fn call_inner(&self, args: Value) -> Result<Value, String> {
         let m = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("tool `{}`: `{}` is not an HTTP method", self.tool, self.method))?;
         let mut u = check_url(&self.url)?;

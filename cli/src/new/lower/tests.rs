@@ -109,7 +109,7 @@ mod props {
         #[test]
         fn quoted_text_round_trips(s in "[ -~\n]{0,40}") {
             let src = format!("workflow w() {{\n  intent: {}\n  budget: $0.01\n}}\n", quote(&s));
-            let analysis = aos_compiler::check("q.aos", &src, &aos_compiler::check::FsLoader);
+            let analysis = aos_compiler::check("q.aos", &src, &aos_compiler::FsLoader);
             prop_assert!(!analysis.has_errors(), "{src}");
             let program = analysis.program.unwrap();
             let got = program.workflows["w"].intent.clone().unwrap_or_default();
