@@ -48,10 +48,10 @@ fn block(item: Item, file: FileId, entries: &[ast::Attr], diags: &mut Vec<Diagno
             Some(spec) => {
                 if let Some(d) = out_of_range(spec, file, a) {
                     diags.push(d);
-                } else if item == Item::Tool {
-                    if let Some(d) = tool_shape(spec, file, a) {
-                        diags.push(d);
-                    }
+                } else if item == Item::Tool
+                    && let Some(d) = tool_shape(spec, file, a)
+                {
+                    diags.push(d);
                 }
             }
         }
