@@ -74,12 +74,12 @@ async fn a_plan_that_does_not_check_is_repaired_with_the_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rooms.aos"), TOOLS).unwrap();
     let fake = Fake::start(keys()).await;
-    // First a plan whose call gives `reserve` an argument it does not have,
-    // then the fix.
+    // First a plan (valid against the schema) whose first call is given an
+    // argument that tool does not have, then the fix.
     fake.script(
         "gpt-4o-mini",
         vec![
-            Act::text(r#"{"steps":[{"tool":"Rooms.get_empty_room","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"}]},{"tool":"Rooms.reserve","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"},{"name":"room","value":"step1.rooms[0]"}]}]}"#),
+            Act::text(r#"{"steps":[{"tool":"Rooms.get_empty_room","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"},{"name":"room_id","value":"101"}]},{"tool":"Rooms.reserve","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"},{"name":"room_id","value":"step1.rooms[0]"}]}]}"#),
             Act::text(r#"{"steps":[{"tool":"Rooms.get_empty_room","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"}]},{"tool":"Rooms.reserve","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"},{"name":"room_id","value":"step1.rooms[0]"}]}]}"#),
         ],
     );
@@ -99,7 +99,7 @@ async fn a_plan_that_does_not_check_is_repaired_with_the_diagnostics() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     // The second request carries the checker's diagnostic about `room`.
     let second = seen[1].body.to_string();
-    assert!(second.contains("room") && second.contains("does not check"), "{second}");
+    assert!(second.contains("room_id") && second.contains("does not check"), "{second}");
     assert!(!seen[0].body.to_string().contains("does not check"));
     // The tool field was constrained to the shortlist.
     let first = &seen[0].body;
@@ -117,7 +117,7 @@ async fn a_plan_that_never_checks_is_not_written() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rooms.aos"), TOOLS).unwrap();
     let fake = Fake::start(keys()).await;
-    let bad = r#"{"steps":[{"tool":"Rooms.reserve","args":[{"name":"room","value":"101"}]}]}"#;
+    let bad = r#"{"steps":[{"tool":"Rooms.get_empty_room","args":[{"name":"start_time","value":"9:00"},{"name":"end_time","value":"10:00"},{"name":"room_id","value":"101"}]}]}"#;
     fake.script("gpt-4o-mini", vec![Act::text(bad), Act::text(bad)]);
     let out = aosc_async(
         dir.path(),

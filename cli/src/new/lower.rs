@@ -24,6 +24,8 @@ pub struct Gates {
     pub verify: BTreeMap<String, String>,
     /// Steps that need an idempotency key.
     pub idempotency: BTreeSet<String>,
+    /// LLM step name → `max_input_tokens` (the window the checker named).
+    pub max_input: BTreeMap<String, u64>,
     /// The workflow's budget in USD (None: a placeholder the caller
     /// replaces with the checker's worst case).
     pub budget_usd: Option<f64>,
@@ -262,6 +264,9 @@ impl<'a> Builder<'a> {
             );
             let writer = self.writer.clone();
             let mut attrs = vec!["max_tokens: 600".to_string()];
+            if let Some(n) = gates.max_input.get(&name) {
+                attrs.push(format!("max_input_tokens: {n}"));
+            }
             if let Some(role) = gates.verify.get(&name) {
                 attrs.push(format!("verify: {role}"));
             }
@@ -374,7 +379,7 @@ pub fn lower(plan: &Plan, setting: &Setting<'_>, gates: &Gates) -> Lowered {
     }
     let has_llm = b.steps.iter().any(|s| s.does.starts_with("llm "));
     if setting.writer_role.is_none() && has_llm {
-        out.push_str("\nmodel aos_new_sim = sim(\"echo\") { input: $0.10/M, output: $0.40/M, context: 8192 }\n");
+        out.push_str("\nmodel aos_new_sim = sim(\"echo\") { input: $0.10/M, output: $0.40/M, context: 128000 }\n");
         out.push_str("role executor = [aos_new_sim]\n");
     }
     let params: Vec<String> = b.inputs.iter().map(|(n, t)| format!("{n}: {t}")).collect();

@@ -181,6 +181,15 @@ fn demanded(analysis: &Analysis, steps: &[lower::LoweredStep], gates: &mut Gates
             gates.verify.insert(step.name.clone(), v.to_string());
             added = true;
         }
+        if d.code == "E0404"
+            && !gates.max_input.contains_key(&step.name)
+            && let Some(n) = d.help.as_deref().and_then(|h| h.split("max_input_tokens: ").nth(1)).and_then(|t| {
+                t.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u64>().ok()
+            })
+        {
+            gates.max_input.insert(step.name.clone(), n);
+            added = true;
+        }
         if d.message.contains("idempotency") && gates.idempotency.insert(step.name.clone()) {
             added = true;
         }
