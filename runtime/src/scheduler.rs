@@ -23,6 +23,7 @@ use crate::events::{Entry, RunStatus, Transition, Usage};
 use crate::fabric::LlmCall;
 use crate::governance::{self, Facts};
 use crate::interp::{self, Scope, Secrets};
+use crate::store::writer::{Writer, MAX_BACKLOG};
 use crate::store::{Batch, NewRun};
 use crate::tokens;
 use crate::tools::ToolCtx;
@@ -800,7 +801,11 @@ impl Exec {
         out
     }
 
-    async fn commit(&mut self) -> Result<(), RuntimeError> {
+    /// Hands the tick's batch to the group-commit writer (which publishes
+    /// it once committed). It is durable after the next [`Writer::flush`],
+    /// which `drive` awaits before anything with an external effect acts on
+    /// it and before the run reports.
+    fn commit(&mut self, writer: &Writer) -> Result<(), RuntimeError> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -817,13 +822,17 @@ impl Exec {
                 d.data = self.sh.secrets.redact_value(&d.data);
             }
         }
-        let published = batch.transitions.clone();
-        self.sh.rt.store.commit(&self.sh.run_id, batch).await?;
-        let at = crate::ids::now_ms();
-        for t in published {
-            self.sh.rt.bus.publish(Entry { run_id: self.sh.run_id.clone(), at_ms: at, transition: t });
-        }
+        // The writer publishes the batch on the bus once it is committed.
+        writer.send(&self.sh.run_id, batch)?;
         Ok(())
+    }
+
+    /// Whether an attempt about to be spawned acts outside the run (an
+    /// external tool, a workflow call): its transitions must be durable first.
+    fn needs_durable(&self) -> bool {
+        self.to_spawn.iter().any(|(i, ..)| {
+            self.step(*i).is_some_and(|s| s.kind == StepKind::Workflow || (s.kind == StepKind::Tool && s.effect == Effect::External))
+        })
     }
 
     /// Replays a journal into state (resume).
@@ -873,6 +882,7 @@ impl Exec {
     pub(crate) async fn drive(mut self) -> Result<RunReport, RuntimeError> {
         let mut set: JoinSet<Done> = JoinSet::new();
         let mut interrupt = self.sh.opts.interrupt.clone();
+        let writer = Writer::start(self.sh.rt.store.clone(), self.sh.rt.bus.clone());
         loop {
             self.fill();
             if self.finished.is_none() {
@@ -894,7 +904,8 @@ impl Exec {
                 } else {
                     let reason = reasons.join("; ");
                     self.emit(Transition::RunPaused { reason: reason.clone() });
-                    self.commit().await?;
+                    self.commit(&writer)?;
+                    writer.flush().await?;
                     return Ok(RunReport {
                         run_id: self.sh.run_id.clone(),
                         status: RunStatus::WaitingApproval,
@@ -904,7 +915,10 @@ impl Exec {
                     });
                 }
             }
-            self.commit().await?;
+            self.commit(&writer)?;
+            if self.finished.is_some() || waiting || self.needs_durable() || writer.backlog() >= MAX_BACKLOG || writer.failed() {
+                writer.flush().await?;
+            }
             if let Some(r) = self.finished.take() {
                 return Ok(r);
             }
@@ -927,7 +941,8 @@ impl Exec {
                     if changed {
                         set.abort_all();
                         self.emit(Transition::RunInterrupted);
-                        self.commit().await?;
+                        self.commit(&writer)?;
+                        writer.flush().await?;
                         return Ok(RunReport {
                             run_id: self.sh.run_id.clone(),
                             status: RunStatus::Cancelled,
