@@ -52,10 +52,10 @@ fn wait_for_gate(home: &Path, child: &mut Child) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(child.try_wait().unwrap().is_none(), "the waiting run exited early");
-        if let Some(id) = newest_run(home) {
-            if journal(home, &id).iter().any(|e| matches!(e.transition, Transition::ApprovalRequested { .. })) {
-                return id;
-            }
+        if let Some(id) = newest_run(home)
+            && journal(home, &id).iter().any(|e| matches!(e.transition, Transition::ApprovalRequested { .. }))
+        {
+            return id;
         }
         assert!(Instant::now() < deadline, "the run never reached its gate");
         std::thread::sleep(Duration::from_millis(50));

