@@ -211,7 +211,7 @@ impl Runtime {
         if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) {
             return Ok(RunReport { run_id: row.run_id, status: row.status, output: row.output, cost_usd: row.cost_usd, error: row.error });
         }
-        let program: Program = serde_json::from_value(self.store.program(run_id).await?)
+        let program: Program = serde_json::from_str(&self.store.program(run_id).await?)
             .map_err(|e| RuntimeError::Internal(format!("the stored program of run `{run_id}` is unreadable: {e}")))?;
         let wf = find_workflow(&program, &row.workflow)?.clone();
         let params: BTreeMap<String, Value> = serde_json::from_value(row.inputs.clone()).unwrap_or_default();

@@ -1228,7 +1228,7 @@ pub(crate) async fn create_run(
     inputs: &BTreeMap<String, Value>,
     trust: Trust,
 ) -> Result<(), RuntimeError> {
-    let program_json = serde_json::to_value(program).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+    let program_json = serde_json::to_string(program).map_err(|e| RuntimeError::Internal(e.to_string()))?;
     let inputs_json = serde_json::to_value(inputs).map_err(|e| RuntimeError::Internal(e.to_string()))?;
     rt.store
         .create_run(NewRun {

@@ -50,8 +50,8 @@ pub struct NewRun {
     pub workflow: String,
     pub trust: String,
     pub inputs: Value,
-    /// The checked program (IR as JSON): resuming never needs the source.
-    pub program: Value,
+    /// The checked program (IR as JSON text): resuming never needs the source.
+    pub program: String,
     pub at_ms: u64,
 }
 
@@ -124,8 +124,10 @@ pub trait Store: Send + Sync {
         })
     }
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>>;
-    /// The program a run was started with.
-    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>>;
+    /// The program a run was started with, as IR JSON text (parsed straight
+    /// into the IR by the runtime: a `serde_json::Value` of a large program
+    /// costs several times its text in memory).
+    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<String>>;
     /// All top-level runs, newest first.
     fn runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<RunRow>>>;
     fn journal<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Vec<Entry>>>;

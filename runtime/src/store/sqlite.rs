@@ -326,7 +326,7 @@ impl Store for SqliteStore {
             .await?;
             sqlx::query("INSERT INTO run_programs (run_id, program) VALUES (?, ?)")
                 .bind(&run.run_id)
-                .bind(run.program.to_string())
+                .bind(&run.program)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -352,15 +352,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>> {
+    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<String>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT program FROM run_programs WHERE run_id = ?")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await?
                 .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
-            let text: String = row.try_get(0)?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Db(format!("stored program of `{run_id}` is unreadable: {e}")))
+            Ok(row.try_get(0)?)
         })
     }
 
