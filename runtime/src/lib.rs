@@ -19,6 +19,7 @@ pub mod ids;
 pub mod redact;
 pub mod inspect;
 pub mod interp;
+pub mod lease;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -55,6 +56,30 @@ pub enum RuntimeError {
     Usage(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A workflow call would nest deeper than [`MAX_CALL_DEPTH`] (a
+    /// workflow that calls itself without end): the call fails, nothing of
+    /// it is created.
+    #[error("workflow call depth limit: calling `{workflow}` would nest {depth} workflow calls deep, more than the limit of {MAX_CALL_DEPTH} (does a workflow call itself?)")]
+    CallDepth { workflow: String, depth: usize },
+    /// Another process holds the run's lease: it is continuing the run now.
+    #[error(
+        "run `{run_id}` is being continued by process {pid} on host `{host}` (for {held_for_s} s); nothing was run here. Wait for it to finish (a run waiting at a gate with --wait continues by itself after `aosc approve`), or stop that process; if it was killed, its lease expires within {expires_in_s} s"
+    )]
+    Leased { run_id: String, pid: u32, host: String, held_for_s: u64, expires_in_s: u64 },
+}
+
+/// How deep workflow calls may nest at run time (the run itself is depth 0;
+/// a step calling a workflow makes depth 1). The checker is the first line;
+/// this is the second, so that a recursive program fails instead of
+/// creating sub-runs without end.
+pub const MAX_CALL_DEPTH: usize = 32;
+
+/// How many workflow calls deep a run id is: `ROOT.step` is 1,
+/// `ROOT.step.3` (item 3 of a fan-out) is 1 too, `ROOT.step.3.inner` is 2.
+/// Step names are identifiers, never all digits, so item segments are told
+/// apart from step segments.
+pub fn call_depth(run_id: &str) -> usize {
+    run_id.split('.').skip(1).filter(|seg| !seg.is_empty() && !seg.bytes().all(|b| b.is_ascii_digit())).count()
 }
 
 /// How to execute a run.
@@ -138,13 +163,61 @@ impl Runtime {
     }
 
     /// Runs (or continues) a run until it ends, pauses at a gate, or is
-    /// interrupted. A finished run reports how it ended.
-    pub async fn execute(&self, run_id: &str, opts: RunOptions) -> Result<RunReport, RuntimeError> {
+    /// interrupted. A finished run reports how it ended. The process holds
+    /// the run's lease meanwhile (see [`lease`]): another process asking to
+    /// continue the same run gets [`RuntimeError::Leased`].
+    pub async fn execute(&self, run_id: &str, mut opts: RunOptions) -> Result<RunReport, RuntimeError> {
         let row = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::Store(StoreError::NoSuchRun(run_id.into())))?;
         if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) {
             return Ok(RunReport { run_id: row.run_id, status: row.status, output: row.output, cost_usd: row.cost_usd, error: row.error });
         }
-        let program: Program = serde_json::from_value(self.store.program(run_id).await?)
+        let root = run_id.split('.').next().unwrap_or(run_id);
+        let held = lease::Lease::acquire(self.store.clone(), root).await?;
+        // A lost lease stops the run as an interrupt does.
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut user = opts.interrupt.take();
+        let mut lost = held.lost();
+        let watcher = tokio::spawn(async move {
+            let user_stop = async {
+                match user.as_mut() {
+                    Some(u) => {
+                        while !*u.borrow() {
+                            if u.changed().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let lease_lost = async {
+                while !*lost.borrow() {
+                    if lost.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = user_stop => {}
+                _ = lease_lost => {}
+            }
+            let _ = tx.send(true);
+        });
+        opts.interrupt = Some(rx);
+        let out = self.execute_held(run_id, opts).await;
+        watcher.abort();
+        held.release().await;
+        out
+    }
+
+    /// [`Runtime::execute`] under a lease this process already holds (the
+    /// sub-runs of workflow calls run under their root run's lease).
+    async fn execute_held(&self, run_id: &str, opts: RunOptions) -> Result<RunReport, RuntimeError> {
+        let row = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::Store(StoreError::NoSuchRun(run_id.into())))?;
+        if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) {
+            return Ok(RunReport { run_id: row.run_id, status: row.status, output: row.output, cost_usd: row.cost_usd, error: row.error });
+        }
+        let program: Program = serde_json::from_str(&self.store.program(run_id).await?)
             .map_err(|e| RuntimeError::Internal(format!("the stored program of run `{run_id}` is unreadable: {e}")))?;
         let wf = find_workflow(&program, &row.workflow)?.clone();
         let params: BTreeMap<String, Value> = serde_json::from_value(row.inputs.clone()).unwrap_or_default();
@@ -190,12 +263,16 @@ impl Runtime {
         trust: Trust,
         opts: RunOptions,
     ) -> Result<RunReport, RuntimeError> {
+        let depth = call_depth(child_id);
+        if depth > MAX_CALL_DEPTH {
+            return Err(RuntimeError::CallDepth { workflow: workflow.to_string(), depth });
+        }
         if self.store.run(child_id).await?.is_none() {
             let wf = find_workflow(program, workflow)?;
             let params = prepare_inputs(wf, inputs)?;
             driver::create_run(self, program, workflow, child_id, Some(parent), &params, trust).await?;
         }
-        self.execute(child_id, opts).await
+        Box::pin(self.execute_held(child_id, opts)).await
     }
 
     /// Records an approval decision for a step waiting at a gate.

@@ -25,7 +25,7 @@ fn new_run(id: &str, parent: Option<&str>, at_ms: u64) -> NewRun {
         workflow: "wf".into(),
         trust: "basic".into(),
         inputs: json!({"name": "Ada", "n": 3}),
-        program: json!({"version": 1, "workflows": {"wf": {"steps": ["a", "b"]}}}),
+        program: json!({"version": 1, "workflows": {"wf": {"steps": ["a", "b"]}}}).to_string(),
         at_ms,
     }
 }
@@ -43,7 +43,8 @@ async fn runs_journal_and_status(kind: Kind) {
     let row = st.run("r1").await.unwrap().unwrap();
     assert_eq!(row.status, RunStatus::Running);
     assert_eq!(row.inputs, json!({"name": "Ada", "n": 3}));
-    assert_eq!(st.program("r1").await.unwrap(), json!({"version": 1, "workflows": {"wf": {"steps": ["a", "b"]}}}));
+    let stored: serde_json::Value = serde_json::from_str(&st.program("r1").await.unwrap()).unwrap();
+    assert_eq!(stored, json!({"version": 1, "workflows": {"wf": {"steps": ["a", "b"]}}}));
     assert!(matches!(st.program("nope").await, Err(StoreError::NoSuchRun(_))));
     assert!(st.run("nope").await.unwrap().is_none());
     // Top-level runs only, newest first.

@@ -5,8 +5,9 @@ use aos_runtime::Verdict;
 use super::exit;
 use super::runtime as rtx;
 
-/// Approve a step waiting at an approval gate (then `aosc resume RUN_ID`,
-/// or a run started with `--wait` continues by itself).
+/// Approve a step waiting at an approval gate. A run started with `--wait`
+/// continues by itself; otherwise continue it with `aosc resume RUN_ID`
+/// (the message says which).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   aosc approve 01J9Z8Q6W5K3M2N1P0R9S8T7V6 send --by ana --note \"numbers checked\"
@@ -39,7 +40,20 @@ pub fn run(args: &DecideArgs, verdict: Verdict) -> u8 {
         match rt.decide(&args.run_id, &args.step, verdict, &by, args.note.as_deref()).await {
             Ok(()) => {
                 let word = if verdict == Verdict::Approve { "approved" } else { "denied" };
-                eprintln!("{word} step `{}` of run {} (by {by}); continue with `aosc resume {}`", args.step, args.run_id, args.run_id);
+                let root = args.run_id.split('.').next().unwrap_or(&args.run_id);
+                match rt.store.lease(root).await {
+                    // A process is continuing the run (`aosc run --wait`, or a
+                    // resume with --wait): it picks the decision up by itself,
+                    // and a second process would be refused anyway.
+                    Ok(Some((holder, _))) => eprintln!(
+                        "{word} step `{}` of run {} (by {by}); process {} on host `{}` is waiting on this run and continues it by itself (do not `aosc resume` it)",
+                        args.step, args.run_id, holder.pid, holder.host
+                    ),
+                    _ => eprintln!(
+                        "{word} step `{}` of run {} (by {by}); no process is waiting on it: continue with `aosc resume {}`",
+                        args.step, args.run_id, root
+                    ),
+                }
                 exit::OK
             }
             Err(e) => {

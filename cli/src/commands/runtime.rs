@@ -113,16 +113,45 @@ pub fn print_report(r: &RunReport, json: bool) -> u8 {
     status_code(r)
 }
 
-/// Ctrl-C turns the flag true; the scheduler stops cleanly.
+/// Ctrl-C (SIGINT) or SIGTERM turns the flag true; the scheduler stops
+/// cleanly, the run stays resumable and the report is still printed.
 pub fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupt: stopping cleanly (the run can be resumed)");
-            let _ = tx.send(true);
-        }
+        let name = stop_signal().await;
+        eprintln!("\n{name}: stopping cleanly (the run can be resumed)");
+        let _ = tx.send(true);
     });
     rx
+}
+
+/// Resolves with the name of the first stop signal (SIGINT or SIGTERM).
+/// A signal that cannot be listened to is simply never received.
+#[cfg(unix)]
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn recv(s: &mut Option<Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = recv(&mut int) => "interrupt",
+        _ = recv(&mut term) => "terminated",
+    }
+}
+
+#[cfg(not(unix))]
+async fn stop_signal() -> &'static str {
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => "interrupt",
+        Err(_) => std::future::pending().await,
+    }
 }
 
 #[derive(Default, Clone)]

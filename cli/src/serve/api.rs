@@ -288,7 +288,7 @@ pub async fn fire_event(State(app): State<Arc<App>>, caller: Caller, UrlPath(nam
     responses((status = 200, description = "the run's step graph from its IR: `{\"steps\": [{name, kind, deps, approval, cost_bound_usd}], \"budget_usd\"}`")))]
 pub async fn run_graph(State(app): State<Arc<App>>, _caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
     let row = app.rt.store.run(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no run `{id}`")))?;
-    let program: Program = serde_json::from_value(app.rt.store.program(&id).await?).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let program: Program = serde_json::from_str(&app.rt.store.program(&id).await?).map_err(|e| ApiError::Internal(e.to_string()))?;
     let wf = program.workflows.get(&row.workflow).ok_or_else(|| ApiError::Internal(format!("run `{id}` names an unknown workflow")))?;
     let steps: Vec<Value> = wf
         .steps

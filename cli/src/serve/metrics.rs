@@ -92,7 +92,7 @@ async fn step_kind(app: &App, seen: &mut Seen, run_id: &str, step: &str) -> &'st
         let mut map = HashMap::new();
         let row = app.rt.store.run(run_id).await.ok().flatten();
         if let (Some(row), Ok(v)) = (row, app.rt.store.program(run_id).await)
-            && let Ok(p) = serde_json::from_value::<Program>(v)
+            && let Ok(p) = serde_json::from_str::<Program>(&v)
             && let Some(wf) = p.workflows.get(&row.workflow)
         {
             for s in &wf.steps {

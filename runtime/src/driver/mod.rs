@@ -16,13 +16,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aos_compiler::ir::{Program, Trust};
+use aos_compiler::ir::{Effect, Program, StepKind, Trust};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::core::{self, AttemptResult, Outcome, RunCtx, RunState, Tick};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::governance;
+use crate::store::writer::{Writer, MAX_BACKLOG};
 use crate::store::{Batch, NewRun, StoreError};
 use crate::{RunOptions, RunReport, Runtime, RuntimeError};
 
@@ -60,6 +61,9 @@ pub(crate) struct Driver {
     sh: Arc<Shared>,
     state: RunState,
     last_journal_id: i64,
+    /// The group-commit writer while [`Driver::drive`] runs (see
+    /// [`crate::store::writer`]); before that, batches commit directly.
+    writer: Option<Writer>,
 }
 
 impl Driver {
@@ -70,7 +74,7 @@ impl Driver {
         let mut state = RunState::new(sh.ctx.clone());
         core::replay(&mut state, journal.iter().map(|(_, e)| &e.transition));
         let last_journal_id = journal.last().map_or(0, |(id, _)| *id);
-        let mut d = Driver { sh, state, last_journal_id };
+        let mut d = Driver { sh, state, last_journal_id, writer: None };
         if journal.len() > 1 {
             d.sh.rt.store.commit(d.sh.run_id(), Batch { transitions: vec![Transition::RunResumed], ..Default::default() }).await?;
             let mut tick = Tick::default();
@@ -91,6 +95,7 @@ impl Driver {
         let start = tokio::time::Instant::now();
         let epoch = crate::ids::now_ms();
         let now = move || epoch + start.elapsed().as_millis() as u64;
+        self.writer = Some(Writer::start(self.sh.rt.store.clone(), self.sh.rt.bus.clone()));
         loop {
             let (mut tick, outcome) = core::decide(&mut self.state, now());
             let waiting = matches!(outcome, Outcome::Waiting(_));
@@ -99,12 +104,17 @@ impl Driver {
             {
                 core::pause(&mut self.state, &mut tick, reasons);
                 self.commit(tick.batch).await?;
+                self.flush().await?;
                 if let Some(f) = self.state.finished().cloned() {
                     return Ok(RunReport { run_id: self.sh.run_id().into(), status: f.status, output: f.output, cost_usd: f.cost_usd, error: f.error });
                 }
                 return Ok(self.report(RunStatus::WaitingApproval, Some(reasons.join("; "))));
             }
             self.commit(tick.batch).await?;
+            let finished = self.state.finished().is_some();
+            if finished || waiting || self.needs_durable(&tick.launches) || self.writer.as_ref().is_some_and(|w| w.backlog() >= MAX_BACKLOG || w.failed()) {
+                self.flush().await?;
+            }
             if let Some(f) = self.state.finished().cloned() {
                 return Ok(RunReport { run_id: self.sh.run_id().into(), status: f.status, output: f.output, cost_usd: f.cost_usd, error: f.error });
             }
@@ -134,6 +144,7 @@ impl Driver {
                     if changed {
                         set.abort_all();
                         self.commit(Batch { transitions: vec![Transition::RunInterrupted], ..Default::default() }).await?;
+                        self.flush().await?;
                         let error = format!("interrupted; continue with `aosc resume {}`", self.sh.run_id());
                         return Ok(self.report(RunStatus::Cancelled, Some(error)));
                     }
@@ -153,7 +164,29 @@ impl Driver {
         }
     }
 
-    /// Commits a batch (secrets redacted), then publishes its transitions.
+    /// Whether an attempt about to start acts outside the run (an external
+    /// tool, a workflow call, or a fallback call, which may be either): the
+    /// transitions before it must be durable first.
+    fn needs_durable(&self, launches: &[core::Launch]) -> bool {
+        launches.iter().any(|l| {
+            l.fallback
+                || self.sh.ctx.wf.steps.get(l.step).is_some_and(|s| {
+                    s.kind == StepKind::Workflow || (s.kind == StepKind::Tool && s.effect == Effect::External)
+                })
+        })
+    }
+
+    /// Waits until every batch handed to the writer is committed.
+    async fn flush(&self) -> Result<(), RuntimeError> {
+        if let Some(w) = &self.writer {
+            w.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Commits a batch (secrets redacted), then publishes its transitions:
+    /// through the group-commit writer while the loop runs (durable at the
+    /// next [`Driver::flush`]), directly before it.
     async fn commit(&mut self, mut batch: Batch) -> Result<(), RuntimeError> {
         if batch.is_empty() {
             return Ok(());
@@ -170,6 +203,10 @@ impl Driver {
             for d in &mut batch.decisions {
                 d.data = secrets.redact_value(&d.data);
             }
+        }
+        if let Some(w) = &self.writer {
+            w.send(self.sh.run_id(), batch)?;
+            return Ok(());
         }
         let published = batch.transitions.clone();
         self.sh.rt.store.commit(self.sh.run_id(), batch).await?;
@@ -227,7 +264,7 @@ pub(crate) async fn create_run(
     inputs: &BTreeMap<String, Value>,
     trust: Trust,
 ) -> Result<(), RuntimeError> {
-    let program_json = serde_json::to_value(program).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+    let program_json = serde_json::to_string(program).map_err(|e| RuntimeError::Internal(e.to_string()))?;
     let inputs_json = serde_json::to_value(inputs).map_err(|e| RuntimeError::Internal(e.to_string()))?;
     rt.store
         .create_run(NewRun {

@@ -8,6 +8,7 @@
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_serve;
+pub mod writer;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,8 +53,8 @@ pub struct NewRun {
     pub workflow: String,
     pub trust: String,
     pub inputs: Value,
-    /// The checked program (IR as JSON): resuming never needs the source.
-    pub program: Value,
+    /// The checked program (IR as JSON text): resuming never needs the source.
+    pub program: String,
     pub at_ms: u64,
 }
 
@@ -91,14 +92,45 @@ impl Batch {
     }
 }
 
+/// Who holds (or asks for) the lease on a run: a token unique to one
+/// process's hold, and the process, for the message another process shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub token: String,
+    pub pid: u32,
+    pub host: String,
+}
+
+/// The answer to a lease request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The caller holds the lease until it renews or releases it.
+    Acquired,
+    /// Another live process holds it; it expires at `expires_ms` unless renewed.
+    Held { by: LeaseHolder, acquired_ms: u64, expires_ms: u64 },
+}
+
 /// Durable state of runs. Every method is atomic: a [`Batch`] is committed
 /// whole or not at all.
 pub trait Store: Send + Sync {
     fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, StoreResult<()>>;
     fn commit<'a>(&'a self, run_id: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>>;
+    /// Commits batches (of one run or several) in order; a store that can
+    /// should do it in one transaction (group commit, see [`writer`]).
+    /// Either way what is committed is always a prefix of `batches`.
+    fn commit_group<'a>(&'a self, batches: &'a [(String, Batch)]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            for (run_id, batch) in batches {
+                self.commit(run_id, batch.clone()).await?;
+            }
+            Ok(())
+        })
+    }
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>>;
-    /// The program a run was started with.
-    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>>;
+    /// The program a run was started with, as IR JSON text (parsed straight
+    /// into the IR by the runtime: a `serde_json::Value` of a large program
+    /// costs several times its text in memory).
+    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<String>>;
     /// All top-level runs, newest first.
     fn runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<RunRow>>>;
     fn journal<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Vec<Entry>>>;
@@ -107,6 +139,22 @@ pub trait Store: Send + Sync {
     fn audit<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Vec<Record>>>;
     fn idempotent_output<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<Value>>>;
     /// Total bytes of a run's journal data (for benchmarks).
+    /// Takes the lease on `run_id` for `ttl_ms` unless another holder has
+    /// it and it has not expired. A lease whose holder is on this host
+    /// (`holder.host`) with a pid that `alive` says is gone is taken at once.
+    fn acquire_lease<'a>(
+        &'a self,
+        run_id: &'a str,
+        holder: &'a LeaseHolder,
+        ttl_ms: u64,
+        alive: fn(u32) -> bool,
+    ) -> BoxFuture<'a, StoreResult<LeaseOutcome>>;
+    /// Extends a held lease; `false` when the caller no longer holds it.
+    fn renew_lease<'a>(&'a self, run_id: &'a str, token: &'a str, ttl_ms: u64) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Gives a held lease up (nothing happens when the caller does not hold it).
+    fn release_lease<'a>(&'a self, run_id: &'a str, token: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+    /// The current unexpired holder of a run's lease, if any.
+    fn lease<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<(LeaseHolder, u64)>>>;
     fn journal_bytes<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
     /// Stores (or replaces) a long-term memory entry (`memory.remember`).
     fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {

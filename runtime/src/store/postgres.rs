@@ -18,7 +18,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row};
 
-use super::{Batch, BoxFuture, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult};
+use super::{Batch, BoxFuture, LeaseHolder, LeaseOutcome, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult};
 use crate::audit::{hash_record, Record};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::{now_ms, rfc3339};
@@ -40,6 +40,7 @@ fn migrator() -> Migrator {
             m(1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
             m(2, "bus_cursor", include_str!("../../migrations/postgres/0002_bus_cursor.sql")),
             m(3, "memory_updated", include_str!("../../migrations/postgres/0003_memory_updated.sql")),
+            m(4, "run_leases", include_str!("../../migrations/postgres/0004_run_leases.sql")),
         ]),
         ignore_missing: false,
         locking: true,
@@ -270,7 +271,7 @@ impl Store for PostgresStore {
             .await?;
             sqlx::query("INSERT INTO run_programs (run_id, program) VALUES ($1, $2)")
                 .bind(&run.run_id)
-                .bind(run.program.to_string())
+                .bind(&run.program)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -289,15 +290,103 @@ impl Store for PostgresStore {
         })
     }
 
-    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>> {
+    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<String>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT program FROM run_programs WHERE run_id = $1")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await?
                 .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
-            let text: String = row.try_get(0)?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Db(format!("stored program of `{run_id}` is unreadable: {e}")))
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        run_id: &'a str,
+        holder: &'a LeaseHolder,
+        ttl_ms: u64,
+        alive: fn(u32) -> bool,
+    ) -> BoxFuture<'a, StoreResult<LeaseOutcome>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut tx = self.pool.begin().await?;
+            // Serialize takers of one run: the row (or the gap) is locked by
+            // the upsert below; read it under FOR UPDATE first.
+            let row = sqlx::query("SELECT holder, pid, host, acquired_ms, expires_ms FROM run_leases WHERE run_id = $1 FOR UPDATE")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = row {
+                let by = LeaseHolder { token: r.try_get(0)?, pid: r.try_get::<i64, _>(1)? as u32, host: r.try_get(2)? };
+                let acquired_ms = r.try_get::<i64, _>(3)? as u64;
+                let expires_ms = r.try_get::<i64, _>(4)? as u64;
+                let gone = by.host == holder.host && by.pid != holder.pid && !alive(by.pid);
+                if by.token != holder.token && expires_ms > now && !gone {
+                    tx.rollback().await?;
+                    return Ok(LeaseOutcome::Held { by, acquired_ms, expires_ms });
+                }
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO run_leases (run_id, holder, pid, host, acquired_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (run_id) DO UPDATE SET holder = EXCLUDED.holder, pid = EXCLUDED.pid, host = EXCLUDED.host,
+                   acquired_ms = EXCLUDED.acquired_ms, expires_ms = EXCLUDED.expires_ms",
+            )
+            .bind(run_id)
+            .bind(&holder.token)
+            .bind(i64::from(holder.pid))
+            .bind(&holder.host)
+            .bind(now as i64)
+            .bind((now + ttl_ms) as i64)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {
+                    tx.commit().await?;
+                    Ok(LeaseOutcome::Acquired)
+                }
+                // Another process inserted the first row at the same time: it holds the run.
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(e.into())
+                }
+            }
+        })
+    }
+
+    fn renew_lease<'a>(&'a self, run_id: &'a str, token: &'a str, ttl_ms: u64) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE run_leases SET expires_ms = $1 WHERE run_id = $2 AND holder = $3")
+                .bind((now_ms() + ttl_ms) as i64)
+                .bind(run_id)
+                .bind(token)
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn release_lease<'a>(&'a self, run_id: &'a str, token: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM run_leases WHERE run_id = $1 AND holder = $2").bind(run_id).bind(token).execute(&self.pool).await?;
+            Ok(())
+        })
+    }
+
+    fn lease<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<(LeaseHolder, u64)>>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT holder, pid, host, expires_ms FROM run_leases WHERE run_id = $1 AND expires_ms > $2")
+                .bind(run_id)
+                .bind(now_ms() as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some((
+                    LeaseHolder { token: r.try_get(0)?, pid: r.try_get::<i64, _>(1)? as u32, host: r.try_get(2)? },
+                    r.try_get::<i64, _>(3)? as u64,
+                ))),
+            }
         })
     }
 

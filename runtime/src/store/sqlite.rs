@@ -2,9 +2,11 @@
 //! `BEGIN IMMEDIATE` transaction, so writers from other processes (an
 //! `aosc approve` while a run waits) serialize cleanly.
 //!
-//! `synchronous = NORMAL`: a commit survives the process being killed at any
-//! instant (the WAL is in the OS before COMMIT returns); only a power loss
-//! may lose the last commits, never corrupt the file.
+//! `synchronous = NORMAL` by default (`AOS_SYNC=full` for FULL): a commit
+//! survives the process being killed at any instant (the WAL is in the OS
+//! before COMMIT returns); only a power loss may lose the last commits,
+//! never corrupt the file. Batches are group-committed: see
+//! [`super::writer`].
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -16,7 +18,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Batch, BoxFuture, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult, TokenRow};
+use super::{Batch, BoxFuture, LeaseHolder, LeaseOutcome, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult, TokenRow};
 use crate::audit::{hash_record, Record};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::{now_ms, rfc3339};
@@ -64,10 +66,30 @@ fn migrator() -> Migrator {
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../../migrations/sqlite/0041_memory_updated.sql")),
             false,
+        ), Migration::new(
+            50,
+            Cow::Borrowed("run_leases"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0050_run_leases.sql")),
+            false,
         )]),
         ignore_missing: false,
         locking: true,
         no_tx: false,
+    }
+}
+
+/// `AOS_SYNC`: `normal` (the default) or `full`. NORMAL in WAL mode: a
+/// commit survives the process being killed (`kill -9`) at any instant; a
+/// power loss or OS crash may lose the last commits (never corrupt the
+/// file). FULL also syncs the WAL on every commit, so a power loss loses
+/// nothing committed, at the price of an fsync per commit.
+fn sync_mode() -> StoreResult<SqliteSynchronous> {
+    match std::env::var("AOS_SYNC").ok().as_deref().map(str::trim) {
+        None | Some("") => Ok(SqliteSynchronous::Normal),
+        Some(v) if v.eq_ignore_ascii_case("normal") => Ok(SqliteSynchronous::Normal),
+        Some(v) if v.eq_ignore_ascii_case("full") => Ok(SqliteSynchronous::Full),
+        Some(v) => Err(StoreError::Unsupported(format!("AOS_SYNC `{v}`: expected `normal` (the default) or `full`"))),
     }
 }
 
@@ -82,7 +104,7 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(sync_mode()?)
             .busy_timeout(Duration::from_secs(30));
         // One connection: the scheduler is the only writer in this process,
         // and BEGIN IMMEDIATE on one connection never deadlocks with itself.
@@ -97,10 +119,13 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn commit_inner(&self, run_id: &str, batch: Batch) -> StoreResult<()> {
+    async fn commit_group_inner(&self, batches: &[(String, Batch)]) -> StoreResult<()> {
+        if batches.iter().all(|(_, b)| b.is_empty()) {
+            return Ok(());
+        }
         let mut conn = self.pool.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let result = Self::write_batch(&mut conn, run_id, batch).await;
+        let result = Self::write_group(&mut conn, batches).await;
         match result {
             Ok(()) => {
                 sqlx::query("COMMIT").execute(&mut *conn).await?;
@@ -113,86 +138,146 @@ impl SqliteStore {
         }
     }
 
-    async fn write_batch(conn: &mut sqlx::SqliteConnection, run_id: &str, batch: Batch) -> StoreResult<()> {
-        let at = now_ms();
-        let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = ?")
+    async fn acquire_lease_tx(
+        conn: &mut sqlx::SqliteConnection,
+        run_id: &str,
+        holder: &LeaseHolder,
+        ttl_ms: u64,
+        alive: fn(u32) -> bool,
+    ) -> StoreResult<LeaseOutcome> {
+        let now = now_ms();
+        let row = sqlx::query("SELECT holder, pid, host, acquired_ms, expires_ms FROM run_leases WHERE run_id = ?")
             .bind(run_id)
             .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
-        let mut head: String = row.try_get(0)?;
-        let mut count: i64 = row.try_get(1)?;
-        let mut cost: f64 = row.try_get(2)?;
-        let mut status: Option<RunStatus> = None;
-        let mut output: Option<String> = None;
-        let mut error: Option<String> = None;
-        for t in &batch.transitions {
-            let data = serde_json::to_string(t).map_err(|e| StoreError::Db(e.to_string()))?;
-            sqlx::query("INSERT INTO journal (run_id, at_ms, kind, data) VALUES (?, ?, ?, ?)")
-                .bind(run_id)
-                .bind(at as i64)
-                .bind(t.kind())
-                .bind(data)
-                .execute(&mut *conn)
-                .await?;
-            cost += t.spent();
-            if let Some(s) = RunStatus::after(t) {
-                status = Some(s);
-            }
-            match t {
-                Transition::RunSucceeded { output: o, .. } => output = Some(o.to_string()),
-                Transition::RunFailed { error: e, .. } => error = Some(e.clone()),
-                Transition::RunInterrupted => error = Some("interrupted".into()),
-                _ => {}
+            .await?;
+        if let Some(r) = row {
+            let by = LeaseHolder { token: r.try_get(0)?, pid: r.try_get::<i64, _>(1)? as u32, host: r.try_get(2)? };
+            let acquired_ms = r.try_get::<i64, _>(3)? as u64;
+            let expires_ms = r.try_get::<i64, _>(4)? as u64;
+            let gone = by.host == holder.host && by.pid != holder.pid && !alive(by.pid);
+            if by.token != holder.token && expires_ms > now && !gone {
+                return Ok(LeaseOutcome::Held { by, acquired_ms, expires_ms });
             }
         }
-        for d in &batch.decisions {
-            count += 1;
-            let seq = count as u64;
-            let hash = hash_record(&head, run_id, seq, at, &d.kind, d.step.as_deref(), &d.data);
-            sqlx::query("INSERT INTO audit (run_id, seq, at_ms, kind, step, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(run_id)
-                .bind(seq as i64)
-                .bind(at as i64)
-                .bind(&d.kind)
-                .bind(d.step.as_deref())
-                .bind(d.data.to_string())
-                .bind(&head)
-                .bind(&hash)
-                .execute(&mut *conn)
-                .await?;
-            head = hash;
+        sqlx::query("INSERT OR REPLACE INTO run_leases (run_id, holder, pid, host, acquired_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(run_id)
+            .bind(&holder.token)
+            .bind(holder.pid as i64)
+            .bind(&holder.host)
+            .bind(now as i64)
+            .bind((now + ttl_ms) as i64)
+            .execute(&mut *conn)
+            .await?;
+        Ok(LeaseOutcome::Acquired)
+    }
+
+    /// Writes a group of batches with a handful of statements whatever its
+    /// size (multi-row INSERTs): each statement is a round trip to sqlx's
+    /// SQLite worker thread, which cost more than SQLite's own work.
+    async fn write_group(conn: &mut sqlx::SqliteConnection, batches: &[(String, Batch)]) -> StoreResult<()> {
+        let at = now_ms();
+        let mut runs: Vec<RunAcc> = Vec::new();
+        let mut journal: Vec<(usize, &'static str, String)> = Vec::new();
+        let mut audit: Vec<AuditRow> = Vec::new();
+        let mut idempotency: Vec<(String, usize, String, String)> = Vec::new();
+        for (run_id, batch) in batches {
+            let r = match runs.iter().position(|r| &r.run_id == run_id) {
+                Some(r) => r,
+                None => {
+                    let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = ?")
+                        .bind(run_id)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .ok_or_else(|| StoreError::NoSuchRun(run_id.clone()))?;
+                    runs.push(RunAcc {
+                        head: row.try_get(0)?,
+                        count: row.try_get(1)?,
+                        cost: row.try_get(2)?,
+                        run_id: run_id.clone(),
+                        status: None,
+                        output: None,
+                        error: None,
+                    });
+                    runs.len() - 1
+                }
+            };
+            let Some(acc) = runs.get_mut(r) else { continue };
+            for t in &batch.transitions {
+                let data = serde_json::to_string(t).map_err(|e| StoreError::Db(e.to_string()))?;
+                journal.push((r, t.kind(), data));
+                acc.cost += t.spent();
+                if let Some(s) = RunStatus::after(t) {
+                    acc.status = Some(s);
+                }
+                match t {
+                    Transition::RunSucceeded { output: o, .. } => acc.output = Some(o.to_string()),
+                    Transition::RunFailed { error: e, .. } => acc.error = Some(e.clone()),
+                    Transition::RunInterrupted => acc.error = Some("interrupted".into()),
+                    _ => {}
+                }
+            }
+            for d in &batch.decisions {
+                acc.count += 1;
+                let hash = hash_record(&acc.head, &acc.run_id, acc.count as u64, at, &d.kind, d.step.as_deref(), &d.data);
+                let prev = std::mem::replace(&mut acc.head, hash.clone());
+                audit.push((r, acc.count, d.kind.clone(), d.step.clone(), d.data.to_string(), prev, hash));
+            }
+            for (key, step, out) in &batch.idempotency {
+                idempotency.push((key.clone(), r, step.clone(), out.to_string()));
+            }
         }
-        for (key, step, out) in &batch.idempotency {
-            sqlx::query("INSERT OR IGNORE INTO idempotency (key, run_id, step, output) VALUES (?, ?, ?, ?)")
-                .bind(key)
-                .bind(run_id)
-                .bind(step)
-                .bind(out.to_string())
-                .execute(&mut *conn)
-                .await?;
+        let run_id = |r: usize| runs.get(r).map(|a| a.run_id.clone()).unwrap_or_default();
+        for chunk in journal.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO journal (run_id, at_ms, kind, data) ");
+            q.push_values(chunk, |mut b, (r, kind, data)| {
+                b.push_bind(run_id(*r)).push_bind(at as i64).push_bind(*kind).push_bind(data.clone());
+            });
+            q.build().execute(&mut *conn).await?;
         }
-        let status_s = status.map(RunStatus::as_str);
-        sqlx::query(
-            "UPDATE runs SET audit_head = ?, audit_count = ?, cost_usd = ?, updated_at = ?,
-             status = COALESCE(?, status),
-             output = CASE WHEN ? IS NULL THEN output ELSE ? END,
-             error = CASE WHEN ? = 'running' THEN NULL WHEN ? IS NULL THEN error ELSE ? END
-             WHERE run_id = ?",
-        )
-        .bind(&head)
-        .bind(count)
-        .bind(cost)
-        .bind(rfc3339(at))
-        .bind(status_s)
-        .bind(output.as_deref())
-        .bind(output.as_deref())
-        .bind(status_s)
-        .bind(error.as_deref())
-        .bind(error.as_deref())
-        .bind(run_id)
-        .execute(&mut *conn)
-        .await?;
+        for chunk in audit.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO audit (run_id, seq, at_ms, kind, step, data, prev_hash, hash) ");
+            q.push_values(chunk, |mut b, (r, seq, kind, step, data, prev, hash)| {
+                b.push_bind(run_id(*r))
+                    .push_bind(*seq)
+                    .push_bind(at as i64)
+                    .push_bind(kind.clone())
+                    .push_bind(step.clone())
+                    .push_bind(data.clone())
+                    .push_bind(prev.clone())
+                    .push_bind(hash.clone());
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in idempotency.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT OR IGNORE INTO idempotency (key, run_id, step, output) ");
+            q.push_values(chunk, |mut b, (key, r, step, out)| {
+                b.push_bind(key.clone()).push_bind(run_id(*r)).push_bind(step.clone()).push_bind(out.clone());
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for acc in &runs {
+            let status_s = acc.status.map(RunStatus::as_str);
+            sqlx::query(
+                "UPDATE runs SET audit_head = ?, audit_count = ?, cost_usd = ?, updated_at = ?,
+                 status = COALESCE(?, status),
+                 output = CASE WHEN ? IS NULL THEN output ELSE ? END,
+                 error = CASE WHEN ? = 'running' THEN NULL WHEN ? IS NULL THEN error ELSE ? END
+                 WHERE run_id = ?",
+            )
+            .bind(&acc.head)
+            .bind(acc.count)
+            .bind(acc.cost)
+            .bind(rfc3339(at))
+            .bind(status_s)
+            .bind(acc.output.as_deref())
+            .bind(acc.output.as_deref())
+            .bind(status_s)
+            .bind(acc.error.as_deref())
+            .bind(acc.error.as_deref())
+            .bind(&acc.run_id)
+            .execute(&mut *conn)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -201,6 +286,21 @@ fn memory_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<MemoryRow> {
     let blob: Vec<u8> = r.try_get(2)?;
     let embedding = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     Ok(MemoryRow { key: r.try_get(0)?, value: parse_json(r.try_get(1)?).unwrap_or(Value::Null), embedding, updated_at_ms: r.try_get(3)? })
+}
+
+/// An audit row of a group commit: (run index, seq, kind, step, data,
+/// previous hash, hash).
+type AuditRow = (usize, i64, String, Option<String>, String, String, String);
+
+/// What a group commit accumulates for one run before its `runs` UPDATE.
+struct RunAcc {
+    run_id: String,
+    head: String,
+    count: i64,
+    cost: f64,
+    status: Option<RunStatus>,
+    output: Option<String>,
+    error: Option<String>,
 }
 
 fn parse_json(s: Option<String>) -> Option<Value> {
@@ -250,7 +350,7 @@ impl Store for SqliteStore {
             .await?;
             sqlx::query("INSERT INTO run_programs (run_id, program) VALUES (?, ?)")
                 .bind(&run.run_id)
-                .bind(run.program.to_string())
+                .bind(&run.program)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -259,7 +359,11 @@ impl Store for SqliteStore {
     }
 
     fn commit<'a>(&'a self, run_id: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(self.commit_inner(run_id, batch))
+        Box::pin(async move { self.commit_group_inner(&[(run_id.to_string(), batch)]).await })
+    }
+
+    fn commit_group<'a>(&'a self, batches: &'a [(String, Batch)]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.commit_group_inner(batches))
     }
 
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>> {
@@ -272,15 +376,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Value>> {
+    fn program<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<String>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT program FROM run_programs WHERE run_id = ?")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await?
                 .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
-            let text: String = row.try_get(0)?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Db(format!("stored program of `{run_id}` is unreadable: {e}")))
+            Ok(row.try_get(0)?)
         })
     }
 
@@ -437,6 +540,7 @@ impl Store for SqliteStore {
 
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(self.take_control_inner())
+    }
 
     fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {
         Box::pin(async move {
@@ -462,6 +566,49 @@ impl Store for SqliteStore {
         })
     }
 
+    fn acquire_lease<'a>(
+        &'a self,
+        run_id: &'a str,
+        holder: &'a LeaseHolder,
+        ttl_ms: u64,
+        alive: fn(u32) -> bool,
+    ) -> BoxFuture<'a, StoreResult<LeaseOutcome>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            let result = Self::acquire_lease_tx(&mut conn, run_id, holder, ttl_ms, alive).await;
+            match result {
+                Ok(outcome) => {
+                    sqlx::query("COMMIT").execute(&mut *conn).await?;
+                    Ok(outcome)
+                }
+                Err(e) => {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn renew_lease<'a>(&'a self, run_id: &'a str, token: &'a str, ttl_ms: u64) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE run_leases SET expires_ms = ? WHERE run_id = ? AND holder = ?")
+                .bind((now_ms() + ttl_ms) as i64)
+                .bind(run_id)
+                .bind(token)
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn release_lease<'a>(&'a self, run_id: &'a str, token: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM run_leases WHERE run_id = ? AND holder = ?").bind(run_id).bind(token).execute(&self.pool).await?;
+            Ok(())
+        })
+    }
+
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         Box::pin(async move {
             let rows = sqlx::query(
@@ -472,6 +619,23 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
             rows.iter().map(|r| r.try_get::<String, _>(0).map_err(StoreError::from)).collect()
+        })
+    }
+
+    fn lease<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<(LeaseHolder, u64)>>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT holder, pid, host, expires_ms FROM run_leases WHERE run_id = ? AND expires_ms > ?")
+                .bind(run_id)
+                .bind(now_ms() as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some((
+                    LeaseHolder { token: r.try_get(0)?, pid: r.try_get::<i64, _>(1)? as u32, host: r.try_get(2)? },
+                    r.try_get::<i64, _>(3)? as u64,
+                ))),
+            }
         })
     }
 
