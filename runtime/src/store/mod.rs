@@ -204,21 +204,6 @@ pub trait Store: Send + Sync {
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
-}
-
-/// An API token as stored: never the token itself, only its SHA-256.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TokenRow {
-    pub name: String,
-    /// Hex SHA-256 of the token.
-    pub hash: String,
-    /// `basic`, `trusted` or `admin`: the trust of the runs it starts.
-    pub trust: String,
-    /// The approver groups it belongs to.
-    pub groups: Vec<String>,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
-
     /// Long-term memory entries written at or after `since_ms` (all of them
     /// with `i64::MIN`): how the in-process recall index follows the store.
     fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
@@ -245,6 +230,20 @@ pub struct TokenRow {
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+}
+
+/// An API token as stored: never the token itself, only its SHA-256.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenRow {
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub hash: String,
+    /// `basic`, `trusted` or `admin`: the trust of the runs it starts.
+    pub trust: String,
+    /// The approver groups it belongs to.
+    pub groups: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
 }
 
 /// One long-term memory entry.
