@@ -3,6 +3,8 @@
 //! planner exists, and the weekly sales intent written, checked and run up
 //! to its approval gate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../../runtime/tests/support/fake_llm.rs"]
 mod fake_llm;
 

@@ -111,9 +111,9 @@ mod props {
             let src = format!("workflow w() {{\n  intent: {}\n  budget: $0.01\n}}\n", quote(&s));
             let analysis = aos_compiler::check("q.aos", &src, &aos_compiler::FsLoader);
             prop_assert!(!analysis.has_errors(), "{src}");
-            let program = analysis.program.unwrap();
-            let got = program.workflows["w"].intent.clone().unwrap_or_default();
-            prop_assert_eq!(got, s.replace('\r', ""));
+            let got = analysis.program.and_then(|p| p.workflows.get("w").and_then(|w| w.intent.clone()));
+            let want = s.replace('\r', "");
+            prop_assert_eq!(got.as_deref(), Some(want.as_str()));
         }
     }
 }
