@@ -67,6 +67,7 @@ async fn ask(f: &Fabric, p: &Program, max_tokens: u64, max_reply_bytes: u64, sch
             max_reply_bytes,
             max_input_tokens: None,
             schema,
+            validator: None,
             typed: schema.is_some(),
             verify: None,
             call_key: "run/step".into(),
