@@ -6,7 +6,9 @@
 # loopback and exports AOS_TEST_LLAMA_URL (the base URL, with /v1) for
 # cli/tests/llama_e2e.rs. The server is stopped when .ci/run exits.
 # Standalone: `bash .ci/models-llama.sh install` only builds and fetches.
-llama_dir=${AOS_LLAMA_DIR:-$PWD/target/llama}
+# Cached outside the clone (like pip's own cache), so a CI run on a machine
+# that built it once does not build llama.cpp again.
+llama_dir=${AOS_LLAMA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aos-ci/llama}
 llama_venv=$llama_dir/venv
 llama_model=$llama_dir/SmolLM2-135M-Instruct.Q4_1.gguf
 
@@ -16,8 +18,8 @@ llama_install() {
     rm -rf "$llama_venv"
     python3 -m venv "$llama_venv" || return 1
     # GGML_NATIVE=OFF: no -march=native (the build runs on other CPUs too);
-    # one compile job: the machine is shared.
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" CMAKE_BUILD_PARALLEL_LEVEL=1 \
+    # two compile jobs: nothing else runs at this point of .ci/run.
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 \
       "$llama_venv/bin/pip" install --quiet --no-cache-dir "llama-cpp-python[server]==${AOS_LLAMA_CPP_PYTHON:-0.3.36}" || return 1
   fi
   if ! [ -s "$llama_model" ]; then
