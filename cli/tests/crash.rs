@@ -29,6 +29,7 @@ fn pipeline() -> Program {
     add(&mut wf, llm("summary", "executor", interp(vec![s("Summarize "), Expr::Builtin { name: "join".into(), args: vec![step_ref("sections"), s("\n")] }])));
     let mut save = tool("save", "file.write", vec![("path", s("summary.txt")), ("content", step_ref("summary"))], Effect::External);
     save.idempotency_key = Some(interp(vec![s("save-"), param_ref("topic")]));
+    save.risk = Risk::Medium; // as its tool declares (the IR verifier refuses less)
     add(&mut wf, save);
     add(&mut wf, llm("title", "executor", interp(vec![s("Title for "), step_ref("summary")])));
     wf.ret_expr = Some(Expr::Record {
@@ -62,7 +63,9 @@ fn run_or_kill(mut cmd: Command, kill_after: Duration) -> Option<(i32, Value)> {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
-            let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            // When no JSON came, what the process said is the assertion's message.
+            let v = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| serde_json::json!({"stderr": String::from_utf8_lossy(&out.stderr)}));
             return Some((status.code().unwrap_or(-1), v));
         }
         if start.elapsed() >= kill_after {
