@@ -56,7 +56,7 @@ pub fn run(args: &WorkerArgs) -> u8 {
         }
     };
     tokio.block_on(async move {
-        let pg = match PostgresStore::open(&url).await {
+        let pg = match PostgresStore::open_with(&url, None, std::time::Duration::from_secs(2)).await {
             Ok(pg) => Arc::new(pg),
             Err(e) => {
                 eprintln!("error: {e}");

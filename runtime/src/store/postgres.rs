@@ -70,6 +70,13 @@ impl PostgresStore {
     /// Connects with every table in `schema` (created if missing): tests
     /// give each store a schema of its own in one database.
     pub async fn open_in_schema(url: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {
+        Self::open_with(url, schema, Duration::from_secs(30)).await
+    }
+
+    /// [`PostgresStore::open_in_schema`] with the time a query waits for a
+    /// connection before it fails (a worker fails fast and says the server
+    /// is away rather than hang).
+    pub async fn open_with(url: &str, schema: Option<&str>, acquire_timeout: Duration) -> StoreResult<PostgresStore> {
         let shown = redact(url);
         let mut opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Db(format!("AOS_DATABASE_URL `{shown}`: {e}")))?;
         if let Some(schema) = schema {
@@ -88,7 +95,7 @@ impl PostgresStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Db(format!("PostgreSQL at `{shown}`: {e}")))?;
