@@ -253,3 +253,32 @@ fn a_gate_waits_and_approve_continues_the_fleet_run() {
     let (code, err) = stop(w);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// The fleet benchmark (docs/benchmarks.md): steps/s of 1, 2 and 4 workers
+/// on a fan-out of `AOS_BENCH_ITEMS` (default 10 000) zero-latency sim
+/// items, from the first worker's start to the run's end. Not a test:
+/// `cargo test [--release] -p aosc --test fleet_workers -- --ignored --nocapture bench`.
+#[test]
+#[ignore]
+fn bench_fleet_steps_per_second() {
+    let Some(pg) = support::Postgres::start() else { return };
+    let n: usize = std::env::var("AOS_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let prog = fan_program(dir.path(), n, 0, false);
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ");
+    for workers in [1usize, 2, 4] {
+        let db = database(&pg, &format!("fleet_bench{workers}"));
+        let id = detach(dir.path(), &db, &prog);
+        let before = load();
+        let start = Instant::now();
+        let ws: Vec<Child> = (0..workers).map(|_| worker(dir.path(), &db, 16)).collect();
+        let o = aosc(dir.path(), Some(&db), &["wait", &id, "--json", "--timeout", "1800"]);
+        let wall = start.elapsed().as_secs_f64();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        for w in ws {
+            stop(w);
+        }
+        each_item_once(&pg, &db, &id, n);
+        println!("workers {workers}: {n} items in {wall:.2} s = {:.0} steps/s (load average before: {before}; after: {})", n as f64 / wall, load());
+    }
+}
