@@ -266,6 +266,14 @@ fn bench_fleet_steps_per_second() {
     let dir = tempfile::tempdir().unwrap();
     let prog = fan_program(dir.path(), n, 0, false);
     let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ");
+    {
+        let home = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let o = aosc(home.path(), None, &["run", &prog, "--json"]);
+        let wall = start.elapsed().as_secs_f64();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        println!("embedded `aosc run` (SQLite): {n} items in {wall:.2} s = {:.0} steps/s (load average: {})", n as f64 / wall, load());
+    }
     for workers in [1usize, 2, 4] {
         let db = database(&pg, &format!("fleet_bench{workers}"));
         let id = detach(dir.path(), &db, &prog);
