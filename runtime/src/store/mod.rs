@@ -7,6 +7,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod postgres_serve;
 mod sqlite_serve;
 pub mod writer;
 
@@ -203,6 +204,17 @@ pub trait Store: Send + Sync {
     /// Removes and returns the pending control requests: (run id, action, by).
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+    /// Records that a user paused `run_id` (`Some(by)`), or clears it
+    /// (`None`: resumed or cancelled). A pause outlives the process.
+    fn set_paused<'a>(&'a self, run_id: &'a str, by: Option<&'a str>) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (run_id, by);
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no pause state".into())) })
+    }
+    /// Who paused `run_id`, when it is paused.
+    fn paused<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        let _ = run_id;
+        Box::pin(async { Ok(None) })
     }
     /// Long-term memory entries written at or after `since_ms` (all of them
     /// with `i64::MIN`): how the in-process recall index follows the store.

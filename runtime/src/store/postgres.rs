@@ -18,7 +18,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row};
 
-use super::{Batch, BoxFuture, LeaseHolder, LeaseOutcome, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult};
+use super::{Batch, BoxFuture, LeaseHolder, LeaseOutcome, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult, TokenRow};
 use crate::audit::{hash_record, Record};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::{now_ms, rfc3339};
@@ -41,6 +41,7 @@ fn migrator() -> Migrator {
             m(2, "bus_cursor", include_str!("../../migrations/postgres/0002_bus_cursor.sql")),
             m(3, "memory_updated", include_str!("../../migrations/postgres/0003_memory_updated.sql")),
             m(4, "run_leases", include_str!("../../migrations/postgres/0004_run_leases.sql")),
+            m(20, "serve", include_str!("../../migrations/postgres/0020_serve.sql")),
         ]),
         ignore_missing: false,
         locking: true,
@@ -514,6 +515,46 @@ impl Store for PostgresStore {
             }
             Ok(out)
         })
+    }
+
+    fn token_create<'a>(&'a self, token: TokenRow) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.token_create_inner(token))
+    }
+
+    fn tokens<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<TokenRow>>> {
+        Box::pin(self.tokens_inner())
+    }
+
+    fn token_revoke<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.token_revoke_inner(name))
+    }
+
+    fn token_by_hash<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, StoreResult<Option<TokenRow>>> {
+        Box::pin(self.token_by_hash_inner(hash))
+    }
+
+    fn claim_tick<'a>(&'a self, trigger_key: &'a str, tick_ms: i64) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.claim_tick_inner(trigger_key, tick_ms))
+    }
+
+    fn last_tick<'a>(&'a self, trigger_key: &'a str) -> BoxFuture<'a, StoreResult<Option<i64>>> {
+        Box::pin(self.last_tick_inner(trigger_key))
+    }
+
+    fn request_control<'a>(&'a self, run_id: &'a str, action: &'a str, by: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.request_control_inner(run_id, action, by))
+    }
+
+    fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
+        Box::pin(self.take_control_inner())
+    }
+
+    fn set_paused<'a>(&'a self, run_id: &'a str, by: Option<&'a str>) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.set_paused_inner(run_id, by))
+    }
+
+    fn paused<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(self.paused_inner(run_id))
     }
 
     fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {
