@@ -64,6 +64,11 @@ const SCALAR_BOUND: u64 = 24;
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CostReport {
     pub workflows: BTreeMap<String, WorkflowCost>,
+    /// Whether prompts were counted with each model's own tokenizer (always,
+    /// except from [`analyze_for_diagnostics`], whose figures may be byte
+    /// bounds: sound, but looser).
+    #[serde(skip)]
+    pub exact: bool,
 }
 
 /// The cost bound of one workflow.
@@ -94,6 +99,28 @@ pub struct WorkflowCost {
 /// Computes the cost bound of every workflow, reporting E0404, E0501, E0502
 /// and W0501.
 pub fn analyze(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>) -> CostReport {
+    run(env, models, diags, true)
+}
+
+/// [`analyze`] for the diagnostics alone: every prompt is first counted in
+/// UTF-8 bytes, a sound bound of every tokenizer that needs no BPE loaded.
+/// Byte counts are never below the exact counts, so when they reach no
+/// finding that depends on a figure (E0404, E0501, W0501, whose messages
+/// quote the figures), the exact counts would not either, and the findings
+/// are the same as [`analyze`]'s; otherwise the pass is run again with the
+/// exact tokenizers. The report's figures are exact only when
+/// [`CostReport::exact`] says so.
+pub fn analyze_for_diagnostics(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>) -> CostReport {
+    let mut scratch = Vec::new();
+    let report = run(env, models, &mut scratch, false);
+    if scratch.iter().any(|d| matches!(d.code, Code::E0404 | Code::E0501 | Code::W0501)) {
+        return analyze(env, models, diags);
+    }
+    diags.append(&mut scratch);
+    report
+}
+
+fn run(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>, exact: bool) -> CostReport {
     let mut a = Analyzer {
         env,
         models,
@@ -101,6 +128,7 @@ pub fn analyze(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<
         costs: BTreeMap::new(),
         rets: BTreeMap::new(),
         diags,
+        exact,
     };
     for (name, wf) in &env.workflows {
         if !wf.std {
@@ -108,7 +136,7 @@ pub fn analyze(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<
         }
     }
     let workflows = a.costs.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
-    CostReport { workflows }
+    CostReport { workflows, exact }
 }
 
 /// A bound on a value: its tokens when rendered into a prompt (`None`: no
@@ -208,9 +236,16 @@ struct Analyzer<'r, 'a> {
     costs: BTreeMap<String, Option<WorkflowCost>>,
     rets: BTreeMap<String, Option<Value>>,
     diags: &'r mut Vec<Diagnostic>,
+    /// Count with each model's tokenizer (else in UTF-8 bytes).
+    exact: bool,
 }
 
 impl<'r, 'a> Analyzer<'r, 'a> {
+    /// The tokenizer prompts for `model` are counted with.
+    fn tokenizer(&self, model: &ir::Model) -> Tokenizer {
+        if self.exact { tokens::tokenizer(model) } else { Tokenizer::Bytes }
+    }
+
     fn scope(&self, wf: &'a ast::Workflow, file: FileId) -> Scope<'a> {
         let max_param = int_attr(&wf.attrs, "max_param_tokens").unwrap_or(DEFAULT_MAX_PARAM_TOKENS);
         Scope { file, locals: Env::locals(wf), max_param }

@@ -33,7 +33,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         let mut best: Option<(Usd, &ir::Model, Prompt, u64)> = None;
         let mut overflows: Vec<(&ir::Model, u64)> = Vec::new();
         for m in &chain {
-            let p = count_prompt(&pieces, tokens::tokenizer(m));
+            let p = count_prompt(&pieces, self.tokenizer(m));
             let bound = match (p.total, cap) {
                 (Some(t), Some(c)) => t.min(c),
                 (Some(t), None) => t,
@@ -77,7 +77,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         out.lines.push(format!(
             "prompt ≤ {bound} tokens ({}{capped}; counted in {})",
             breakdown.join(" + "),
-            tokens::tokenizer(model).as_str()
+            self.tokenizer(model).as_str()
         ));
         let dearest = if chain.len() > 1 { format!(" (the dearest of `{}`)", role.name) } else { String::new() };
         out.lines.push(format!(
@@ -92,7 +92,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
             let mut vbest: Option<(Usd, &ir::Model, u64)> = None;
             let mut voverflow: Option<(&ir::Model, u64)> = None;
             for m in &vchain {
-                let p = count_prompt(&pieces, tokens::tokenizer(m));
+                let p = count_prompt(&pieces, self.tokenizer(m));
                 let Some(prompt) = p.total.map(|t| cap.map_or(t, |c| t.min(c))).or(cap) else {
                     out.unbounded = true;
                     continue;
