@@ -34,6 +34,8 @@ use clap::{Parser, Subcommand};
                                           an API token for `aosc serve` (printed once)
   aosc serve --programs examples/         HTTP API, dashboard, metrics and triggers on 127.0.0.1:8080
   aosc cancel RUN_ID                      stop a run (it ends `cancelled`)
+  aosc run FILE --detach                  queue a run for `aosc worker`s (AOS_DATABASE_URL=postgres://…)
+  aosc worker --concurrency 8             a fleet worker; `aosc wait RUN_ID` blocks until the run ends
   aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
@@ -63,6 +65,8 @@ enum Command {
     Token(commands::token::TokenArgs),
     Cancel(commands::control::CancelArgs),
     Pause(commands::control::PauseArgs),
+    Worker(commands::worker::WorkerArgs),
+    Wait(commands::wait::WaitArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +98,8 @@ fn main() -> ExitCode {
         Command::Token(args) => commands::token::run(&args),
         Command::Cancel(args) => commands::control::cancel(&args),
         Command::Pause(args) => commands::control::pause(&args),
+        Command::Worker(args) => commands::worker::run(&args),
+        Command::Wait(args) => commands::wait::run(&args),
     };
     ExitCode::from(code)
 }

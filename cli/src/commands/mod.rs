@@ -19,6 +19,8 @@ pub mod runs;
 pub mod runtime;
 pub mod show;
 pub mod token;
+pub mod wait;
+pub mod worker;
 
 pub mod table;
 

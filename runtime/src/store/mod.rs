@@ -5,6 +5,7 @@
 //! the same trait (one transaction per [`Batch`], the audit head read under
 //! a row lock of the run).
 
+pub mod fleet;
 pub mod postgres;
 pub mod sqlite;
 mod postgres_serve;
@@ -237,6 +238,20 @@ pub trait Store: Send + Sync {
     fn set_bus_cursor<'a>(&'a self, run_id: &'a str, published_id: i64) -> BoxFuture<'a, StoreResult<()>> {
         let _ = (run_id, published_id);
         Box::pin(async { Err(StoreError::Unsupported("this store keeps no publish cursor".into())) })
+    }
+    /// Queues a created run for the fleet (`aosc run --detach`): `aosc
+    /// worker` processes run it. Only a shared store can.
+    fn fleet_queue<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = run_id;
+        Box::pin(async {
+            Err(StoreError::Unsupported("queueing a run for `aosc worker`s needs the shared store: set AOS_DATABASE_URL=postgres://…".into()))
+        })
+    }
+    /// Tells the fleet that a run may continue (a decision was journaled);
+    /// nothing happens for a run the fleet does not run.
+    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = run_id;
+        Box::pin(async { Ok(()) })
     }
     /// Runs with journal entries past their publish cursor.
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {

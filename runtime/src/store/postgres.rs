@@ -41,6 +41,7 @@ fn migrator() -> Migrator {
             m(2, "bus_cursor", include_str!("../../migrations/postgres/0002_bus_cursor.sql")),
             m(3, "memory_updated", include_str!("../../migrations/postgres/0003_memory_updated.sql")),
             m(4, "run_leases", include_str!("../../migrations/postgres/0004_run_leases.sql")),
+            m(5, "fleet_tasks", include_str!("../../migrations/postgres/0005_fleet_tasks.sql")),
             m(20, "serve", include_str!("../../migrations/postgres/0020_serve.sql")),
         ]),
         ignore_missing: false,
@@ -111,12 +112,24 @@ impl PostgresStore {
 
     async fn commit_inner(&self, run_id: &str, batch: Batch) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        write_batch(&mut tx, run_id, &batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Writes a batch in the caller's transaction (locking the run's row, which
+/// a caller may hold already); returns the id of the last journal entry
+/// written (`None` when the batch has no transitions).
+pub(crate) async fn write_batch(tx: &mut sqlx::PgConnection, run_id: &str, batch: &Batch) -> StoreResult<Option<i64>> {
+    {
         let at = now_ms();
         let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = $1 FOR UPDATE")
             .bind(run_id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        let mut last_id = None;
         let mut head: String = row.try_get(0)?;
         let mut count: i64 = row.try_get(1)?;
         let mut cost: f64 = row.try_get(2)?;
@@ -141,16 +154,21 @@ impl PostgresStore {
         }
         let at_i = i64::try_from(at).unwrap_or(i64::MAX);
         if !kinds.is_empty() {
-            sqlx::query(
+            let ids = sqlx::query(
                 "INSERT INTO journal (run_id, at_ms, kind, data)
-                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) ORDER BY n",
+                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) ORDER BY n
+                 RETURNING id",
             )
             .bind(run_id)
             .bind(at_i)
             .bind(&kinds)
             .bind(&datas)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            for r in ids {
+                let id: i64 = r.try_get(0)?;
+                last_id = Some(last_id.map_or(id, |l: i64| l.max(id)));
+            }
         }
         if !batch.decisions.is_empty() {
             let n = batch.decisions.len();
@@ -211,8 +229,7 @@ impl PostgresStore {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(last_id)
     }
 }
 
@@ -579,6 +596,14 @@ impl Store for PostgresStore {
             .await?;
             Ok(())
         })
+    }
+
+    fn fleet_queue<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.queue_run(run_id))
+    }
+
+    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move { self.wake_run(run_id).await.map(|_| ()) })
     }
 
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {
