@@ -33,6 +33,8 @@ use clap::{Parser, Subcommand};
   aosc token create --name ci --trust trusted
                                           an API token for `aosc serve` (printed once)
   aosc serve --programs examples/         HTTP API, dashboard, metrics and triggers on 127.0.0.1:8080
+  aosc secret set API_TOKEN < token.txt
+                                          keep a secret encrypted under AOS_HOME (see `aosc secret --help`)
   aosc cancel RUN_ID                      stop a run (it ends `cancelled`)
   aosc lsp                                the language server (editors start it)
 
@@ -61,6 +63,7 @@ enum Command {
     Lsp(commands::lsp::LspArgs),
     Serve(serve::ServeArgs),
     Token(commands::token::TokenArgs),
+    Secret(commands::secret::SecretArgs),
     Cancel(commands::control::CancelArgs),
     Pause(commands::control::PauseArgs),
 }
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
+    output::set_json_errors(&std::env::args().collect::<Vec<_>>());
     let code = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Fmt(args) => commands::fmt::run(&args),
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Lsp(args) => commands::lsp::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Token(args) => commands::token::run(&args),
+        Command::Secret(args) => commands::secret::run(&args),
         Command::Cancel(args) => commands::control::cancel(&args),
         Command::Pause(args) => commands::control::pause(&args),
     };

@@ -34,7 +34,7 @@ pub fn run(args: &ResumeArgs) -> u8 {
                 exit::USAGE
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }

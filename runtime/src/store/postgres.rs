@@ -108,7 +108,9 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn commit_inner(&self, run_id: &str, batch: Batch) -> StoreResult<()> {
+    /// Commits `batch`; with `gate`, only if that step waits at its
+    /// approval gate, read under the run row's lock (one decision per gate).
+    async fn commit_inner(&self, run_id: &str, batch: Batch, gate: Option<&str>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         let at = now_ms();
         let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = $1 FOR UPDATE")
@@ -116,6 +118,15 @@ impl PostgresStore {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        if let Some(step) = gate {
+            let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM journal WHERE run_id = $1 AND kind = ANY($2) ORDER BY id")
+                .bind(run_id)
+                .bind(super::GATE_KINDS.map(str::to_string).to_vec())
+                .fetch_all(&mut *tx)
+                .await?;
+            let ts: Vec<Transition> = rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+            super::check_gate(run_id, step, super::gate_of(step, &ts))?;
+        }
         let mut head: String = row.try_get(0)?;
         let mut count: i64 = row.try_get(1)?;
         let mut cost: f64 = row.try_get(2)?;
@@ -280,7 +291,11 @@ impl Store for PostgresStore {
     }
 
     fn commit<'a>(&'a self, run_id: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(self.commit_inner(run_id, batch))
+        Box::pin(self.commit_inner(run_id, batch, None))
+    }
+
+    fn commit_decision<'a>(&'a self, run_id: &'a str, step: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.commit_inner(run_id, batch, Some(step)))
     }
 
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>> {
