@@ -252,7 +252,56 @@ async fn serve_tables_tokens_ticks_control_and_pauses(kind: Kind) {
     assert_eq!(st.paused("r1").await.unwrap(), None);
 }
 
+/// Finding 7 of issue 17: concurrent approve/deny on one gate. Exactly one
+/// is recorded; every other gets the typed refusal naming the first.
+async fn one_decision_per_gate(kind: Kind) {
+    let Some(ts) = TestStore::open(kind).await else { return };
+    let st = ts.store();
+    st.create_run(new_run("g", None, 1)).await.unwrap();
+    let ask = Transition::ApprovalRequested { step: "send".into(), group: "ops".into(), reason: "external".into() };
+    st.commit("g", Batch { transitions: vec![started(), ask], ..Default::default() }).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            let by = format!("w{w}");
+            let t = if w % 2 == 0 {
+                Transition::ApprovalGranted { step: "send".into(), by: by.clone(), note: None }
+            } else {
+                Transition::ApprovalDenied { step: "send".into(), by: by.clone(), note: None }
+            };
+            let d = Decision::new("approval", Some("send"), json!({"by": by}));
+            st.commit_decision("g", "send", Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::AlreadyDecided { step, .. }) => assert_eq!(step, "send"),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let decisions = st
+        .journal("g")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.transition, Transition::ApprovalGranted { .. } | Transition::ApprovalDenied { .. }))
+        .count();
+    assert_eq!(decisions, 1);
+    assert_eq!(st.run("g").await.unwrap().unwrap().audit_count, 1);
+    // A step that never asked is not waiting.
+    let t = Transition::ApprovalGranted { step: "other".into(), by: "x".into(), note: None };
+    assert!(matches!(
+        st.commit_decision("g", "other", Batch { transitions: vec![t], ..Default::default() }).await,
+        Err(StoreError::NotWaiting { .. })
+    ));
+}
+
 both_stores!(
+    one_decision_per_gate,
     runs_journal_and_status,
     a_batch_for_an_unknown_run_is_refused_whole,
     idempotency_keeps_the_first_output,

@@ -38,7 +38,7 @@ pub fn run(args: &ResumeArgs) -> u8 {
                 exit::USAGE
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }

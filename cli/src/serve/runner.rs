@@ -5,7 +5,6 @@
 //! is that one flag.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +28,6 @@ pub struct Runner {
     slots: Slots,
     live: Mutex<HashMap<String, watch::Sender<bool>>>,
     stops: Mutex<HashMap<String, Stop>>,
-    queued: AtomicUsize,
 }
 
 impl Runner {
@@ -39,13 +37,12 @@ impl Runner {
             slots: Slots::new(max_runs),
             live: Mutex::new(HashMap::new()),
             stops: Mutex::new(HashMap::new()),
-            queued: AtomicUsize::new(0),
         }
     }
 
     /// Runs waiting for a free slot.
     pub fn queue_depth(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.slots.waiting()
     }
 
     /// Runs executing now.
@@ -89,9 +86,7 @@ impl Runner {
         let span = tracing::info_span!("run", run_id = %run_id);
         tokio::spawn(
             async move {
-                me.queued.fetch_add(1, Ordering::Relaxed);
                 let _slot = me.slots.acquire(priority).await;
-                me.queued.fetch_sub(1, Ordering::Relaxed);
                 let (tx, rx) = watch::channel(false);
                 me.live.lock().await.insert(run_id.clone(), tx);
                 me.set_paused(&run_id, None).await;

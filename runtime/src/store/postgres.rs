@@ -110,9 +110,11 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn commit_inner(&self, run_id: &str, batch: Batch) -> StoreResult<()> {
+    /// Commits `batch`; with `gate`, only if that step waits at its
+    /// approval gate, read under the run row's lock (one decision per gate).
+    async fn commit_inner(&self, run_id: &str, batch: Batch, gate: Option<&str>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        write_batch(&mut tx, run_id, &batch).await?;
+        write_batch(&mut tx, run_id, &batch, gate).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -120,8 +122,10 @@ impl PostgresStore {
 
 /// Writes a batch in the caller's transaction (locking the run's row, which
 /// a caller may hold already); returns the id of the last journal entry
-/// written (`None` when the batch has no transitions).
-pub(crate) async fn write_batch(tx: &mut sqlx::PgConnection, run_id: &str, batch: &Batch) -> StoreResult<Option<i64>> {
+/// written (`None` when the batch has no transitions). With `gate`, the
+/// batch is an approval decision on that step and is refused unless the step
+/// is still waiting (checked under the row lock: one decision per gate).
+pub(crate) async fn write_batch(tx: &mut sqlx::PgConnection, run_id: &str, batch: &Batch, gate: Option<&str>) -> StoreResult<Option<i64>> {
     {
         let at = now_ms();
         let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = $1 FOR UPDATE")
@@ -129,6 +133,15 @@ pub(crate) async fn write_batch(tx: &mut sqlx::PgConnection, run_id: &str, batch
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        if let Some(step) = gate {
+            let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM journal WHERE run_id = $1 AND kind = ANY($2) ORDER BY id")
+                .bind(run_id)
+                .bind(super::GATE_KINDS.map(str::to_string).to_vec())
+                .fetch_all(&mut *tx)
+                .await?;
+            let ts: Vec<Transition> = rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+            super::check_gate(run_id, step, super::gate_of(step, &ts))?;
+        }
         let mut last_id = None;
         let mut head: String = row.try_get(0)?;
         let mut count: i64 = row.try_get(1)?;
@@ -298,7 +311,11 @@ impl Store for PostgresStore {
     }
 
     fn commit<'a>(&'a self, run_id: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(self.commit_inner(run_id, batch))
+        Box::pin(self.commit_inner(run_id, batch, None))
+    }
+
+    fn commit_decision<'a>(&'a self, run_id: &'a str, step: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.commit_inner(run_id, batch, Some(step)))
     }
 
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>> {
