@@ -170,11 +170,11 @@ pub fn run(args: &RunArgs) -> u8 {
         let id = match rt.create(&program, &workflow, inputs, trust).await {
             Ok(id) => id,
             Err(aos_runtime::RuntimeError::Usage(e)) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 return exit::USAGE;
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 return exit::ERRORS;
             }
         };
@@ -183,7 +183,7 @@ pub fn run(args: &RunArgs) -> u8 {
         match rtx::with_progress(&rt, rt.execute(&id, opts)).await {
             Ok(report) => rtx::print_report(&report, args.json),
             Err(e) => {
-                eprintln!("error: {e}; the run can be resumed with `aosc resume {id}`");
+                crate::output::error(format!("{e}; the run can be resumed with `aosc resume {id}`"));
                 exit::ERRORS
             }
         }

@@ -56,7 +56,7 @@ where
     let tokio = match tokio() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::output::error(&e);
             return exit::USAGE;
         }
     };
@@ -69,7 +69,7 @@ where
                 code
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::USAGE
             }
         }

@@ -240,7 +240,7 @@ impl FleetTx {
         if batch.is_empty() {
             return Ok(None);
         }
-        write_batch(&mut self.tx, &self.run_id, batch).await
+        write_batch(&mut self.tx, &self.run_id, batch, None).await
     }
 
     /// Moves a queued run to `status` (`running` at its first decision;

@@ -212,24 +212,38 @@ impl Received {
 pub struct SmtpSink {
     pub port: u16,
     pub messages: Arc<Mutex<Vec<Received>>>,
+    /// With STARTTLS offered: the first bytes the client sent after the
+    /// server said "go ahead" (a TLS ClientHello starts with 0x16 0x03).
+    pub after_starttls: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl SmtpSink {
     pub fn start(refuse: bool) -> SmtpSink {
+        SmtpSink::start_with(refuse, false)
+    }
+
+    /// A sink that offers STARTTLS (it cannot finish the handshake: it
+    /// records what the client sent after "220 go ahead" and hangs up).
+    pub fn offering_starttls() -> SmtpSink {
+        SmtpSink::start_with(false, true)
+    }
+
+    fn start_with(refuse: bool, starttls: bool) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let m = messages.clone();
+        let after_starttls = Arc::new(Mutex::new(Vec::new()));
+        let (m, a) = (messages.clone(), after_starttls.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let m = m.clone();
+                let (m, a) = (m.clone(), a.clone());
                 std::thread::spawn(move || {
-                    let _ = session(stream, &m, refuse);
+                    let _ = session(stream, &m, refuse, starttls.then_some(&*a));
                 });
             }
         });
-        SmtpSink { port, messages }
+        SmtpSink { port, messages, after_starttls }
     }
 
     pub fn url(&self) -> String {
@@ -241,7 +255,7 @@ impl SmtpSink {
     }
 }
 
-fn session(stream: TcpStream, messages: &Mutex<Vec<Received>>, refuse: bool) -> std::io::Result<()> {
+fn session(stream: TcpStream, messages: &Mutex<Vec<Received>>, refuse: bool, starttls: Option<&Mutex<Vec<Vec<u8>>>>) -> std::io::Result<()> {
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
     w.write_all(b"220 sink.test ESMTP ready\r\n")?;
@@ -254,7 +268,19 @@ fn session(stream: TcpStream, messages: &Mutex<Vec<Received>>, refuse: bool) -> 
         }
         let cmd = line.trim_end().to_string();
         let upper = cmd.to_ascii_uppercase();
-        if upper.starts_with("EHLO") {
+        if upper.starts_with("EHLO") && starttls.is_some() {
+            w.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n")?;
+        } else if upper == "STARTTLS" && starttls.is_some() {
+            w.write_all(b"220 2.0.0 go ahead\r\n")?;
+            let mut first = vec![0u8; 5];
+            use std::io::Read;
+            let n = r.read(&mut first)?;
+            first.truncate(n);
+            if let Some(seen) = starttls {
+                seen.lock().unwrap().push(first);
+            }
+            return Ok(());
+        } else if upper.starts_with("EHLO") {
             w.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")?;
         } else if upper.starts_with("HELO") {
             w.write_all(b"250 sink.test\r\n")?;
