@@ -437,11 +437,8 @@ impl Worker {
             tick.launches.extend(next.launches);
             let paused = c.paused;
             match outcome {
-                Outcome::Waiting(reasons) => {
-                    if !(paused && tick.batch.transitions.is_empty()) {
-                        core::pause(&mut c.state, &mut tick, &reasons);
-                    }
-                }
+                Outcome::Waiting(reasons) if !(paused && tick.batch.transitions.is_empty()) => core::pause(&mut c.state, &mut tick, &reasons),
+                Outcome::Waiting(_) => {}
                 _ if paused && !tick.batch.transitions.is_empty() => tick.batch.transitions.insert(0, Transition::RunResumed),
                 _ => {}
             }
