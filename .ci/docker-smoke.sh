@@ -2,9 +2,10 @@
 # The Docker deployment, end to end: builds the images locally (no registry:
 # debootstrap + docker import, then Debian packages), brings
 # cli/docker/compose.yaml up with docker-compose (PostgreSQL, Redis,
-# aosc serve), creates a token in the serve container, runs
+# aosc serve, two aosc workers), creates a token in the serve container, runs
 # examples/hello.aos through the API and checks that the run succeeded,
-# that its journal is in PostgreSQL and its events on the Redis stream.
+# that its journal is in PostgreSQL and its events on the Redis stream; then
+# queues a run with `aosc run --detach` and waits for the workers to run it.
 # Everything is torn down afterwards (containers, volumes, a dockerd this
 # script started). Usage: .ci/docker-smoke.sh [AOSC_BINARY]
 set -euo pipefail
@@ -82,4 +83,12 @@ rows=$(compose exec -T postgres psql -U aos -tAc "SELECT count(*) FROM journal W
 [ "${rows:-0}" -gt 0 ] || { echo "no journal rows for $run_id in PostgreSQL" >&2; exit 1; }
 events=$(compose exec -T redis redis-cli XLEN "aos:run:$run_id" | tr -d '\r ')
 [ "${events:-0}" -gt 0 ] || { echo "no events for $run_id on the Redis stream" >&2; exit 1; }
+# A run queued for the workers: `aosc run --detach` in the serve container,
+# executed by the two worker containers, awaited with `aosc wait`.
+detached=$(compose exec -T serve aosc run /srv/aos/programs/hello.aos --detach --json | tr -d '\r' \
+  | python3 -c 'import json,sys; v=json.load(sys.stdin); assert v["status"]=="queued", v; print(v["run_id"])')
+compose exec -T serve aosc wait "$detached" --timeout 60 >/dev/null || { echo "detached run $detached did not succeed" >&2; compose logs --tail 40 worker1 worker2; exit 1; }
+claimed=$(compose exec -T postgres psql -U aos -tAc "SELECT count(*) FROM journal WHERE run_id = '$detached' AND kind = 'step.succeeded'" | tr -d '\r ')
+[ "${claimed:-0}" -gt 0 ] || { echo "no step of $detached succeeded by the journal" >&2; exit 1; }
+echo "docker: detached run $detached executed by the compose workers"
 echo "docker: run $run_id succeeded through the API in the compose deployment ($rows journal rows in PostgreSQL, $events events on Redis)"
