@@ -36,6 +36,8 @@ use clap::{Parser, Subcommand};
   aosc secret set API_TOKEN < token.txt
                                           keep a secret encrypted under AOS_HOME (see `aosc secret --help`)
   aosc cancel RUN_ID                      stop a run (it ends `cancelled`)
+  aosc run FILE --detach                  queue a run for `aosc worker`s (AOS_DATABASE_URL=postgres://…)
+  aosc worker --concurrency 8             a fleet worker; `aosc wait RUN_ID` blocks until the run ends
   aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
@@ -66,6 +68,8 @@ enum Command {
     Secret(commands::secret::SecretArgs),
     Cancel(commands::control::CancelArgs),
     Pause(commands::control::PauseArgs),
+    Worker(commands::worker::WorkerArgs),
+    Wait(commands::wait::WaitArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +103,8 @@ fn main() -> ExitCode {
         Command::Secret(args) => commands::secret::run(&args),
         Command::Cancel(args) => commands::control::cancel(&args),
         Command::Pause(args) => commands::control::pause(&args),
+        Command::Worker(args) => commands::worker::run(&args),
+        Command::Wait(args) => commands::wait::run(&args),
     };
     ExitCode::from(code)
 }

@@ -44,6 +44,7 @@ use crate::store::{Batch, Store, StoreError};
 use crate::tools::Tools;
 
 pub use crate::core::DEFAULT_MAX_CONCURRENCY;
+pub use driver::fleet::{Worker, WorkerOptions, WorkerStats};
 pub use driver::CallError;
 
 /// Errors of the runtime that are not a run's own failure.
@@ -166,6 +167,14 @@ impl Runtime {
         let run_id = ids::new_id();
         driver::create_run(self, program, workflow, &run_id, None, &params, trust).await?;
         Ok(run_id)
+    }
+
+    /// Checks inputs, creates the run and queues it for the fleet (`aosc
+    /// worker` processes run it; needs the PostgreSQL store).
+    pub async fn detach(&self, program: &Program, workflow: &str, inputs: BTreeMap<String, Value>, trust: Trust) -> Result<String, RuntimeError> {
+        let id = self.create(program, workflow, inputs, trust).await?;
+        self.store.fleet_queue(&id).await?;
+        Ok(id)
     }
 
     /// Runs (or continues) a run until it ends, pauses at a gate, or is
@@ -306,6 +315,8 @@ impl Runtime {
         );
         self.store.commit_decision(run_id, step, Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await?;
         self.bus.notify(run_id);
+        // A fleet run continues when a worker decides again.
+        self.store.fleet_wake(run_id.split('.').next().unwrap_or(run_id)).await?;
         Ok(())
     }
 }

@@ -20,6 +20,8 @@ pub mod runtime;
 pub mod secret;
 pub mod show;
 pub mod token;
+pub mod wait;
+pub mod worker;
 
 pub mod table;
 

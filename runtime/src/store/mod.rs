@@ -5,8 +5,10 @@
 //! the same trait (one transaction per [`Batch`], the audit head read under
 //! a row lock of the run).
 
+pub mod fleet;
 pub mod postgres;
 pub mod sqlite;
+mod postgres_serve;
 mod sqlite_serve;
 pub mod writer;
 
@@ -254,6 +256,17 @@ pub trait Store: Send + Sync {
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+    /// Records that a user paused `run_id` (`Some(by)`), or clears it
+    /// (`None`: resumed or cancelled). A pause outlives the process.
+    fn set_paused<'a>(&'a self, run_id: &'a str, by: Option<&'a str>) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (run_id, by);
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no pause state".into())) })
+    }
+    /// Who paused `run_id`, when it is paused.
+    fn paused<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        let _ = run_id;
+        Box::pin(async { Ok(None) })
+    }
     /// Long-term memory entries written at or after `since_ms` (all of them
     /// with `i64::MIN`): how the in-process recall index follows the store.
     fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
@@ -275,6 +288,20 @@ pub trait Store: Send + Sync {
     fn set_bus_cursor<'a>(&'a self, run_id: &'a str, published_id: i64) -> BoxFuture<'a, StoreResult<()>> {
         let _ = (run_id, published_id);
         Box::pin(async { Err(StoreError::Unsupported("this store keeps no publish cursor".into())) })
+    }
+    /// Queues a created run for the fleet (`aosc run --detach`): `aosc
+    /// worker` processes run it. Only a shared store can.
+    fn fleet_queue<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = run_id;
+        Box::pin(async {
+            Err(StoreError::Unsupported("queueing a run for `aosc worker`s needs the shared store: set AOS_DATABASE_URL=postgres://…".into()))
+        })
+    }
+    /// Tells the fleet that a run may continue (a decision was journaled);
+    /// nothing happens for a run the fleet does not run.
+    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = run_id;
+        Box::pin(async { Ok(()) })
     }
     /// Runs with journal entries past their publish cursor.
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {

@@ -55,6 +55,12 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../../migrations/sqlite/0030_serve.sql")),
             false,
         ), Migration::new(
+            31,
+            Cow::Borrowed("run_pauses"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0031_run_pauses.sql")),
+            false,
+        ), Migration::new(
             40,
             Cow::Borrowed("bus_cursor"),
             MigrationType::Simple,
@@ -612,6 +618,14 @@ impl Store for SqliteStore {
 
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(self.take_control_inner())
+    }
+
+    fn set_paused<'a>(&'a self, run_id: &'a str, by: Option<&'a str>) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.set_paused_inner(run_id, by))
+    }
+
+    fn paused<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(self.paused_inner(run_id))
     }
 
     fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {

@@ -57,6 +57,12 @@ impl Postgres {
                 return Some(Postgres { url, dir: None, bin: PathBuf::new() });
             }
         }
+        Self::start_own()
+    }
+
+    /// A server of our own even when `AOS_TEST_PG_URL` is set (a test that
+    /// stops and restarts it); `None` (said loudly) without the binaries.
+    pub fn start_own() -> Option<Postgres> {
         let Some(bin) = pg_bin() else {
             // CI installs PostgreSQL and sets AOS_TEST_PG_URL: never skip there.
             assert!(std::env::var_os("CI").is_none(), "CI must provide PostgreSQL (AOS_TEST_PG_URL)");
@@ -90,6 +96,36 @@ impl Postgres {
             .unwrap();
         assert!(o.status.success(), "pg_ctl start: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         Some(Postgres { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir: Some(dir), bin })
+    }
+
+    /// Stops our own server (fast shutdown: sessions are cut).
+    pub fn stop(&self) {
+        let dir = self.dir.as_ref().expect("only a server of our own can be stopped");
+        let o = pg_cmd(&self.bin, "pg_ctl").arg("-D").arg(dir.join("data")).args(["-m", "fast", "-w", "stop"]).output().unwrap();
+        assert!(o.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Starts our own server again on the same port and data.
+    pub fn start_again(&self) {
+        let dir = self.dir.as_ref().expect("only a server of our own can be started");
+        let port = self.url.rsplit(':').next().and_then(|p| p.split('/').next()).unwrap_or("");
+        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
+        let o = pg_cmd(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-o", &opts, "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Runs a query through `psql` and returns its unaligned output.
+    pub fn query(&self, url: &str, sql: &str) -> String {
+        let o = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-tAq", "-c", sql]).output().unwrap();
+        assert!(o.status.success(), "psql: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     /// Runs SQL through `psql`.
