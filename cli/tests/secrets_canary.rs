@@ -62,8 +62,8 @@ fn echo_server() -> String {
 
 fn program_source(base: &str) -> String {
     format!(
-        r#"tool vault.use(token: Secret, n: Int) -> Json {{
-  http: "POST {base}/use"
+        r#"tool vault.spend(token: Secret, n: Int) -> Json {{
+  http: "POST {base}/spend"
   risk: low
 }}
 
@@ -74,7 +74,7 @@ tool vault.fail(token: Secret) -> Json {{
 
 workflow ok(n: Int = 1) -> Json {{
   budget: $0
-  step used = vault.use(token: secret("CANARY_TOKEN"), n: n)
+  step used = vault.spend(token: secret("CANARY_TOKEN"), n: n)
   return used
 }}
 

@@ -44,11 +44,7 @@ pub fn has_url_password(text: &str) -> bool {
 pub fn url_passwords_in(v: &mut serde_json::Value) {
     use serde_json::Value;
     match v {
-        Value::String(s) => {
-            if has_url_password(s) {
-                *s = url_passwords(s);
-            }
-        }
+        Value::String(s) if has_url_password(s) => *s = url_passwords(s),
         Value::Array(items) => items.iter_mut().for_each(url_passwords_in),
         Value::Object(m) => m.values_mut().for_each(url_passwords_in),
         _ => {}

@@ -189,3 +189,52 @@ pub fn add(wf: &mut Workflow, mut step: Step) {
     step.typed = !matches!(item, Type::String) && !matches!(&item, Type::Optional { inner } if **inner == Type::String);
     wf.steps.push(step);
 }
+
+/// Replays a journal given as bytes over one of `programs` (IR JSON), as
+/// a resume does: `replay`, `recover`, then a few rounds of `decide` with
+/// every attempt failing at once. The first byte picks the program, the
+/// rest is a JSON array of transitions; input that is not one is ignored.
+/// The body of the `replay` fuzz target, and of the test that replays its
+/// seeds: whatever the journal says, this never panics.
+pub fn replay_journal_bytes(programs: &[&str], data: &[u8]) {
+    use crate::core::{decide, on_result, recover, replay, AttemptOutcome, AttemptResult, RunCtx, RunState, Tick};
+    use crate::events::{Transition, Usage};
+    let Some((&pick, rest)) = data.split_first() else { return };
+    let Some(text) = programs.get(usize::from(pick) % programs.len().max(1)) else { return };
+    let Ok(program) = serde_json::from_str::<Program>(text) else { return };
+    let Ok(journal) = serde_json::from_slice::<Vec<Transition>>(rest) else { return };
+    let Some(wf) = program.workflows.values().next().cloned() else { return };
+    let ctx = RunCtx {
+        run_id: "replayed".into(),
+        program: std::sync::Arc::new(program),
+        wf,
+        params: BTreeMap::new(),
+        trust: aos_compiler::ir::Trust::Basic,
+        secrets: crate::interp::Secrets::default(),
+    };
+    let mut state = RunState::new(std::sync::Arc::new(ctx));
+    replay(&mut state, &journal);
+    let mut tick = Tick::default();
+    recover(&mut state, &mut tick);
+    let mut now = 1_000;
+    for _ in 0..16 {
+        let (tick, _) = decide(&mut state, now);
+        if tick.launches.is_empty() {
+            break;
+        }
+        for l in tick.launches {
+            let r = AttemptResult {
+                step: l.step,
+                item: l.item,
+                attempt: l.attempt,
+                outcome: AttemptOutcome::Failed("replayed".into()),
+                usage: Usage::default(),
+                decisions: Vec::new(),
+                idempotency: None,
+            };
+            let mut t = Tick::default();
+            on_result(&mut state, &mut t, r);
+        }
+        now += 60_000;
+    }
+}

@@ -9,6 +9,10 @@ use serde_json::Value;
 use super::state::{Fan, Finished, Gate, Phase, RunState, StepStatus, Unit, UnitKey};
 use crate::events::{Recovery, RunStatus, Transition, Usage};
 
+/// The most fan-out items a replayed journal may plan for one step (a
+/// live run plans as many as its list has).
+pub const MAX_REPLAYED_FAN_ITEMS: u64 = 1 << 24;
+
 /// Changes `state` as the transition says. Transitions about steps the
 /// workflow does not have change nothing.
 pub fn apply(state: &mut RunState, t: &Transition) {
@@ -22,8 +26,17 @@ pub fn apply(state: &mut RunState, t: &Transition) {
             }
             state.resolved(i);
         }
-        Transition::FanOutPlanned { items, .. } => {
+        Transition::FanOutPlanned { items, step } => {
             let Some(i) = idx else { return };
+            // The journal is not trusted with the size of an allocation: a
+            // count the step cannot have (no `for`, over its `max_items` or
+            // over any list a run could hold) fails the run instead of
+            // allocating it (found by the journal-replay fuzz seeds).
+            let bound = state.ctx.wf.steps.get(i).and_then(|s| s.fan_out.as_ref()).map(|f| f.max_items.unwrap_or(MAX_REPLAYED_FAN_ITEMS).min(MAX_REPLAYED_FAN_ITEMS));
+            if bound.is_none_or(|b| u64::from(*items) > b) {
+                state.failing.get_or_insert_with(|| format!("the journal is damaged: it plans {items} fan-out items for step `{step}`, which cannot have them"));
+                return;
+            }
             if let Some(s) = state.steps.get_mut(i) {
                 s.status = StepStatus::Running;
                 s.fan = Some(Fan { n: *items, items: None, values: vec![None; *items as usize], next: 0, running: 0, done: 0 });
