@@ -101,6 +101,7 @@ fn workflow(env: &Env, inputs: &Inputs, name: &str, wf: &ast::Workflow, used_too
         _ => wf.steps.iter().collect(),
     };
     let wf_cost = inputs.cost.workflows.get(name);
+    let wf_attrs = WorkflowAttrs::read(attrs);
     let steps = order
         .into_iter()
         .map(|s| step(env, inputs, name, s, &scope, graph, used_tools))
@@ -113,9 +114,10 @@ fn workflow(env: &Env, inputs: &Inputs, name: &str, wf: &ast::Workflow, used_too
         intent: Env::attr(attrs, "intent").and_then(|a| plain_string(&a.value)),
         budget_usd: Env::attr(attrs, "budget").and_then(|a| money_of(&a.value)),
         risk: Env::attr(attrs, "risk").and_then(|a| name_of(&a.value)).and_then(risk::parse_risk).unwrap_or(Risk::Medium),
-        max_concurrency: WorkflowAttrs::read(attrs).max_concurrency,
-        max_param_tokens: WorkflowAttrs::read(attrs).max_param_tokens.unwrap_or(cost::DEFAULT_MAX_PARAM_TOKENS),
+        max_concurrency: wf_attrs.max_concurrency,
+        max_param_tokens: wf_attrs.max_param_tokens.unwrap_or(cost::DEFAULT_MAX_PARAM_TOKENS),
         trigger: Env::attr(attrs, "trigger").and_then(|a| trigger(&a.value)),
+        priority: wf_attrs.priority.unwrap_or(0),
         steps,
         cost_bound_usd: wf_cost.and_then(|c| c.total_usd).unwrap_or(0.0),
     }

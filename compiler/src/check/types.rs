@@ -257,7 +257,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         match key {
             "intent" => self.attr_expect(a, &Ty::String),
             "budget" => self.attr_expect(a, &Ty::Money),
-            "max_concurrency" | "max_param_tokens" => self.attr_expect(a, &Ty::Int),
+            "max_concurrency" | "max_param_tokens" | "priority" => self.attr_expect(a, &Ty::Int),
             // `risk:` levels are read (and reported) by the risk pass.
             "trigger" => self.attr_expect(a, &Ty::Trigger),
             _ => {}
