@@ -44,7 +44,7 @@ pub mod cost {
 /// and the one conversion between IR enums and their names.
 pub mod names {
     pub use crate::check::env::{BUILTIN_ROLES, PURE_BUILTINS};
-    pub use crate::check::risk::{effect_name, parse_effect, parse_risk, parse_trust, risk_name};
+    pub use crate::check::risk::{effect_name, kind_name, parse_effect, parse_kind, parse_risk, parse_trust, risk_name, trust_name};
 }
 
 /// Token counts that are sound upper bounds for a model's tokenizer.

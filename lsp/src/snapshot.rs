@@ -42,9 +42,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Checks `text` as the file at `path`.
+    /// Checks `text` as the file at `path`. The server shows findings and
+    /// answers queries; it never runs the IR, so the check skips lowering
+    /// (and counts prompts in bytes unless a finding quotes a cost figure:
+    /// the findings are the same; hover recomputes exact figures).
     pub fn new(path: &str, text: &str, loader: &dyn FileLoader) -> Snapshot {
-        Snapshot::from_analysis(aos_compiler::check(path, text, loader))
+        let options = aos_compiler::CheckOptions { program: false };
+        Snapshot::from_analysis(aos_compiler::check_with(path, text, loader, options))
     }
 
     pub fn from_analysis(analysis: Analysis) -> Snapshot {

@@ -24,6 +24,7 @@ use crate::ir;
 use crate::source::FileId;
 use crate::span::Span;
 
+use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
 use super::env::{Env, Local};
 use super::roles;
 use super::tokens::{self, Tokenizer};
@@ -247,7 +248,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
     }
 
     fn scope(&self, wf: &'a ast::Workflow, file: FileId) -> Scope<'a> {
-        let max_param = int_attr(&wf.attrs, "max_param_tokens").unwrap_or(DEFAULT_MAX_PARAM_TOKENS);
+        let max_param = WorkflowAttrs::read(&wf.attrs).max_param_tokens.unwrap_or(DEFAULT_MAX_PARAM_TOKENS);
         Scope { file, locals: Env::locals(wf), max_param }
     }
 
@@ -360,7 +361,7 @@ fn fan_out_items(attrs: &[ast::Attr], iter: &ast::Expr) -> Option<u64> {
         ExprKind::List(xs) => u64::try_from(xs.len()).ok(),
         _ => None,
     };
-    match (int_attr(attrs, "max_items"), literal) {
+    match (StepAttrs::read(attrs).max_items, literal) {
         (Some(m), Some(l)) => Some(m.min(l)),
         (m, l) => m.or(l),
     }
@@ -373,16 +374,10 @@ fn fan_out_items(attrs: &[ast::Attr], iter: &ast::Expr) -> Option<u64> {
 /// `REPLY_BYTES_PER_TOKEN × max_tokens`. The runtime never cuts a reply to
 /// make it hold; a longer reply is reported (`reply_over_bound`).
 pub fn reply_bytes(attrs: &[ast::Attr]) -> u64 {
-    int_attr(attrs, "max_reply_bytes")
-        .unwrap_or_else(|| int_attr(attrs, "max_tokens").unwrap_or(DEFAULT_MAX_TOKENS).saturating_mul(REPLY_BYTES_PER_TOKEN))
+    let a = StepAttrs::read(attrs);
+    a.max_reply_bytes.unwrap_or_else(|| a.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).saturating_mul(REPLY_BYTES_PER_TOKEN))
 }
 
-fn int_attr(attrs: &[ast::Attr], key: &str) -> Option<u64> {
-    match Env::attr(attrs, key)?.value.kind {
-        ExprKind::Int(n) => u64::try_from(n).ok(),
-        _ => None,
-    }
-}
 
 /// A short text for an interpolated expression.
 fn describe(e: &ast::Expr) -> String {

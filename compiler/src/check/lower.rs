@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::ast::{self, BinaryOp, ExprKind, StrPart, UnaryOp};
 use crate::ir::{self, Effect, Risk};
 
-use super::attrs::WorkflowAttrs;
+use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
 use super::cost::{self, CostReport};
 use super::env::Env;
 use super::graph::StepGraph;
@@ -71,10 +71,8 @@ fn tool(env: &Env, name: &str, t: &ast::ToolDecl, std: bool) -> ir::Tool {
         ret: t.ret.as_ref().map_or(ir::Type::Json, |r| ty::resolve(env, r).to_ir()),
         risk: Env::attr(attrs, "risk").and_then(|a| name_of(&a.value)).and_then(risk::parse_risk).unwrap_or(Risk::Low),
         effect: Env::attr(attrs, "effect").and_then(|a| name_of(&a.value)).and_then(risk::parse_effect).unwrap_or(Effect::Read),
-        max_output_tokens: Env::attr(attrs, "max_output_tokens")
-            .and_then(|a| int_of(&a.value))
-            .unwrap_or(cost::DEFAULT_MAX_OUTPUT_TOKENS),
-        timeout_ms: Env::attr(attrs, "timeout").and_then(|a| duration_of(&a.value)),
+        max_output_tokens: ToolAttrs::read(attrs).max_output_tokens.unwrap_or(cost::DEFAULT_MAX_OUTPUT_TOKENS),
+        timeout_ms: ToolAttrs::read(attrs).timeout_ms,
         implementation,
     }
 }
@@ -103,6 +101,7 @@ fn workflow(env: &Env, inputs: &Inputs, name: &str, wf: &ast::Workflow, used_too
         _ => wf.steps.iter().collect(),
     };
     let wf_cost = inputs.cost.workflows.get(name);
+    let wf_attrs = WorkflowAttrs::read(attrs);
     let steps = order
         .into_iter()
         .map(|s| step(env, inputs, name, s, &scope, graph, used_tools))
@@ -115,12 +114,10 @@ fn workflow(env: &Env, inputs: &Inputs, name: &str, wf: &ast::Workflow, used_too
         intent: Env::attr(attrs, "intent").and_then(|a| plain_string(&a.value)),
         budget_usd: Env::attr(attrs, "budget").and_then(|a| money_of(&a.value)),
         risk: Env::attr(attrs, "risk").and_then(|a| name_of(&a.value)).and_then(risk::parse_risk).unwrap_or(Risk::Medium),
-        max_concurrency: Env::attr(attrs, "max_concurrency").and_then(|a| int_of(&a.value)).and_then(|n| u32::try_from(n).ok()),
-        max_param_tokens: Env::attr(attrs, "max_param_tokens")
-            .and_then(|a| int_of(&a.value))
-            .unwrap_or(cost::DEFAULT_MAX_PARAM_TOKENS),
+        max_concurrency: wf_attrs.max_concurrency,
+        max_param_tokens: wf_attrs.max_param_tokens.unwrap_or(cost::DEFAULT_MAX_PARAM_TOKENS),
         trigger: Env::attr(attrs, "trigger").and_then(|a| trigger(&a.value)),
-        priority: WorkflowAttrs::read(attrs).priority.unwrap_or(0),
+        priority: wf_attrs.priority.unwrap_or(0),
         steps,
         cost_bound_usd: wf_cost.and_then(|c| c.total_usd).unwrap_or(0.0),
     }
@@ -136,6 +133,7 @@ fn step(
     used_tools: &mut BTreeSet<String>,
 ) -> ir::Step {
     let attrs = Env::entries(&s.attrs);
+    let typed_attrs = StepAttrs::read(attrs);
     let key = (wf.to_string(), s.name.name.clone());
     let value_ty = inputs.types.steps.get(&key).cloned().unwrap_or(Ty::Json);
     let mut body_scope = scope.clone();
@@ -145,8 +143,8 @@ fn step(
             let fan = ir::FanOut {
                 var: var.name.clone(),
                 items: expr(env, scope, iter),
-                max_items: Env::attr(attrs, "max_items").and_then(|a| int_of(&a.value)),
-                concurrency: Env::attr(attrs, "concurrency").and_then(|a| int_of(&a.value)).and_then(|n| u32::try_from(n).ok()),
+                max_items: typed_attrs.max_items,
+                concurrency: typed_attrs.concurrency,
             };
             (&**body, Some(fan))
         }
@@ -172,8 +170,7 @@ fn step(
         ir::Call::Tool { tool, .. } => env
             .tools
             .get(tool)
-            .and_then(|t| Env::attr(Env::entries(&t.decl.attrs), "max_output_tokens"))
-            .and_then(|a| int_of(&a.value)),
+            .and_then(|t| ToolAttrs::read(Env::entries(&t.decl.attrs)).max_output_tokens),
         _ => None,
     };
     let governance = inputs.policy.steps.get(&key);
@@ -200,19 +197,19 @@ fn step(
         fan_out,
         deps: graph.and_then(|g| g.deps.get(&s.name.name)).cloned().unwrap_or_default(),
         when: Env::attr(attrs, "when").map(|a| expr(env, scope, &a.value)),
-        retry: Env::attr(attrs, "retry").and_then(|a| int_of(&a.value)).and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        retry: typed_attrs.retry,
         backoff: Env::attr(attrs, "backoff").and_then(|a| backoff(&a.value)),
-        timeout_ms: Env::attr(attrs, "timeout").and_then(|a| duration_of(&a.value)),
+        timeout_ms: typed_attrs.timeout_ms,
         approval: Env::attr(attrs, "approval").and_then(|a| plain_string(&a.value)),
         verify: Env::attr(attrs, "verify").and_then(|a| name_of(&a.value)).map(|role| ir::Verify {
             role: role.to_string(),
             min_confidence: Env::attr(attrs, "min_confidence").and_then(|a| float_of(&a.value)),
         }),
-        max_tokens: Env::attr(attrs, "max_tokens").and_then(|a| int_of(&a.value)).unwrap_or(cost::DEFAULT_MAX_TOKENS),
+        max_tokens: typed_attrs.max_tokens.unwrap_or(cost::DEFAULT_MAX_TOKENS),
         max_reply_bytes: cost::reply_bytes(attrs),
-        max_input_tokens: Env::attr(attrs, "max_input_tokens").and_then(|a| int_of(&a.value)),
-        max_output_tokens: Env::attr(attrs, "max_output_tokens")
-            .and_then(|a| int_of(&a.value))
+        max_input_tokens: typed_attrs.max_input_tokens,
+        max_output_tokens: typed_attrs
+            .max_output_tokens
             .or(tool_bound)
             .unwrap_or(cost::DEFAULT_MAX_OUTPUT_TOKENS),
         risk: governance.map_or(Risk::Low, |g| g.risk),
@@ -382,13 +379,6 @@ fn plain_string(e: &ast::Expr) -> Option<String> {
 fn name_of(e: &ast::Expr) -> Option<&str> {
     match &e.kind {
         ExprKind::Name(id) => Some(id.name.as_str()),
-        _ => None,
-    }
-}
-
-fn int_of(e: &ast::Expr) -> Option<u64> {
-    match &e.kind {
-        ExprKind::Int(n) => u64::try_from(*n).ok(),
         _ => None,
     }
 }

@@ -1,22 +1,22 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
-pub mod attrs;
+pub(crate) mod attrs;
 pub mod cost;
-pub mod cycles;
+pub(crate) mod cycles;
 pub mod env;
-pub mod fsload;
-pub mod graph;
-pub mod lower;
+pub(crate) mod fsload;
+pub(crate) mod graph;
+pub(crate) mod lower;
 pub mod models;
 pub mod policy;
 pub mod resolve;
-pub mod risk;
+pub(crate) mod risk;
 pub mod roles;
-pub mod suggest;
+pub(crate) mod suggest;
 pub mod tokens;
-pub mod ty;
-pub mod types;
+pub(crate) mod ty;
+pub(crate) mod types;
 
 use std::path::Path;
 

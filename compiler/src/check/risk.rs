@@ -248,14 +248,6 @@ pub fn analyze<'a>(env: &Env<'a>, diags: &mut Vec<Diagnostic>) -> Vec<WorkflowFa
         .collect()
 }
 
-/// Reports every step without `approval:` whose risk is above its
-/// workflow's ceiling, or `critical` (E0602).
-pub fn check_ceilings(facts: &[WorkflowFacts<'_>], diags: &mut Vec<Diagnostic>) {
-    for wf in facts {
-        diags.extend(wf.steps.iter().filter_map(|s| ceiling_violation(wf, s)));
-    }
-}
-
 /// E0602 for one step, if it runs unattended above the ceiling or is
 /// `critical`.
 pub fn ceiling_violation(wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> Option<Diagnostic> {

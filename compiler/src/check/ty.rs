@@ -71,14 +71,6 @@ impl Ty {
         matches!(self, Ty::Int | Ty::Float | Ty::Duration | Ty::Money | Ty::Unknown | Ty::Json)
     }
 
-    /// The field `name` of a record type.
-    pub fn field(&self, name: &str) -> Option<&Ty> {
-        match self {
-            Ty::Record(_, fields) => fields.iter().find(|(n, _)| n == name).map(|(_, t)| t),
-            _ => None,
-        }
-    }
-
     /// The IR form (`Unknown` and the attribute-only types become `Json`).
     pub fn to_ir(&self) -> ir::Type {
         match self {

@@ -18,9 +18,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         report: bool,
     ) -> Attempt {
         let attrs = Env::entries(&step.attrs);
-        let max_tokens = int_attr(attrs, "max_tokens").unwrap_or(DEFAULT_MAX_TOKENS);
+        let typed = StepAttrs::read(attrs);
+        let max_tokens = typed.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         let reply = reply_bytes(attrs);
-        let cap = int_attr(attrs, "max_input_tokens");
+        let cap = typed.max_input_tokens;
         let pieces = self.pieces(scope, var, prompt);
         let mut out = Attempt { usd: Usd::ZERO, prompt: 0, model: None, lines: Vec::new(), unbounded: false };
         let chain = self.chain(&role.name);
@@ -177,7 +178,8 @@ impl<'r, 'a> Analyzer<'r, 'a> {
     /// One step's bound: kind, figures, and whether it is bounded.
     pub(super) fn step(&mut self, scope: &Scope<'a>, step: &'a ast::Step) -> (ir::StepKind, ir::CostBound, Usd, bool) {
         let attrs = Env::entries(&step.attrs);
-        let retry = int_attr(attrs, "retry").unwrap_or(0);
+        let typed = StepAttrs::read(attrs);
+        let retry = u64::from(typed.retry);
         let tries = retry.saturating_add(1);
         let mut bound = ir::CostBound { items: 1, ..ir::CostBound::default() };
         let mut lines = Vec::new();
@@ -232,7 +234,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 let a = self.llm_attempt(scope, var, step, role, prompt, verifier, true);
                 let attempts = (1 + REPAIRS).saturating_mul(tries);
                 bound.prompt_tokens = a.prompt;
-                bound.output_tokens = int_attr(attrs, "max_tokens").unwrap_or(DEFAULT_MAX_TOKENS);
+                bound.output_tokens = typed.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
                 bound.attempts = attempts;
                 bound.model = a.model.clone();
                 exact = a.usd.times(attempts).times(n);

@@ -33,8 +33,9 @@ impl<'a> Analyzer<'_, 'a> {
             ExprKind::Call { callee, .. } if callee.len() >= 2 => {
                 let name = Env::tool_name(callee);
                 let Some(tool) = self.env.tools.get(&name) else { return Value::UNKNOWN };
-                let n = int_attr(attrs, "max_output_tokens")
-                    .or_else(|| int_attr(Env::entries(&tool.decl.attrs), "max_output_tokens"))
+                let n = StepAttrs::read(attrs)
+                    .max_output_tokens
+                    .or_else(|| ToolAttrs::read(Env::entries(&tool.decl.attrs)).max_output_tokens)
                     .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
                 Value::tokens(n)
             }

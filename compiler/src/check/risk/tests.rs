@@ -9,7 +9,9 @@ fn facts_of(p: &Program) -> (Flat, Vec<Diagnostic>) {
     let env = p.env();
     let mut diags = Vec::new();
     let facts = analyze(&env, &mut diags);
-    check_ceilings(&facts, &mut diags);
+    for wf in &facts {
+        diags.extend(wf.steps.iter().filter_map(|s| ceiling_violation(wf, s)));
+    }
     let flat = facts
         .iter()
         .flat_map(|w| w.steps.iter().map(|s| (w.name.clone(), s.step.name.name.clone(), s.risk, s.effect, s.kind)))
