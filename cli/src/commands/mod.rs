@@ -18,6 +18,7 @@ pub mod run;
 pub mod runs;
 pub mod runtime;
 pub mod show;
+pub mod test;
 pub mod token;
 
 pub mod table;

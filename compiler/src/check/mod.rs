@@ -14,6 +14,7 @@ pub mod resolve;
 pub mod risk;
 pub mod roles;
 pub mod suggest;
+pub mod testblocks;
 pub mod tokens;
 pub mod ty;
 pub mod types;
@@ -59,6 +60,9 @@ pub struct Analysis {
     /// The worst-case cost of every workflow (`aosc check --cost`), also
     /// when there are errors.
     pub cost: cost::CostReport,
+    /// The checked file's test blocks (`aosc test`), when the program
+    /// checks; a block with an error is left out (and reported).
+    pub tests: Vec<crate::testplan::TestCase>,
 }
 
 impl Analysis {
@@ -78,9 +82,26 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
     let main = sources.add(path, text);
     let mut diagnostics = Vec::new();
     let loaded = resolve::load(main, &mut sources, loader, &mut diagnostics);
-    let (program, cost) = run_passes(&loaded, &mut diagnostics);
+    let (mut program, cost) = run_passes(&loaded, &mut diagnostics);
+    let mut tests = Vec::new();
+    if let (Some(p), Some((_, file))) = (&program, loaded.files.iter().find(|(id, _)| *id == main)) {
+        let decls: Vec<&ast::TestDecl> = file
+            .items
+            .iter()
+            .filter_map(|i| match &i.kind {
+                ast::ItemKind::Test(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        if !decls.is_empty() {
+            tests = testblocks::check(main, &decls, p, text, &mut diagnostics);
+            if diagnostics.iter().any(Diagnostic::is_error) {
+                program = None;
+            }
+        }
+    }
     sort_diagnostics(&mut diagnostics);
-    Analysis { sources, main, files: loaded.files, diagnostics, program, cost }
+    Analysis { sources, main, files: loaded.files, diagnostics, program, cost, tests }
 }
 
 /// Every pass after parsing; returns the IR when nothing is wrong, and the
