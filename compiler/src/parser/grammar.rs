@@ -139,7 +139,7 @@ where
     E: PErr<'t, 's, I>,
 {
     let missing = any()
-        .filter(|t: &Token<'s>| matches!(t, Token::LBrace) || closes(t) || is_item_keyword(t))
+        .filter(|t: &Token<'s>| matches!(t, Token::LBrace) || closes(t) || (is_item_keyword(t) || is_test_word(t)))
         .ignored()
         .or(end())
         .rewind()
@@ -149,7 +149,7 @@ where
             TypeExpr { kind: TypeExprKind::Error, span }
         });
     just(Token::Arrow).ignore_then(choice((
-        t.clone().then_ignore(any().filter(|t: &Token<'s>| matches!(t, Token::LBrace) || is_item_keyword(t)).ignored().or(end()).rewind()),
+        t.clone().then_ignore(any().filter(|t: &Token<'s>| matches!(t, Token::LBrace) || (is_item_keyword(t) || is_test_word(t))).ignored().or(end()).rewind()),
         missing,
         ty_or_error(t),
     )))
