@@ -225,14 +225,15 @@ fn a_whole_session_over_stdio() {
     let labels: Vec<&str> = c.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["send"]);
 
-    // Rename the step `rows` (declaration and the prompt's and the
-    // idempotency key's interpolations).
+    // Rename the step `rows` (declaration, the prompt's and the
+    // idempotency key's interpolations, and the two test blocks'
+    // `expect ran [rows, …]`).
     let w = s.request(
         "textDocument/rename",
         json!({ "textDocument": doc, "position": pos(&text, "step rows", 0, 5), "newName": "lines" }),
     );
     let edits = w["changes"][&uri].as_array().unwrap();
-    assert_eq!(edits.len(), 3, "{w}");
+    assert_eq!(edits.len(), 5, "{w}");
     assert!(edits.iter().all(|e| e["newText"] == "lines"));
 
     // Renaming a stdlib tool is refused.

@@ -950,15 +950,15 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
                     self.expect(t, t.unwrap_optional(), *sp, &Sink::Builtin(&name));
                     continue;
                 }
+                if name == "take" && matches!(t, Ty::String | Ty::Record(..)) {
+                    self.push(
+                        Diagnostic::error(Code::E0201, self.file, *sp, format!("`take` expects a list, found `{t}`"))
+                            .with_primary_label(format!("this is `{t}`")),
+                    );
+                    continue;
+                }
                 if *p == Ty::Unknown && !matches!(t, Ty::List(_) | Ty::Json | Ty::Unknown | Ty::String | Ty::Record(..)) {
                     let want = if name == "len" { "a list, a string or a record" } else { "a list" };
-                    if name == "take" && matches!(t, Ty::String | Ty::Record(..)) {
-                        self.push(
-                            Diagnostic::error(Code::E0201, self.file, *sp, format!("`take` expects a list, found `{t}`"))
-                                .with_primary_label(format!("this is `{t}`")),
-                        );
-                        continue;
-                    }
                     self.push(
                         Diagnostic::error(Code::E0201, self.file, *sp, format!("`{name}` expects {want}, found `{t}`"))
                             .with_primary_label(format!("this is `{t}`")),
