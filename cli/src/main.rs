@@ -34,7 +34,11 @@ use clap::{Parser, Subcommand};
   aosc token create --name ci --trust trusted
                                           an API token for `aosc serve` (printed once)
   aosc serve --programs examples/         HTTP API, dashboard, metrics and triggers on 127.0.0.1:8080
+  aosc secret set API_TOKEN < token.txt
+                                          keep a secret encrypted under AOS_HOME (see `aosc secret --help`)
   aosc cancel RUN_ID                      stop a run (it ends `cancelled`)
+  aosc run FILE --detach                  queue a run for `aosc worker`s (AOS_DATABASE_URL=postgres://…)
+  aosc worker --concurrency 8             a fleet worker; `aosc wait RUN_ID` blocks until the run ends
   aosc lsp                                the language server (editors start it)
 
 Run `aosc help COMMAND` for the options of one command.")]
@@ -63,8 +67,11 @@ enum Command {
     Lsp(commands::lsp::LspArgs),
     Serve(serve::ServeArgs),
     Token(commands::token::TokenArgs),
+    Secret(commands::secret::SecretArgs),
     Cancel(commands::control::CancelArgs),
     Pause(commands::control::PauseArgs),
+    Worker(commands::worker::WorkerArgs),
+    Wait(commands::wait::WaitArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
+    output::set_json_errors(&std::env::args().collect::<Vec<_>>());
     let code = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Fmt(args) => commands::fmt::run(&args),
@@ -95,8 +103,11 @@ fn main() -> ExitCode {
         Command::Lsp(args) => commands::lsp::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Token(args) => commands::token::run(&args),
+        Command::Secret(args) => commands::secret::run(&args),
         Command::Cancel(args) => commands::control::cancel(&args),
         Command::Pause(args) => commands::control::pause(&args),
+        Command::Worker(args) => commands::worker::run(&args),
+        Command::Wait(args) => commands::wait::run(&args),
     };
     ExitCode::from(code)
 }

@@ -125,7 +125,11 @@ fn every_valid_conformance_program_runs_under_sim() {
             let out = cmd
                 .env("AOS_HOME", home.path())
                 .env("AOS_LLM", "sim")
-                .env("BILLING_TOKEN", "tok-123")
+                // Secrets shorter than 8 characters are refused (issue 17).
+                .env("BILLING_TOKEN", "tok-123-billing")
+                // The suite's tools and URLs are on loopback: allowed through
+                // the outbound guard.
+                .env("AOS_HTTP_ALLOW", "127.0.0.1")
                 .env_remove("AOS_DATABASE_URL")
                 .output()
                 .unwrap();

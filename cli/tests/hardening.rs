@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use aos_compiler::ir::{Effect, Program, Risk, SimOptions, Type};
+use aos_compiler::ir::{Effect, Expr, Program, Risk, SimOptions, Type};
 use aos_runtime::testkit::*;
 use serde_json::{Value, json};
 
@@ -298,45 +298,89 @@ fn tampered_ir_is_refused_before_anything_runs() {
     assert_eq!(runs.as_array().unwrap().len(), 1);
 }
 
-// --- 10. a password in a URL is shown as *** ------------------------------
+// --- 10. a password in a URL is shown as *** and never stored -------------
 
-#[test]
-fn a_password_in_an_http_url_never_reaches_errors_or_the_store() {
-    let dir = tempfile::tempdir().unwrap();
+fn http_get_program(url: Expr) -> Program {
     let mut p = program();
     p.tools.insert(
         "http.get".into(),
         builtin_tool("http.get", &["url"], Effect::Read, Risk::Low),
     );
     let mut wf = workflow("w");
-    // Port 9 (discard) on loopback: nothing listens, the connection fails.
-    add(
-        &mut wf,
-        tool(
-            "g",
-            "http.get",
-            vec![("url", s("http://admin:hunter2@127.0.0.1:9/x"))],
-            Effect::Read,
-        ),
-    );
+    wf.params.push(param("note", Some("none")));
+    add(&mut wf, tool("g", "http.get", vec![("url", url)], Effect::Read));
     p.workflows.insert("w".into(), wf);
-    let file = write_program(dir.path(), &p);
+    p
+}
+
+/// Every byte under `dir`, lossy, concatenated with the paths.
+fn all_bytes(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if e.file_type().unwrap().is_file() {
+                out.push_str(&format!("\n== {}\n", e.path().display()));
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_password_written_into_a_url_literal_or_input_is_refused_before_it_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let file = write_program(src.path(), &http_get_program(s("http://admin:hunter2@127.0.0.1:9/x")));
     let o = aosc(dir.path(), &["run", &file, "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("`http://admin:***@127.0.0.1:9/x`") && err(&o).contains("secret("), "{}", err(&o));
+    let file = write_program(src.path(), &http_get_program(s("http://127.0.0.1:9/x")));
+    let o = aosc(dir.path(), &["run", &file, "--input", "note=see https://bo:hunter2@example.com/", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("input `note`"), "{}", err(&o));
+    let runs = stdout_json(&aosc(dir.path(), &["runs", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 0);
+    let all = all_bytes(dir.path());
+    assert!(!all.contains("hunter2"), "{all}");
+}
+
+#[test]
+fn a_password_in_an_http_url_never_reaches_errors_the_journal_events_or_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    const PW: &str = "hunter2-in-a-secret";
+    let url = interp(vec![s("http://admin:"), Expr::Secret { name: "AOS_TEST_URL_PW".into() }, s("@127.0.0.1:9/x")]);
+    let file = write_program(dir.path(), &http_get_program(url));
+    let home = dir.path().join("home");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_aosc"))
+            .args(args)
+            .env("AOS_HOME", &home)
+            .env("AOS_TEST_URL_PW", PW)
+            .env("AOS_HTTP_ALLOW", "127.0.0.1:9")
+            .env_remove("AOS_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    // Port 9 (discard) on loopback: nothing listens, the connection fails.
+    let o = run(&["run", &file, "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     let v = stdout_json(&o);
     let id = v["run_id"].as_str().unwrap();
-    let show = aosc(dir.path(), &["show", id, "--json"]);
-    let replay = aosc(dir.path(), &["replay", id]);
-    let text = format!(
-        "{}{}{}{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        err(&o),
-        String::from_utf8_lossy(&show.stdout),
-        String::from_utf8_lossy(&replay.stdout),
-        err(&replay)
-    );
+    let mut text = format!("{}{}", String::from_utf8_lossy(&o.stdout), err(&o));
+    for args in [vec!["show", id, "--json"], vec!["show", id], vec!["replay", id], vec!["events", id], vec!["audit", "verify", id]] {
+        let o = run(&args);
+        text.push_str(&String::from_utf8_lossy(&o.stdout));
+        text.push_str(&err(&o));
+    }
     assert!(text.contains("admin:***@127.0.0.1"), "{text}");
-    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains(PW), "{text}");
+    let all = all_bytes(&home);
+    assert!(!all.contains(PW), "the password is stored: {all}");
 }
 
 // --- 11. no panic on a closed stdout ------------------------------------

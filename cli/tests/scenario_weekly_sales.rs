@@ -18,7 +18,9 @@ const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/weekly_s
 
 fn aosc(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_aosc"));
-    c.args(args).env("AOS_HOME", home).env("AOS_LLM", "sim").env_remove("AOS_DATABASE_URL");
+    // The HTTP servers of these tests are on loopback: allowed through the
+    // outbound guard.
+    c.args(args).env("AOS_HOME", home).env("AOS_LLM", "sim").env("AOS_HTTP_ALLOW", "127.0.0.1").env_remove("AOS_DATABASE_URL");
     for k in ["AOS_SQL_URL", "AOS_SMTP_URL", "AOS_SMTP_FROM"] {
         c.env_remove(k);
     }

@@ -283,3 +283,88 @@ async fn pause_and_resume_continue_the_run() {
     let v = wait_for(&c, base, "", &id, |s| s == "succeeded").await;
     assert_eq!(v["steps"][0]["attempts"], 2, "the interrupted attempt ran again: {v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_run_stays_paused_across_a_restart_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = SLOW.replace("latency: 60s", "latency: 1500ms");
+    let c = client();
+    let id = {
+        let srv = start(dir.path(), &["--no-auth"]);
+        let id = create(&c, &srv.base, "", &src).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let r = c.post(format!("{}/v1/runs/{id}/pause", srv.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        wait_for(&c, &srv.base, "", &id, |s| s == "paused").await;
+        id
+        // The server is killed here (SIGKILL): nothing is shut down cleanly.
+    };
+    let srv = start(dir.path(), &["--no-auth"]);
+    let base = &srv.base;
+    let v: Value = c.get(format!("{base}/v1/runs/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["status"], "paused", "the pause was forgotten by the restart: {v}");
+    let r = c.post(format!("{base}/v1/runs/{id}/resume")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let v = wait_for(&c, base, "", &id, |s| s == "succeeded").await;
+    assert_eq!(v["steps"][0]["status"], "succeeded", "{v}");
+}
+
+const PRIORITIES: &str = r#"
+model slow = sim("slow") { input: $0.10/M, output: $0.40/M, context: 8192, latency: 700ms }
+
+role executor = [slow]
+
+workflow blocker() -> String {
+  budget: $0.01
+  step s: String = llm executor("Hold the only slot.") { max_tokens: 20 }
+  return s
+}
+
+workflow low() -> String {
+  budget: $0.01
+  priority: 1
+  step s: String = llm executor("Low.") { max_tokens: 20 }
+  return s
+}
+
+workflow high() -> String {
+  budget: $0.01
+  priority: 10
+  step s: String = llm executor("High.") { max_tokens: 20 }
+  return s
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_run_of_higher_priority_takes_the_free_slot_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), &["--no-auth", "--max-runs", "1"]);
+    let c = client();
+    let base = &srv.base;
+    let create_wf = |wf: &'static str| {
+        let c = c.clone();
+        let url = format!("{base}/v1/runs");
+        async move {
+            let r = c.post(url).json(&json!({"source": PRIORITIES, "workflow": wf, "inputs": {}})).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+            r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_string()
+        }
+    };
+    let blocker = create_wf("blocker").await;
+    // The blocker holds the only slot; then `low` queues before `high`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = c.get(format!("{base}/v1/runs/{blocker}")).send().await.unwrap().json().await.unwrap();
+        if v["steps"][0]["status"] == "running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let low = create_wf("low").await;
+    let high = create_wf("high").await;
+    wait_for(&c, base, "", &high, |s| s == "succeeded").await;
+    let v: Value = c.get(format!("{base}/v1/runs/{low}")).send().await.unwrap().json().await.unwrap();
+    assert_ne!(v["status"], "succeeded", "the earlier, lower-priority run went first: {v}");
+    wait_for(&c, base, "", &low, |s| s == "succeeded").await;
+}

@@ -146,6 +146,8 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "How many of the workflow's steps may run at once (default: unbounded)."),
     attr!(Workflow "max_param_tokens": TOKENS, default "2048", e.g. "2048",
         "The token bound of every parameter value; a larger input is refused before the run starts."),
+    attr!(Workflow "priority": AttrType::Int { min: 0, max: 1000 }, default "0", e.g. "10",
+        "Under `aosc serve`, a queued run of a higher-priority workflow takes the next free slot first (ties: arrival order)."),
     // Steps.
     attr!(Step "retry": COUNT, default "0", e.g. "3",
         "How many more times a failed step is tried; multiplies the step's cost bound by `1 + retry`."),

@@ -358,6 +358,10 @@ pub struct Workflow {
     /// Per-parameter token bound checked at run start (default 2048).
     pub max_param_tokens: u64,
     pub trigger: Option<Trigger>,
+    /// `priority:` (0 when absent): under `aosc serve`, queued runs of a
+    /// higher priority take free slots first.
+    #[serde(default)]
+    pub priority: u32,
     /// Steps in a topological order of the step graph.
     pub steps: Vec<Step>,
     /// The worst-case cost of one run, in USD.

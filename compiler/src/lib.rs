@@ -27,7 +27,7 @@ pub mod verify;
 #[doc(hidden)]
 pub mod testgen;
 
-pub use check::{check, Analysis, FileLoader, FsLoader, ProjectLoader};
+pub use check::{check, check_with, Analysis, FileLoader, FsLoader, Options as CheckOptions, ProjectLoader};
 
 /// Reading program files: regular files only, bounded in size.
 pub mod files {

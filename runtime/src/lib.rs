@@ -17,6 +17,7 @@ pub mod fabric;
 pub mod governance;
 pub mod ids;
 pub mod redact;
+pub mod secrets;
 pub mod inspect;
 pub mod interp;
 pub mod lease;
@@ -44,6 +45,7 @@ use crate::store::{Batch, Store, StoreError};
 use crate::tools::Tools;
 
 pub use crate::core::DEFAULT_MAX_CONCURRENCY;
+pub use driver::fleet::{Worker, WorkerOptions, WorkerStats};
 pub use driver::CallError;
 
 /// Errors of the runtime that are not a run's own failure.
@@ -131,6 +133,9 @@ pub struct Runtime {
     pub fabric: Arc<Fabric>,
     pub tools: Arc<Tools>,
     pub home: PathBuf,
+    /// Where `secret("NAME")` values come from: by default the secrets
+    /// store under `home`, then the environment.
+    pub secret_source: Arc<dyn secrets::SecretSource>,
 }
 
 impl Runtime {
@@ -144,6 +149,7 @@ impl Runtime {
             fabric: Arc::new(Fabric::from_env()),
             tools,
             home: home.to_path_buf(),
+            secret_source: secrets::default_source(home),
         }
     }
 
@@ -158,9 +164,18 @@ impl Runtime {
     ) -> Result<String, RuntimeError> {
         let wf = find_workflow(program, workflow)?;
         let params = prepare_inputs(wf, inputs)?;
+        refuse_url_passwords(program, &params)?;
         let run_id = ids::new_id();
         driver::create_run(self, program, workflow, &run_id, None, &params, trust).await?;
         Ok(run_id)
+    }
+
+    /// Checks inputs, creates the run and queues it for the fleet (`aosc
+    /// worker` processes run it; needs the PostgreSQL store).
+    pub async fn detach(&self, program: &Program, workflow: &str, inputs: BTreeMap<String, Value>, trust: Trust) -> Result<String, RuntimeError> {
+        let id = self.create(program, workflow, inputs, trust).await?;
+        self.store.fleet_queue(&id).await?;
+        Ok(id)
     }
 
     /// Runs (or continues) a run until it ends, pauses at a gate, or is
@@ -232,7 +247,7 @@ impl Runtime {
             wf,
             params,
             trust,
-            secrets: Secrets::default(),
+            secrets: Secrets::from_source(self.secret_source.clone()),
         });
         let sh = Arc::new(driver::Shared::new(self.clone(), ctx, workspace, opts));
         let journal = self.store.journal_since(run_id, 0).await?;
@@ -281,23 +296,13 @@ impl Runtime {
         if self.store.run(run_id).await?.is_none() {
             return Err(RuntimeError::Store(StoreError::NoSuchRun(run_id.into())));
         }
+        // A friendly answer for a step that never asked; the decisive check
+        // (waiting, not decided yet) is made by the store in the transaction
+        // that writes the decision.
         let journal = self.store.journal(run_id).await?;
-        let mut waiting = false;
-        let mut known = false;
-        for e in &journal {
-            match &e.transition {
-                Transition::ApprovalRequested { step: s, .. } if s == step => {
-                    waiting = true;
-                    known = true;
-                }
-                Transition::ApprovalGranted { step: s, .. } | Transition::ApprovalDenied { step: s, .. } if s == step => waiting = false,
-                t if t.step() == Some(step) => known = true,
-                _ => {}
-            }
-        }
-        if !waiting {
-            let why = if known { "it is not waiting for approval" } else { "the run has no such step waiting" };
-            return Err(RuntimeError::Usage(format!("cannot decide on step `{step}` of run `{run_id}`: {why}")));
+        let known = journal.iter().any(|e| e.transition.step() == Some(step));
+        if !known {
+            return Err(RuntimeError::Usage(format!("cannot decide on step `{step}` of run `{run_id}`: the run has no such step waiting")));
         }
         let note_s = note.map(str::to_string);
         let t = match verdict {
@@ -309,10 +314,33 @@ impl Runtime {
             Some(step),
             json!({"decision": if verdict == Verdict::Approve { "approved" } else { "denied" }, "by": by, "note": note_s}),
         );
-        self.store.commit(run_id, Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await?;
+        self.store.commit_decision(run_id, step, Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await?;
         self.bus.notify(run_id);
+        // A fleet run continues when a worker decides again.
+        self.store.fleet_wake(run_id.split('.').next().unwrap_or(run_id)).await?;
         Ok(())
     }
+}
+
+/// A password written into a URL of the program or of an input would be
+/// stored with the run (the program and inputs are kept to resume it):
+/// refused, naming the URL with the password hidden. Passwords belong in
+/// `secret("NAME")`, which is resolved at use and never stored.
+fn refuse_url_passwords(program: &Program, params: &BTreeMap<String, Value>) -> Result<(), RuntimeError> {
+    for (name, v) in params {
+        if let Some(url) = redact::first_url_password(v) {
+            return Err(RuntimeError::Usage(format!(
+                "input `{name}` holds a password in a URL (`{url}`); it would be stored with the run: pass the password with secret(\"NAME\") instead; nothing was run"
+            )));
+        }
+    }
+    let ir = serde_json::to_value(program).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+    if let Some(url) = redact::first_url_password(&ir) {
+        return Err(RuntimeError::Usage(format!(
+            "the program holds a password in a URL (`{url}`); it would be stored with every run: write the URL without it and pass the password with secret(\"NAME\"); nothing was run"
+        )));
+    }
+    Ok(())
 }
 
 fn find_workflow<'a>(program: &'a Program, name: &str) -> Result<&'a Workflow, RuntimeError> {

@@ -34,6 +34,61 @@ pub fn url_passwords(text: &str) -> String {
     out
 }
 
+/// Whether `text` holds a URL with a password.
+pub fn has_url_password(text: &str) -> bool {
+    text.contains("://") && text.contains('@') && url_passwords(text) != text
+}
+
+/// Hides URL passwords in every string inside `v`, in place (strings
+/// without `://` are not touched, so this costs a walk and no allocation).
+pub fn url_passwords_in(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            if has_url_password(s) {
+                *s = url_passwords(s);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(url_passwords_in),
+        Value::Object(m) => m.values_mut().for_each(url_passwords_in),
+        _ => {}
+    }
+}
+
+fn hide_in_text(s: &mut String) {
+    if has_url_password(s) {
+        *s = url_passwords(s);
+    }
+}
+
+/// Hides URL passwords in the free text and values a transition carries
+/// (outputs, errors, reasons, notes), before it is journaled or published.
+pub fn transition_url_passwords(t: &mut crate::events::Transition) {
+    use crate::events::Transition as T;
+    match t {
+        T::RunStarted { inputs, .. } => url_passwords_in(inputs),
+        T::StepSkipped { reason, .. } | T::ApprovalRequested { reason, .. } | T::RunPaused { reason } => hide_in_text(reason),
+        T::AttemptFailed { error, .. } | T::StepFailed { error, .. } | T::RunFailed { error, .. } => hide_in_text(error),
+        T::ItemSucceeded { output, .. } | T::RunSucceeded { output, .. } => url_passwords_in(output),
+        T::StepSucceeded { output: Some(output), .. } => url_passwords_in(output),
+        T::ApprovalGranted { note: Some(n), .. } | T::ApprovalDenied { note: Some(n), .. } => hide_in_text(n),
+        T::Routed { data, .. } => url_passwords_in(data),
+        _ => {}
+    }
+}
+
+/// The first string inside `v` that holds a URL with a password, shown
+/// with the password hidden.
+pub fn first_url_password(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if has_url_password(s) => Some(url_passwords(s)),
+        Value::Array(items) => items.iter().find_map(first_url_password),
+        Value::Object(m) => m.values().find_map(first_url_password),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::url_passwords;

@@ -64,6 +64,7 @@ pub fn workflow(name: &str) -> Workflow {
         risk: Risk::Medium,
         max_concurrency: None,
         max_param_tokens: 2048,
+        priority: 0,
         trigger: None,
         steps: Vec::new(),
         cost_bound_usd: 0.0,

@@ -168,6 +168,8 @@ pub async fn run(program: &Program, case: &TestCase) -> Result<TestOutcome, Runt
         fabric: Arc::new(Fabric::answered_by(llm.clone())),
         tools: Arc::new(Tools::stand_ins(stand_ins)),
         home: dir.0.clone(),
+        // Hermetic: no secret from the environment or the secret store.
+        secret_source: Arc::new(crate::secrets::Fixed(BTreeMap::new())),
     };
     let run_id = rt.create(&program, &case.workflow, case.inputs.clone(), Trust::Basic).await?;
     let mut report = rt.execute(&run_id, RunOptions::default()).await?;

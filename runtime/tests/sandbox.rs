@@ -240,6 +240,42 @@ async fn escape_exceeding_the_file_size() {
     assert_eq!(out.signal, Some(25), "SIGXFSZ: {out:?}");
 }
 
+/// Issue 17, finding 8: the private /tmp was a tmpfs of half the host's
+/// memory, outside the address-space limit. It is bounded now.
+#[tokio::test]
+async fn escape_by_filling_tmp() {
+    let f = Fixture::with(Limits { tmp_bytes: 4 << 20, file_size_bytes: 64 << 20, workspace_bytes: 64 << 20, ..limits() });
+    let out = f.sh("head -c 16000000 /dev/zero > /tmp/fill; echo status=$?; df -k /tmp | tail -n 1; du -k /tmp/fill").await;
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("No space left on device"), "{stdout} {stderr}");
+    let kib: u64 = stdout.lines().last().unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(kib <= 4 * 1024, "wrote {kib} KiB to /tmp: {stdout}");
+}
+
+/// Issue 17, finding 8: the workspace had no bound beyond the size of one
+/// file; many files under it filled the disk. Now the program is killed
+/// when the workspace grows past its quota and the step fails clearly.
+#[tokio::test]
+async fn escape_by_filling_the_workspace_with_many_files() {
+    let f = Fixture::with(Limits { file_size_bytes: 1 << 20, workspace_bytes: 8 << 20, ..limits() });
+    let started = Instant::now();
+    // 1 MiB files (each within the file limit) without end.
+    let out = f.sh("i=0; while :; do head -c 1048576 /dev/zero > f$i || exit 3; i=$((i+1)); done").await;
+    assert!(started.elapsed() < Duration::from_secs(15), "{out:?}");
+    let used = out.workspace_exceeded.unwrap_or_else(|| panic!("not stopped for its workspace: {out:?}"));
+    assert!(used > 8 << 20, "{used}");
+    let on_disk = aos_runtime::tools::sandbox::tree_bytes(&f.ws());
+    // Stopped within a few intervals of the quota, not after filling the disk.
+    assert!(on_disk < 64 << 20, "the workspace holds {} MiB", on_disk >> 20);
+    // Through the tool, the step fails and says why.
+    let tool = ShellExec { sandbox: Arc::new(Sandbox::new(bwrap(), Limits { file_size_bytes: 1 << 20, workspace_bytes: 8 << 20, ..limits() })) };
+    let ws = tempfile::tempdir().unwrap();
+    let ctx = ToolCtx { workspace: ws.path().to_path_buf(), idempotency_key: None, run_id: "r".into(), step: "s".into() };
+    let e = tool.call(json!({"command": ["sh", "-c", "i=0; while :; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); done"]}), &ctx).await.unwrap_err();
+    assert!(e.contains("over its quota of 8 MiB") && e.contains("AOS_EXEC_WORKSPACE_MB"), "{e}");
+}
+
 #[tokio::test]
 async fn escape_exceeding_the_process_limit() {
     let f = Fixture::new();

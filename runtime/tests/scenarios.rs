@@ -426,11 +426,10 @@ async fn file_tools_stay_in_the_workspace() {
 
 #[tokio::test]
 async fn secrets_are_redacted_from_journal_and_audit() {
-    // The workspace forbids `unsafe` (and so `set_var`): use a variable every
-    // test environment has.
-    let home = std::env::var("HOME").unwrap();
+    let home = "a-secret-home-value".to_string();
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(&dir).await;
+    let mut rt = runtime(&dir).await;
+    rt.secret_source = Arc::new(aos_runtime::secrets::Fixed([("HOME".to_string(), home.clone())].into()));
     let mut p = base(SimOptions::default());
     p.tools.insert("file.write".into(), builtin_tool("file.write", &["path", "content"], Effect::External, Risk::Medium));
     let mut wf = workflow("s");

@@ -209,7 +209,99 @@ async fn a_workflow_runs_and_resumes_its_answer(kind: Kind) {
     assert!(matches!(rt.verify_audit(&r.run_id).await.unwrap(), Verdict::Intact { .. }));
 }
 
+async fn serve_tables_tokens_ticks_control_and_pauses(kind: Kind) {
+    use aos_runtime::store::TokenRow;
+    let Some(ts) = TestStore::open(kind).await else { return };
+    let st = ts.store();
+    let tok = |name: &str, hash: &str| TokenRow {
+        name: name.into(),
+        hash: hash.into(),
+        trust: "trusted".into(),
+        groups: vec!["ops".into(), "reviewers".into()],
+        created_at: "2026-12-01T00:00:00.000Z".into(),
+        revoked_at: None,
+    };
+    st.token_create(tok("ana", "h1")).await.unwrap();
+    st.token_create(tok("bo", "h2")).await.unwrap();
+    assert!(matches!(st.token_create(tok("ana", "h3")).await, Err(StoreError::Unsupported(_))), "a name is used once");
+    let found = st.token_by_hash("h1").await.unwrap().unwrap();
+    assert_eq!(found, tok("ana", "h1"));
+    assert!(st.token_revoke("ana").await.unwrap());
+    assert!(!st.token_revoke("ana").await.unwrap(), "revoked once");
+    assert!(st.token_by_hash("h1").await.unwrap().is_none(), "a revoked token no longer authenticates");
+    let names: Vec<String> = st.tokens().await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, vec!["ana", "bo"]);
+
+    assert!(st.claim_tick("prog/wf", 60_000).await.unwrap());
+    assert!(!st.claim_tick("prog/wf", 60_000).await.unwrap(), "a tick fires once");
+    assert!(st.claim_tick("prog/wf", 120_000).await.unwrap());
+    assert_eq!(st.last_tick("prog/wf").await.unwrap(), Some(120_000));
+    assert_eq!(st.last_tick("other").await.unwrap(), None);
+
+    st.request_control("r1", "cancel", "ana").await.unwrap();
+    st.request_control("r2", "pause", "bo").await.unwrap();
+    let mut got = st.take_control().await.unwrap();
+    got.sort();
+    assert_eq!(got, vec![("r1".into(), "cancel".into(), "ana".into()), ("r2".into(), "pause".into(), "bo".into())]);
+    assert!(st.take_control().await.unwrap().is_empty(), "a request is taken once");
+
+    assert_eq!(st.paused("r1").await.unwrap(), None);
+    st.set_paused("r1", Some("ana")).await.unwrap();
+    assert_eq!(st.paused("r1").await.unwrap().as_deref(), Some("ana"));
+    st.set_paused("r1", None).await.unwrap();
+    assert_eq!(st.paused("r1").await.unwrap(), None);
+}
+
+/// Finding 7 of issue 17: concurrent approve/deny on one gate. Exactly one
+/// is recorded; every other gets the typed refusal naming the first.
+async fn one_decision_per_gate(kind: Kind) {
+    let Some(ts) = TestStore::open(kind).await else { return };
+    let st = ts.store();
+    st.create_run(new_run("g", None, 1)).await.unwrap();
+    let ask = Transition::ApprovalRequested { step: "send".into(), group: "ops".into(), reason: "external".into() };
+    st.commit("g", Batch { transitions: vec![started(), ask], ..Default::default() }).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            let by = format!("w{w}");
+            let t = if w % 2 == 0 {
+                Transition::ApprovalGranted { step: "send".into(), by: by.clone(), note: None }
+            } else {
+                Transition::ApprovalDenied { step: "send".into(), by: by.clone(), note: None }
+            };
+            let d = Decision::new("approval", Some("send"), json!({"by": by}));
+            st.commit_decision("g", "send", Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::AlreadyDecided { step, .. }) => assert_eq!(step, "send"),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let decisions = st
+        .journal("g")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.transition, Transition::ApprovalGranted { .. } | Transition::ApprovalDenied { .. }))
+        .count();
+    assert_eq!(decisions, 1);
+    assert_eq!(st.run("g").await.unwrap().unwrap().audit_count, 1);
+    // A step that never asked is not waiting.
+    let t = Transition::ApprovalGranted { step: "other".into(), by: "x".into(), note: None };
+    assert!(matches!(
+        st.commit_decision("g", "other", Batch { transitions: vec![t], ..Default::default() }).await,
+        Err(StoreError::NotWaiting { .. })
+    ));
+}
+
 both_stores!(
+    one_decision_per_gate,
     runs_journal_and_status,
     a_batch_for_an_unknown_run_is_refused_whole,
     idempotency_keeps_the_first_output,
@@ -217,4 +309,5 @@ both_stores!(
     memory_round_trips,
     publish_cursor_moves_forward_only,
     a_workflow_runs_and_resumes_its_answer,
+    serve_tables_tokens_ticks_control_and_pauses,
 );

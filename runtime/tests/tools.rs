@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use aos_runtime::store::sqlite::SqliteStore;
 use aos_runtime::store::Store;
+use aos_runtime::tools::guard::Guard;
 use aos_runtime::tools::{http, Tool, ToolConfig, ToolCtx, Tools};
 use serde_json::{json, Value};
 use support::{Postgres, SmtpSink};
@@ -21,7 +22,10 @@ fn ctx(key: Option<&str>) -> ToolCtx {
     ToolCtx { workspace: std::env::temp_dir(), idempotency_key: key.map(str::to_string), run_id: "run1".into(), step: "s".into() }
 }
 
-fn tools(cfg: ToolConfig) -> Tools {
+/// The tools of `cfg`; the loopback servers of these tests are allowed
+/// through the outbound guard unless `cfg` says otherwise.
+fn tools(mut cfg: ToolConfig) -> Tools {
+    cfg.http_allow.get_or_insert_with(|| "127.0.0.1".into());
     Tools::with_config(&cfg)
 }
 
@@ -165,6 +169,10 @@ fn http_server() -> String {
                     "/ok" => reply("200 OK", "text/plain", "hello", ""),
                     "/json" => reply("200 OK", "application/json", &json!({"method": method, "target": target, "body": body}).to_string(), ""),
                     "/loop" => reply("302 Found", "text/plain", "", "location: /loop\r\n"),
+                    "/hop" => {
+                        let to = target.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
+                        reply("302 Found", "text/plain", "", &format!("location: {to}\r\n"))
+                    }
                     "/big" => reply("200 OK", "text/plain", &"x".repeat(2 << 20), ""),
                     "/slow" => {
                         std::thread::sleep(Duration::from_secs(3));
@@ -199,12 +207,59 @@ async fn http_tools_bound_time_size_and_redirects() {
     let r = call(&t, "http.request", json!({"method": "GET", "url": format!("{base}/missing")})).await.unwrap();
     assert_eq!(r["status"], 404);
 
-    let slow = http::Get(http::client_with_timeout(Duration::from_millis(500)).unwrap());
+    let slow = http::Get(http::client_with_timeout(Duration::from_millis(500), Guard::parse("127.0.0.1")).unwrap());
     let e = slow.call(json!({"url": format!("{base}/slow")}), &ctx(None)).await.unwrap_err();
     assert!(e.contains("timed out"), "{e}");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let e = call(&t, "http.get", json!({"url": format!("http://127.0.0.1:{port}/")})).await.unwrap_err();
     assert!(e.starts_with("cannot connect to"), "{e}");
+}
+
+/// The outbound guard (issue 17): loopback, private, link-local and
+/// metadata addresses are refused (after DNS resolution, and on every
+/// redirect) unless allowed by AOS_HTTP_ALLOW; with the allow they work.
+#[tokio::test]
+async fn the_outbound_guard_refuses_internal_addresses_unless_allowed() {
+    let base = http_server();
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let closed = tools(ToolConfig { http_allow: Some(String::new()), ..Default::default() });
+    for url in [
+        format!("{base}/ok"),
+        format!("http://localhost:{port}/ok"),
+        format!("http://2130706433:{port}/ok"),
+        format!("http://0x7f.1:{port}/ok"),
+        format!("http://[::ffff:127.0.0.1]:{port}/ok"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "http://[::1]:9/".to_string(),
+    ] {
+        let e = call(&closed, "http.get", json!({"url": url})).await.unwrap_err();
+        assert!(e.contains("refused:") && e.contains("AOS_HTTP_ALLOW="), "{url}: {e}");
+    }
+    let e = call(&closed, "http.get", json!({"url": "http://169.254.169.254/x"})).await.unwrap_err();
+    assert!(e.contains("cloud metadata"), "{e}");
+    let e = call(&closed, "http.request", json!({"method": "POST", "url": format!("{base}/json")})).await.unwrap_err();
+    assert!(e.contains(&format!("AOS_HTTP_ALLOW=127.0.0.1:{port}")), "{e}");
+    let e = closed.call_http("crm.lookup", "POST", &format!("{base}/json"), json!({})).await.unwrap_err();
+    assert!(e.contains("is a loopback address"), "{e}");
+
+    // Allowed: exactly that address and port.
+    let open = tools(ToolConfig { http_allow: Some(format!("127.0.0.1:{port}")), ..Default::default() });
+    assert_eq!(call(&open, "http.get", json!({"url": format!("{base}/ok")})).await.unwrap(), json!("hello"));
+    assert!(open.call_http("crm.lookup", "POST", &format!("{base}/json"), json!({})).await.is_ok());
+    // A redirect from the allowed server to another internal port is refused.
+    let other = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = call(&open, "http.get", json!({"url": format!("{base}/hop?http://127.0.0.1:{other}/ok")})).await.unwrap_err();
+    assert!(e.contains("redirect") && e.contains("loopback"), "{e}");
+    let e = call(&open, "http.get", json!({"url": format!("{base}/hop?http://169.254.169.254/")})).await.unwrap_err();
+    assert!(e.contains("cloud metadata"), "{e}");
+    // A redirect to a name that resolves to an internal address is refused
+    // by the resolver when the connection is made.
+    let e = call(&open, "http.get", json!({"url": format!("{base}/hop?http://localhost:{other}/ok")})).await.unwrap_err();
+    assert!(e.contains("loopback"), "{e}");
+    // A name is allowed by name.
+    let named = tools(ToolConfig { http_allow: Some(format!("localhost:{port}")), ..Default::default() });
+    assert_eq!(call(&named, "http.get", json!({"url": format!("http://localhost:{port}/ok")})).await.unwrap(), json!("hello"));
 }
 
 #[tokio::test]
@@ -242,6 +297,31 @@ async fn memory_recalls_by_key_and_by_similarity() {
     // Persisted in the store: a new tool set over the same store sees it.
     let again = Tools::with_config(&ToolConfig::default()).with_store(store);
     assert_eq!(call(&again, "memory.recall", json!({"query": "emea-week-47"})).await.unwrap()[0]["key"], "emea-week-47");
+}
+
+/// Issue 17: SMTP upgrades to TLS when the relay offers STARTTLS (the
+/// sink records a TLS ClientHello after its "go ahead"), and never sends
+/// the mail in plaintext then; `AOS_SMTP_TLS=none` keeps a local relay's
+/// plaintext; a relay without STARTTLS still gets the mail by default.
+#[tokio::test]
+async fn email_uses_starttls_when_the_relay_offers_it() {
+    let sink = SmtpSink::offering_starttls();
+    let args = json!({"to": "a@example.com", "subject": "s", "body": "secret figures"});
+    let t = tools(ToolConfig { smtp_url: Some(sink.url()), smtp_from: Some("r@example.com".into()), ..Default::default() });
+    let e = call(&t, "email.send", args.clone()).await.unwrap_err();
+    assert!(e.contains("did not accept the email"), "{e}");
+    let seen = sink.after_starttls.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "the client did not ask for STARTTLS");
+    assert_eq!(&seen[0][..2], &[0x16, 0x03], "not a TLS handshake: {:?}", seen[0]);
+    assert!(sink.received().is_empty());
+    let t = tools(ToolConfig { smtp_url: Some(sink.url()), smtp_from: Some("r@example.com".into()), smtp_tls: Some("none".into()), ..Default::default() });
+    call(&t, "email.send", args.clone()).await.unwrap();
+    assert_eq!(sink.received().len(), 1);
+    assert_eq!(sink.after_starttls.lock().unwrap().len(), 1);
+    let plain = SmtpSink::start(false);
+    let t = tools(ToolConfig { smtp_url: Some(plain.url()), smtp_from: Some("r@example.com".into()), smtp_tls: Some("required".into()), ..Default::default() });
+    assert!(call(&t, "email.send", args.clone()).await.is_err());
+    assert!(plain.received().is_empty());
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ use super::runtime as rtx;
 
 /// Approve a step waiting at an approval gate. A run started with `--wait`
 /// continues by itself; otherwise continue it with `aosc resume RUN_ID`
-/// (the message says which).
+/// (the message says which). One decision per gate: a decision on a gate
+/// already decided is refused with exit status 4.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   aosc approve 01J9Z8Q6W5K3M2N1P0R9S8T7V6 send --by ana --note \"numbers checked\"
@@ -56,8 +57,12 @@ pub fn run(args: &DecideArgs, verdict: Verdict) -> u8 {
                 }
                 exit::OK
             }
+            Err(e @ aos_runtime::RuntimeError::Store(aos_runtime::store::StoreError::AlreadyDecided { .. })) => {
+                crate::output::error(&e);
+                exit::REFUSED
+            }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }

@@ -38,7 +38,7 @@ pub fn run(args: &AuditArgs) -> u8 {
                 exit::ERRORS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }

@@ -62,7 +62,12 @@ pub fn run(args: &CheckArgs) -> u8 {
                 return exit::USAGE;
             }
         };
-        let analysis = aos_compiler::check(path, &text, &ProjectLoader::for_program(std::path::Path::new(path)));
+        // Without `--cost` or `--emit-ir` only the findings are shown: the
+        // checker then skips lowering and counts prompts in bytes unless a
+        // finding quotes a cost figure (the same findings, faster).
+        let options = aos_compiler::CheckOptions { program: args.cost || args.emit_ir };
+        let analysis =
+            aos_compiler::check_with(path, &text, &ProjectLoader::for_program(std::path::Path::new(path)), options);
         if args.cost {
             match args.format {
                 Format::Human => out!("{}", aos_compiler::cost::render_table(&analysis.cost)),

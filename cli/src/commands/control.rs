@@ -41,7 +41,7 @@ pub fn cancel(args: &CancelArgs) -> u8 {
                 return exit::ERRORS;
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 return exit::ERRORS;
             }
         };
@@ -56,7 +56,7 @@ pub fn cancel(args: &CancelArgs) -> u8 {
                 exit::OK
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }
@@ -73,7 +73,7 @@ pub fn pause(args: &PauseArgs) -> u8 {
                     exit::OK
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::output::error(&e);
                     exit::ERRORS
                 }
             },
@@ -86,7 +86,7 @@ pub fn pause(args: &PauseArgs) -> u8 {
                 exit::ERRORS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }

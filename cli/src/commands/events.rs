@@ -85,7 +85,7 @@ pub fn run(args: &EventsArgs) -> u8 {
                     return exit::USAGE;
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::output::error(&e);
                     return exit::ERRORS;
                 }
             }
@@ -116,7 +116,7 @@ pub fn run(args: &EventsArgs) -> u8 {
             let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::output::error(&e);
                     return exit::ERRORS;
                 }
             };

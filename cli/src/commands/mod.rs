@@ -17,9 +17,12 @@ pub mod resume;
 pub mod run;
 pub mod runs;
 pub mod runtime;
+pub mod secret;
 pub mod show;
 pub mod test;
 pub mod token;
+pub mod wait;
+pub mod worker;
 
 pub mod table;
 
@@ -34,6 +37,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A run paused at an approval gate (§6a).
     pub const PAUSED: u8 = 3;
+    /// `aosc approve`/`deny`: the gate was already decided (by another
+    /// decision, possibly a concurrent one); this one was not recorded.
+    pub const REFUSED: u8 = 4;
 }
 
 /// Colour when stderr is a terminal and `NO_COLOR` is not set.

@@ -21,7 +21,7 @@ pub fn run(args: &ReplayArgs) -> u8 {
                 exit::OK
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }

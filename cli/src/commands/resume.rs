@@ -26,6 +26,10 @@ pub struct ResumeArgs {
 
 pub fn run(args: &ResumeArgs) -> u8 {
     rtx::with_runtime(|rt| async move {
+        // A resume ends a pause (`aosc pause`): the run is no longer shown as paused.
+        if let Err(e) = rt.store.set_paused(&args.run_id, None).await {
+            eprintln!("warning: cannot clear the pause of run `{}`: {e}", args.run_id);
+        }
         let opts = RunOptions { wait: args.wait, interrupt: Some(rtx::interrupt_on_ctrl_c()) };
         match rtx::with_progress(&rt, rt.execute(&args.run_id, opts)).await {
             Ok(report) => rtx::print_report(&report, args.json),
@@ -34,7 +38,7 @@ pub fn run(args: &ResumeArgs) -> u8 {
                 exit::USAGE
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::ERRORS
             }
         }

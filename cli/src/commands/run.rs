@@ -28,7 +28,8 @@ Examples:
   aosc run examples/hello.aos
   aosc run examples/hello.aos --input name=Ada --json
   aosc run report.aos --workflow weekly --inputs-json inputs.json --trust trusted
-  aosc run report.aos --wait          wait at approval gates for `aosc approve`")]
+  aosc run report.aos --wait          wait at approval gates for `aosc approve`
+  aosc run report.aos --detach --json queue it for `aosc worker`s: {\"run_id\": …, \"status\": \"queued\"}")]
 pub struct RunArgs {
     /// The .aos file (or a checked program as IR JSON, `*.json`).
     #[arg(value_name = "FILE")]
@@ -48,6 +49,10 @@ pub struct RunArgs {
     /// Wait at approval gates for a decision from another process.
     #[arg(long)]
     pub wait: bool,
+    /// Queue the run for `aosc worker` processes, print its id and exit
+    /// (needs AOS_DATABASE_URL=postgres://…); `aosc wait RUN_ID` waits for it.
+    #[arg(long, conflicts_with = "wait")]
+    pub detach: bool,
     /// The trust of whoever starts the run (dynamic policy rules use it).
     #[arg(long, value_name = "LEVEL", default_value = "basic", value_parser = ["untrusted", "basic", "trusted", "admin"])]
     pub trust: String,
@@ -75,6 +80,12 @@ pub fn parse_inputs(pairs: &[String], file: Option<&str>) -> Result<BTreeMap<Str
 }
 
 pub fn run(args: &RunArgs) -> u8 {
+    if args.detach
+        && let Err(e) = super::worker::postgres_url("`aosc run --detach`")
+    {
+        eprintln!("error: {e}; nothing was run");
+        return exit::USAGE;
+    }
     let text = match aos_compiler::files::read_regular(std::path::Path::new(&args.file), aos_compiler::files::MAX_PROGRAM_BYTES) {
         Ok(t) => t,
         Err(e) => {
@@ -135,14 +146,35 @@ pub fn run(args: &RunArgs) -> u8 {
         for note in rt.fabric.notes(&program) {
             eprintln!("{note}");
         }
+        if args.detach {
+            return match rt.detach(&program, &workflow, inputs, trust).await {
+                Ok(id) => {
+                    if args.json {
+                        outln!("{}", serde_json::json!({"run_id": id, "status": "queued"}));
+                    } else {
+                        outln!("{id}");
+                        eprintln!("run {id} queued (workflow {workflow}, trust {}); `aosc worker` processes run it; `aosc wait {id}` waits for it", args.trust);
+                    }
+                    exit::OK
+                }
+                Err(aos_runtime::RuntimeError::Usage(e)) => {
+                    eprintln!("error: {e}");
+                    exit::USAGE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::ERRORS
+                }
+            };
+        }
         let id = match rt.create(&program, &workflow, inputs, trust).await {
             Ok(id) => id,
             Err(aos_runtime::RuntimeError::Usage(e)) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 return exit::USAGE;
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 return exit::ERRORS;
             }
         };
@@ -151,7 +183,7 @@ pub fn run(args: &RunArgs) -> u8 {
         match rtx::with_progress(&rt, rt.execute(&id, opts)).await {
             Ok(report) => rtx::print_report(&report, args.json),
             Err(e) => {
-                eprintln!("error: {e}; the run can be resumed with `aosc resume {id}`");
+                crate::output::error(format!("{e}; the run can be resumed with `aosc resume {id}`"));
                 exit::ERRORS
             }
         }

@@ -19,7 +19,7 @@ pub fn run(args: &RunsArgs) -> u8 {
         let runs = match rt.store.runs().await {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 return exit::ERRORS;
             }
         };

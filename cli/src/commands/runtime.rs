@@ -56,7 +56,7 @@ where
     let tokio = match tokio() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::output::error(&e);
             return exit::USAGE;
         }
     };
@@ -69,7 +69,7 @@ where
                 code
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 exit::USAGE
             }
         }
@@ -128,7 +128,7 @@ pub fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
 /// Resolves with the name of the first stop signal (SIGINT or SIGTERM).
 /// A signal that cannot be listened to is simply never received.
 #[cfg(unix)]
-async fn stop_signal() -> &'static str {
+pub async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{signal, Signal, SignalKind};
     async fn recv(s: &mut Option<Signal>) {
         match s {
@@ -147,7 +147,7 @@ async fn stop_signal() -> &'static str {
 }
 
 #[cfg(not(unix))]
-async fn stop_signal() -> &'static str {
+pub async fn stop_signal() -> &'static str {
     match tokio::signal::ctrl_c().await {
         Ok(()) => "interrupt",
         Err(_) => std::future::pending().await,

@@ -21,7 +21,7 @@ pub fn run(args: &ShowArgs) -> u8 {
         let v = match rt.show(&args.run_id).await {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::output::error(&e);
                 return exit::ERRORS;
             }
         };

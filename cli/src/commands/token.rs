@@ -78,7 +78,7 @@ pub fn run(args: &TokenArgs) -> u8 {
                         exit::OK
                     }
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        crate::output::error(&e);
                         exit::ERRORS
                     }
                 }
@@ -100,7 +100,7 @@ pub fn run(args: &TokenArgs) -> u8 {
                     exit::OK
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::output::error(&e);
                     exit::ERRORS
                 }
             },
@@ -114,7 +114,7 @@ pub fn run(args: &TokenArgs) -> u8 {
                     exit::ERRORS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::output::error(&e);
                     exit::ERRORS
                 }
             },

@@ -98,7 +98,8 @@ pub async fn start_run(
     };
     let run_id = app.rt.create(program, &wf, inputs, trust).await?;
     tracing::info!(run_id = %run_id, workflow = %wf, "run created");
-    app.runner.start(run_id.clone());
+    let priority = program.workflows.get(&wf).map_or(0, |w| w.priority);
+    app.runner.start(run_id.clone(), priority);
     Ok(run_id)
 }
 
@@ -197,7 +198,7 @@ async fn decide(app: Arc<App>, caller: Caller, id: String, body: DecideBody, ver
     let by = caller.audit_name(body.by.as_deref());
     app.rt.decide(&id, &body.step, verdict, &by, body.note.as_deref()).await?;
     tracing::info!(run_id = %id, step = %body.step, by = %by, verdict = ?verdict, "approval decided");
-    app.runner.start(id.clone());
+    app.runner.start(id.clone(), app.runner.priority_of(&id).await);
     Ok(Json(json!({"run_id": id, "step": body.step, "decision": if verdict == Verdict::Approve { "approved" } else { "denied" }, "by": by})))
 }
 
@@ -234,7 +235,7 @@ pub async fn cancel(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): Ur
     responses((status = 200, description = "the run stopped cleanly; `resume` continues it"), (status = 403), (status = 409)))]
 pub async fn pause(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
     need_control(&caller)?;
-    if !app.runner.pause(&id).await {
+    if !app.runner.pause(&id, &caller.audit_name(None)).await {
         return Err(ApiError::Conflict(format!("run `{id}` is not executing on this server")));
     }
     app.runner.settle(&id).await;
@@ -250,7 +251,7 @@ pub async fn resume(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): Ur
     if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) || cancelled {
         return Err(ApiError::Conflict(format!("run `{id}` has ended ({}); `aosc resume` can still continue an interrupted run", row.status.as_str())));
     }
-    app.runner.start(id.clone());
+    app.runner.start(id.clone(), app.runner.priority_of(&id).await);
     Ok(Json(json!({"run_id": id, "status": "running"})))
 }
 

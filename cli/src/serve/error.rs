@@ -51,6 +51,8 @@ impl From<RuntimeError> for ApiError {
         match e {
             RuntimeError::Store(StoreError::NoSuchRun(id)) => ApiError::NotFound(format!("no run `{id}`")),
             RuntimeError::Usage(m) => ApiError::BadRequest(m),
+            // A concurrent decision won the gate: one decision per gate.
+            RuntimeError::Store(e @ (StoreError::AlreadyDecided { .. } | StoreError::NotWaiting { .. })) => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

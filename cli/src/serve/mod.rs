@@ -13,6 +13,7 @@ mod metrics;
 mod openapi;
 mod programs;
 mod runner;
+mod slots;
 mod triggers;
 
 use std::net::SocketAddr;

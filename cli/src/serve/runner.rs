@@ -4,49 +4,45 @@
 //! attempts and journals `run.interrupted`, so the hook the run core needs
 //! is that one flag.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aos_runtime::events::RunStatus;
 use aos_runtime::{RunOptions, RunReport, Runtime};
-use tokio::sync::{watch, Mutex, Semaphore};
+use tokio::sync::{watch, Mutex};
 use tracing::Instrument;
 
+use super::slots::Slots;
 use super::App;
 
 /// Why a live run was stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Stop {
     Cancel { by: String },
-    Pause,
+    Pause { by: String },
 }
 
 pub struct Runner {
     rt: Runtime,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     live: Mutex<HashMap<String, watch::Sender<bool>>>,
     stops: Mutex<HashMap<String, Stop>>,
-    paused: Mutex<HashSet<String>>,
-    queued: AtomicUsize,
 }
 
 impl Runner {
     pub fn new(rt: Runtime, max_runs: usize) -> Runner {
         Runner {
             rt,
-            slots: Arc::new(Semaphore::new(max_runs.max(1))),
+            slots: Slots::new(max_runs),
             live: Mutex::new(HashMap::new()),
             stops: Mutex::new(HashMap::new()),
-            paused: Mutex::new(HashSet::new()),
-            queued: AtomicUsize::new(0),
         }
     }
 
     /// Runs waiting for a free slot.
     pub fn queue_depth(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.slots.waiting()
     }
 
     /// Runs executing now.
@@ -54,23 +50,46 @@ impl Runner {
         self.live.lock().await.len()
     }
 
+    /// Whether a user paused `run_id` (kept in the store, so a pause
+    /// outlives a restart of the server).
     pub async fn is_paused(&self, run_id: &str) -> bool {
-        self.paused.lock().await.contains(run_id)
+        match self.rt.store.paused(run_id).await {
+            Ok(p) => p.is_some(),
+            Err(e) => {
+                tracing::warn!(run_id, error = %e, "cannot read the pause state");
+                false
+            }
+        }
     }
 
-    /// Executes (or continues) a run in the background.
-    pub fn start(self: &Arc<Self>, run_id: String) {
+    async fn set_paused(&self, run_id: &str, by: Option<&str>) {
+        if let Err(e) = self.rt.store.set_paused(run_id, by).await {
+            tracing::error!(run_id, error = %e, "cannot record the pause state");
+        }
+    }
+
+    /// The `priority:` of a stored run's workflow (0 when it cannot be read).
+    pub async fn priority_of(&self, run_id: &str) -> u32 {
+        let (Ok(Some(row)), Ok(text)) = (self.rt.store.run(run_id).await, self.rt.store.program(run_id).await) else {
+            return 0;
+        };
+        serde_json::from_str::<aos_compiler::ir::Program>(&text)
+            .ok()
+            .and_then(|p| p.workflows.get(&row.workflow).map(|w| w.priority))
+            .unwrap_or(0)
+    }
+
+    /// Executes (or continues) a run in the background, when a slot is
+    /// free: queued runs of a higher `priority` go first.
+    pub fn start(self: &Arc<Self>, run_id: String, priority: u32) {
         let me = self.clone();
         let span = tracing::info_span!("run", run_id = %run_id);
         tokio::spawn(
             async move {
-                me.queued.fetch_add(1, Ordering::Relaxed);
-                let permit = me.slots.clone().acquire_owned().await;
-                me.queued.fetch_sub(1, Ordering::Relaxed);
-                let Ok(_permit) = permit else { return };
+                let _slot = me.slots.acquire(priority).await;
                 let (tx, rx) = watch::channel(false);
                 me.live.lock().await.insert(run_id.clone(), tx);
-                me.paused.lock().await.remove(&run_id);
+                me.set_paused(&run_id, None).await;
                 let result = me.rt.execute(&run_id, RunOptions { wait: false, interrupt: Some(rx) }).await;
                 me.live.lock().await.remove(&run_id);
                 let stop = me.stops.lock().await.remove(&run_id);
@@ -80,8 +99,8 @@ impl Runner {
                             tracing::error!(error = %e, "cannot record the cancel in the audit log");
                         }
                     }
-                    (Ok(r), Some(Stop::Pause)) if r.status == RunStatus::Cancelled => {
-                        me.paused.lock().await.insert(run_id.clone());
+                    (Ok(r), Some(Stop::Pause { by })) if r.status == RunStatus::Cancelled => {
+                        me.set_paused(&run_id, Some(&by)).await;
                     }
                     _ => {}
                 }
@@ -102,14 +121,14 @@ impl Runner {
         if self.signal(run_id, Stop::Cancel { by: by.to_string() }).await {
             return Ok(());
         }
-        self.paused.lock().await.remove(run_id);
+        self.set_paused(run_id, None).await;
         self.rt.cancel_idle(run_id, by).await
     }
 
     /// Pauses a live run (it stops cleanly and can be resumed); false when
     /// the run is not executing here.
-    pub async fn pause(&self, run_id: &str) -> bool {
-        self.signal(run_id, Stop::Pause).await
+    pub async fn pause(&self, run_id: &str, by: &str) -> bool {
+        self.signal(run_id, Stop::Pause { by: by.to_string() }).await
     }
 
     async fn signal(&self, run_id: &str, why: Stop) -> bool {
@@ -166,7 +185,7 @@ pub fn spawn_control_poller(app: Arc<App>) {
                 let done = match action.as_str() {
                     "cancel" => app.runner.cancel(&run_id, &by).await.map_err(|e| e.to_string()),
                     "pause" => {
-                        app.runner.pause(&run_id).await;
+                        app.runner.pause(&run_id, &by).await;
                         Ok(())
                     }
                     other => Err(format!("unknown control action `{other}`")),

@@ -264,6 +264,7 @@ pub struct WorkflowAttrs {
     pub budget_micros: Option<u64>,
     pub max_concurrency: Option<u32>,
     pub max_param_tokens: Option<u64>,
+    pub priority: Option<u32>,
 }
 
 impl WorkflowAttrs {
@@ -273,6 +274,7 @@ impl WorkflowAttrs {
             budget_micros: b.micros("budget"),
             max_concurrency: b.count_u32("max_concurrency"),
             max_param_tokens: b.count("max_param_tokens"),
+            priority: b.count_u32("priority"),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::ast::{self, BinaryOp, ExprKind, StrPart, UnaryOp};
 use crate::ir::{self, Effect, Risk};
 
+use super::attrs::WorkflowAttrs;
 use super::cost::{self, CostReport};
 use super::env::Env;
 use super::graph::StepGraph;
@@ -119,6 +120,7 @@ fn workflow(env: &Env, inputs: &Inputs, name: &str, wf: &ast::Workflow, used_too
             .and_then(|a| int_of(&a.value))
             .unwrap_or(cost::DEFAULT_MAX_PARAM_TOKENS),
         trigger: Env::attr(attrs, "trigger").and_then(|a| trigger(&a.value)),
+        priority: WorkflowAttrs::read(attrs).priority.unwrap_or(0),
         steps,
         cost_bound_usd: wf_cost.and_then(|c| c.total_usd).unwrap_or(0.0),
     }

@@ -55,7 +55,8 @@ pub struct Analysis {
     pub files: Vec<(FileId, ast::File)>,
     /// Every finding, in file and source order.
     pub diagnostics: Vec<Diagnostic>,
-    /// The checked program, when there are no errors.
+    /// The checked program, when there are no errors (and it was asked
+    /// for: [`Options::program`]).
     pub program: Option<ir::Program>,
     /// The worst-case cost of every workflow (`aosc check --cost`), also
     /// when there are errors.
@@ -78,11 +79,35 @@ impl Analysis {
 /// and declarations, then names and types, the step graph, models and roles,
 /// cost, risk and policy; the IR is built only when there is no error.
 pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
+    check_with(path, text, loader, Options::default())
+}
+
+/// What [`check_with`] computes besides the diagnostics.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Lower the program to the IR (when there is no error) and count the
+    /// cost with each model's own tokenizer. Without it (`aosc check` with
+    /// neither `--cost` nor `--emit-ir`), `program` is `None` and the cost
+    /// figures may be UTF-8 byte bounds ([`cost::CostReport::exact`]); the
+    /// diagnostics are the same either way.
+    pub program: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { program: true }
+    }
+}
+
+/// [`check`] with [`Options`]: `Options { program: false }` gives the same
+/// diagnostics without lowering, and without loading a BPE unless a finding
+/// quotes a cost figure.
+pub fn check_with(path: &str, text: &str, loader: &dyn FileLoader, options: Options) -> Analysis {
     let mut sources = Sources::new();
     let main = sources.add(path, text);
     let mut diagnostics = Vec::new();
     let loaded = resolve::load(main, &mut sources, loader, &mut diagnostics);
-    let (mut program, cost) = run_passes(&loaded, &mut diagnostics);
+    let (mut program, cost) = run_passes(&loaded, &mut diagnostics, options);
     let mut tests = Vec::new();
     if let (Some(p), Some((_, file))) = (&program, loaded.files.iter().find(|(id, _)| *id == main)) {
         let decls: Vec<&ast::TestDecl> = file
@@ -106,7 +131,7 @@ pub fn check(path: &str, text: &str, loader: &dyn FileLoader) -> Analysis {
 
 /// Every pass after parsing; returns the IR when nothing is wrong, and the
 /// cost report in any case.
-fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> (Option<ir::Program>, cost::CostReport) {
+fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>, options: Options) -> (Option<ir::Program>, cost::CostReport) {
     let env = resolve::build_env(loaded, diags);
     attrs::check(&env, diags);
     cycles::check_types(&env, diags);
@@ -115,9 +140,13 @@ fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>) -> (Option<
     let graphs = graph::check(&env, diags);
     let models = models::lower_models(&env, diags);
     let roles = roles::check(&env, diags);
-    let cost = cost::analyze(&env, &models, diags);
+    let cost = if options.program {
+        cost::analyze(&env, &models, diags)
+    } else {
+        cost::analyze_for_diagnostics(&env, &models, diags)
+    };
     let policy = policy::analyze(&env, diags);
-    if diags.iter().any(Diagnostic::is_error) {
+    if !options.program || diags.iter().any(Diagnostic::is_error) {
         return (None, cost);
     }
     let inputs = lower::Inputs { types: &types, graphs: &graphs, models: &models, roles: &roles, cost: &cost, policy: &policy };

@@ -10,7 +10,7 @@ use crate::audit::Decision;
 use crate::events::{Recovery, Transition, Usage};
 
 /// How an attempt ended.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum AttemptOutcome {
     /// The call produced its value.
     Value(Value),
@@ -21,7 +21,7 @@ pub enum AttemptOutcome {
 }
 
 /// What a driver reports back for one attempt it launched.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AttemptResult {
     pub step: usize,
     pub item: UnitKey,
@@ -140,10 +140,23 @@ pub fn recover(state: &mut RunState, tick: &mut Tick) {
         }
     }
     inflight.sort();
+    for (i, item, attempt) in inflight {
+        recover_unit(state, tick, i, item, attempt);
+    }
+}
+
+/// [`recover`] for one attempt left in flight (a fleet worker that claims
+/// the task of a worker that died decides about that attempt only).
+/// Nothing happens unless `attempt` of unit (`i`, `item`) is in flight.
+pub fn recover_unit(state: &mut RunState, tick: &mut Tick, i: usize, item: UnitKey, attempt: u32) {
+    let in_flight = state.steps.get(i).and_then(|s| s.units.get(&item)).is_some_and(|u| u.attempt == attempt && matches!(u.phase, Phase::InFlight { .. }));
+    if !in_flight {
+        return;
+    }
     let ctx = state.ctx.clone();
     let run = &ctx.run_id;
-    for (i, item, attempt) in inflight {
-        let Some(step) = ctx.wf.steps.get(i) else { continue };
+    {
+        let Some(step) = ctx.wf.steps.get(i) else { return };
         let name = &step.name;
         let external = step.kind == StepKind::Tool && step.effect == Effect::External;
         let action = if external && step.idempotency_key.is_none() { Recovery::Held } else { Recovery::Retry };

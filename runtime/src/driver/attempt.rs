@@ -111,7 +111,10 @@ pub(super) async fn run(sh: Arc<Shared>, l: Launch, deps: HashMap<String, Arc<Va
     };
     let secrets = &sh.ctx.secrets;
     result.outcome = match res {
-        Ok(Reply::Value(v)) => AttemptOutcome::Value(secrets.redact_value(&v)),
+        // The value flows on unchanged (the program computes with it); the
+        // journal, events and audit get it redacted when the batch is
+        // committed (`Driver::commit`).
+        Ok(Reply::Value(v)) => AttemptOutcome::Value(v),
         Ok(Reply::Paused(msg)) => {
             a.usage = Usage::default();
             AttemptOutcome::Paused(msg)

@@ -7,6 +7,7 @@
 //! [`core::on_result`].
 
 mod attempt;
+pub(crate) mod fleet;
 mod llm;
 mod tool;
 mod workflow;
@@ -191,6 +192,14 @@ impl Driver {
         if batch.is_empty() {
             return Ok(());
         }
+        // Passwords in URLs (an error naming a URL, a page echoing it) are
+        // hidden whatever the secrets: only the `user:PASS@` part changes.
+        for t in &mut batch.transitions {
+            crate::redact::transition_url_passwords(t);
+        }
+        for d in &mut batch.decisions {
+            crate::redact::url_passwords_in(&mut d.data);
+        }
         let secrets = &self.sh.ctx.secrets;
         if secrets.any() {
             for t in &mut batch.transitions {
@@ -202,6 +211,9 @@ impl Driver {
             }
             for d in &mut batch.decisions {
                 d.data = secrets.redact_value(&d.data);
+            }
+            for (_, _, out) in &mut batch.idempotency {
+                *out = secrets.redact_value(out);
             }
         }
         if let Some(w) = &self.writer {

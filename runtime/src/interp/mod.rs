@@ -20,13 +20,45 @@ fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
 }
 
 /// Secret values seen by a run: they are replaced by `***` wherever the
-/// runtime writes text.
+/// runtime writes text (journal, audit, events, errors), never in the
+/// values the program computes with.
 #[derive(Clone, Default)]
 pub struct Secrets {
     values: Arc<Mutex<Vec<String>>>,
+    /// Where values come from; `None`: the environment.
+    source: Option<Arc<dyn crate::secrets::SecretSource>>,
 }
 
 impl Secrets {
+    /// Secrets resolved from `source` (the runtime's store, then the environment).
+    pub fn from_source(source: Arc<dyn crate::secrets::SecretSource>) -> Secrets {
+        Secrets { values: Arc::default(), source: Some(source) }
+    }
+
+    /// Resolves `name`, refusing a value too short to redact safely, and
+    /// remembers it for redaction.
+    fn resolve(&self, name: &str) -> Result<String, EvalError> {
+        let found = match &self.source {
+            Some(s) => s.get(name),
+            None => crate::secrets::SecretSource::get(&crate::secrets::Environment, name),
+        };
+        match found {
+            Ok(Some(v)) => {
+                crate::secrets::check_length(name, &v).map_err(|e| EvalError::Msg(e.to_string()))?;
+                self.remember(&v);
+                Ok(v)
+            }
+            Ok(None) => err(format!("secret `{name}` is not set: `aosc secret set {name}` (value on stdin), or export {name}=… in the environment of the run")),
+            Err(e) => err(e.to_string()),
+        }
+    }
+
+    /// Remembers a credential found in an argument (a URL's password) so
+    /// that it is redacted like a secret.
+    pub fn remember_credential(&self, v: &str) {
+        self.remember(v);
+    }
+
     fn remember(&self, v: &str) {
         if v.is_empty() {
             return;
@@ -34,6 +66,8 @@ impl Secrets {
         if let Ok(mut vals) = self.values.lock() {
             if !vals.iter().any(|x| x == v) {
                 vals.push(v.to_string());
+                // Longest first, so a secret containing another is hidden whole.
+                vals.sort_by_key(|x| std::cmp::Reverse(x.len()));
             }
         }
     }
@@ -154,13 +188,7 @@ pub fn eval(expr: &Expr, scope: &Scope<'_>) -> Result<Value, EvalError> {
             let vals: Vec<Value> = args.iter().map(|e| eval(e, scope)).collect::<Result<_, _>>()?;
             builtin(name, &vals)
         }
-        Expr::Secret { name } => match std::env::var(name) {
-            Ok(v) => {
-                scope.secrets.remember(&v);
-                Ok(Value::String(v))
-            }
-            Err(_) => err(format!("secret `{name}` is not set: export {name}=… in the environment of the run")),
-        },
+        Expr::Secret { name } => scope.secrets.resolve(name).map(Value::String),
     }
 }
 

@@ -5,8 +5,10 @@
 //! the same trait (one transaction per [`Batch`], the audit head read under
 //! a row lock of the run).
 
+pub mod fleet;
 pub mod postgres;
 pub mod sqlite;
+mod postgres_serve;
 mod sqlite_serve;
 pub mod writer;
 
@@ -29,7 +31,52 @@ pub enum StoreError {
     NoSuchRun(String),
     #[error("{0}")]
     Unsupported(String),
+    /// An approval decision came after another one for the same gate: one
+    /// decision per gate, checked and written in one transaction.
+    #[error("cannot decide on step `{step}` of run `{run_id}`: it was already {verdict} by {by}; one decision per gate, this one was not recorded")]
+    AlreadyDecided { run_id: String, step: String, verdict: String, by: String },
+    /// An approval decision for a step that is not waiting at a gate.
+    #[error("cannot decide on step `{step}` of run `{run_id}`: it is not waiting for approval")]
+    NotWaiting { run_id: String, step: String },
 }
+
+/// Where one approval gate stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Requested and not decided yet.
+    Waiting,
+    /// Decided: `approved` or `denied`, and by whom.
+    Decided { verdict: String, by: String },
+    /// No approval was requested for the step.
+    NotRequested,
+}
+
+/// The state of `step`'s gate after `transitions` (journal order). A
+/// request after a decision (a new attempt of the step) opens it again.
+pub fn gate_of<'a>(step: &str, transitions: impl IntoIterator<Item = &'a Transition>) -> Gate {
+    let mut gate = Gate::NotRequested;
+    for t in transitions {
+        match t {
+            Transition::ApprovalRequested { step: s, .. } if s == step => gate = Gate::Waiting,
+            Transition::ApprovalGranted { step: s, by, .. } if s == step => gate = Gate::Decided { verdict: "approved".into(), by: by.clone() },
+            Transition::ApprovalDenied { step: s, by, .. } if s == step => gate = Gate::Decided { verdict: "denied".into(), by: by.clone() },
+            _ => {}
+        }
+    }
+    gate
+}
+
+/// Refuses a decision on a gate that is not waiting (see [`gate_of`]).
+pub fn check_gate(run_id: &str, step: &str, gate: Gate) -> StoreResult<()> {
+    match gate {
+        Gate::Waiting => Ok(()),
+        Gate::Decided { verdict, by } => Err(StoreError::AlreadyDecided { run_id: run_id.into(), step: step.into(), verdict, by }),
+        Gate::NotRequested => Err(StoreError::NotWaiting { run_id: run_id.into(), step: step.into() }),
+    }
+}
+
+/// The journal kinds that move an approval gate.
+pub const GATE_KINDS: [&str; 3] = ["approval.requested", "approval.granted", "approval.denied"];
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -126,6 +173,11 @@ pub trait Store: Send + Sync {
             Ok(())
         })
     }
+    /// Commits `batch`, an approval decision for `step`, only if the step
+    /// is waiting at its gate, checked in the same transaction as the write
+    /// (so of concurrent decisions exactly one is recorded); otherwise
+    /// [`StoreError::AlreadyDecided`] or [`StoreError::NotWaiting`].
+    fn commit_decision<'a>(&'a self, run_id: &'a str, step: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>>;
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>>;
     /// The program a run was started with, as IR JSON text (parsed straight
     /// into the IR by the runtime: a `serde_json::Value` of a large program
@@ -204,6 +256,17 @@ pub trait Store: Send + Sync {
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+    /// Records that a user paused `run_id` (`Some(by)`), or clears it
+    /// (`None`: resumed or cancelled). A pause outlives the process.
+    fn set_paused<'a>(&'a self, run_id: &'a str, by: Option<&'a str>) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (run_id, by);
+        Box::pin(async { Err(StoreError::Unsupported("this store keeps no pause state".into())) })
+    }
+    /// Who paused `run_id`, when it is paused.
+    fn paused<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        let _ = run_id;
+        Box::pin(async { Ok(None) })
+    }
     /// Long-term memory entries written at or after `since_ms` (all of them
     /// with `i64::MIN`): how the in-process recall index follows the store.
     fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
@@ -225,6 +288,20 @@ pub trait Store: Send + Sync {
     fn set_bus_cursor<'a>(&'a self, run_id: &'a str, published_id: i64) -> BoxFuture<'a, StoreResult<()>> {
         let _ = (run_id, published_id);
         Box::pin(async { Err(StoreError::Unsupported("this store keeps no publish cursor".into())) })
+    }
+    /// Queues a created run for the fleet (`aosc run --detach`): `aosc
+    /// worker` processes run it. Only a shared store can.
+    fn fleet_queue<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = run_id;
+        Box::pin(async {
+            Err(StoreError::Unsupported("queueing a run for `aosc worker`s needs the shared store: set AOS_DATABASE_URL=postgres://…".into()))
+        })
+    }
+    /// Tells the fleet that a run may continue (a decision was journaled);
+    /// nothing happens for a run the fleet does not run.
+    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = run_id;
+        Box::pin(async { Ok(()) })
     }
     /// Runs with journal entries past their publish cursor.
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {

@@ -18,7 +18,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row};
 
-use super::{Batch, BoxFuture, LeaseHolder, LeaseOutcome, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult};
+use super::{Batch, BoxFuture, LeaseHolder, LeaseOutcome, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult, TokenRow};
 use crate::audit::{hash_record, Record};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::{now_ms, rfc3339};
@@ -41,6 +41,8 @@ fn migrator() -> Migrator {
             m(2, "bus_cursor", include_str!("../../migrations/postgres/0002_bus_cursor.sql")),
             m(3, "memory_updated", include_str!("../../migrations/postgres/0003_memory_updated.sql")),
             m(4, "run_leases", include_str!("../../migrations/postgres/0004_run_leases.sql")),
+            m(5, "fleet_tasks", include_str!("../../migrations/postgres/0005_fleet_tasks.sql")),
+            m(20, "serve", include_str!("../../migrations/postgres/0020_serve.sql")),
         ]),
         ignore_missing: false,
         locking: true,
@@ -108,14 +110,39 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn commit_inner(&self, run_id: &str, batch: Batch) -> StoreResult<()> {
+    /// Commits `batch`; with `gate`, only if that step waits at its
+    /// approval gate, read under the run row's lock (one decision per gate).
+    async fn commit_inner(&self, run_id: &str, batch: Batch, gate: Option<&str>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        write_batch(&mut tx, run_id, &batch, gate).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Writes a batch in the caller's transaction (locking the run's row, which
+/// a caller may hold already); returns the id of the last journal entry
+/// written (`None` when the batch has no transitions). With `gate`, the
+/// batch is an approval decision on that step and is refused unless the step
+/// is still waiting (checked under the row lock: one decision per gate).
+pub(crate) async fn write_batch(tx: &mut sqlx::PgConnection, run_id: &str, batch: &Batch, gate: Option<&str>) -> StoreResult<Option<i64>> {
+    {
         let at = now_ms();
         let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = $1 FOR UPDATE")
             .bind(run_id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        if let Some(step) = gate {
+            let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM journal WHERE run_id = $1 AND kind = ANY($2) ORDER BY id")
+                .bind(run_id)
+                .bind(super::GATE_KINDS.map(str::to_string).to_vec())
+                .fetch_all(&mut *tx)
+                .await?;
+            let ts: Vec<Transition> = rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+            super::check_gate(run_id, step, super::gate_of(step, &ts))?;
+        }
+        let mut last_id = None;
         let mut head: String = row.try_get(0)?;
         let mut count: i64 = row.try_get(1)?;
         let mut cost: f64 = row.try_get(2)?;
@@ -140,16 +167,21 @@ impl PostgresStore {
         }
         let at_i = i64::try_from(at).unwrap_or(i64::MAX);
         if !kinds.is_empty() {
-            sqlx::query(
+            let ids = sqlx::query(
                 "INSERT INTO journal (run_id, at_ms, kind, data)
-                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) ORDER BY n",
+                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) ORDER BY n
+                 RETURNING id",
             )
             .bind(run_id)
             .bind(at_i)
             .bind(&kinds)
             .bind(&datas)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            for r in ids {
+                let id: i64 = r.try_get(0)?;
+                last_id = Some(last_id.map_or(id, |l: i64| l.max(id)));
+            }
         }
         if !batch.decisions.is_empty() {
             let n = batch.decisions.len();
@@ -210,8 +242,7 @@ impl PostgresStore {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(last_id)
     }
 }
 
@@ -280,7 +311,11 @@ impl Store for PostgresStore {
     }
 
     fn commit<'a>(&'a self, run_id: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(self.commit_inner(run_id, batch))
+        Box::pin(self.commit_inner(run_id, batch, None))
+    }
+
+    fn commit_decision<'a>(&'a self, run_id: &'a str, step: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.commit_inner(run_id, batch, Some(step)))
     }
 
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>> {
@@ -516,6 +551,46 @@ impl Store for PostgresStore {
         })
     }
 
+    fn token_create<'a>(&'a self, token: TokenRow) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.token_create_inner(token))
+    }
+
+    fn tokens<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<TokenRow>>> {
+        Box::pin(self.tokens_inner())
+    }
+
+    fn token_revoke<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.token_revoke_inner(name))
+    }
+
+    fn token_by_hash<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, StoreResult<Option<TokenRow>>> {
+        Box::pin(self.token_by_hash_inner(hash))
+    }
+
+    fn claim_tick<'a>(&'a self, trigger_key: &'a str, tick_ms: i64) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.claim_tick_inner(trigger_key, tick_ms))
+    }
+
+    fn last_tick<'a>(&'a self, trigger_key: &'a str) -> BoxFuture<'a, StoreResult<Option<i64>>> {
+        Box::pin(self.last_tick_inner(trigger_key))
+    }
+
+    fn request_control<'a>(&'a self, run_id: &'a str, action: &'a str, by: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.request_control_inner(run_id, action, by))
+    }
+
+    fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
+        Box::pin(self.take_control_inner())
+    }
+
+    fn set_paused<'a>(&'a self, run_id: &'a str, by: Option<&'a str>) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.set_paused_inner(run_id, by))
+    }
+
+    fn paused<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(self.paused_inner(run_id))
+    }
+
     fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT published_id FROM bus_cursor WHERE run_id = $1").bind(run_id).fetch_optional(&self.pool).await?;
@@ -538,6 +613,14 @@ impl Store for PostgresStore {
             .await?;
             Ok(())
         })
+    }
+
+    fn fleet_queue<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.queue_run(run_id))
+    }
+
+    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move { self.wake_run(run_id).await.map(|_| ()) })
     }
 
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {

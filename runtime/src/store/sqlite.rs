@@ -55,6 +55,12 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../../migrations/sqlite/0030_serve.sql")),
             false,
         ), Migration::new(
+            31,
+            Cow::Borrowed("run_pauses"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0031_run_pauses.sql")),
+            false,
+        ), Migration::new(
             40,
             Cow::Borrowed("bus_cursor"),
             MigrationType::Simple,
@@ -93,6 +99,36 @@ fn sync_mode() -> StoreResult<SqliteSynchronous> {
     }
 }
 
+/// Takes the advisory lock `PATH.lock` (created if needed), waiting up to
+/// a minute for another process to finish opening the database. The lock
+/// is released when the returned file is dropped (or the process dies).
+async fn open_lock(path: &Path) -> StoreResult<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Db(format!("cannot open the database lock `{}`: {e}", lock_path.display())))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Db(format!("another process has held `{}` for a minute while opening the database", lock_path.display())));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Db(format!("cannot lock `{}`: {e}", lock_path.display())));
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and migrates it.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
@@ -101,6 +137,12 @@ impl SqliteStore {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("cannot create `{}`: {e}", dir.display())))?;
             }
         }
+        // Concurrent first opens (20 `aosc run` on a fresh AOS_HOME) would
+        // race on creating the file, switching it to WAL and migrating it
+        // ("UNIQUE constraint failed: _sqlx_migrations.version", "database
+        // is locked"): one process at a time opens and migrates, under an
+        // advisory lock on a file beside the database.
+        let _guard = open_lock(path).await?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -108,8 +150,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30));
         // One connection: the scheduler is the only writer in this process,
         // and BEGIN IMMEDIATE on one connection never deadlocks with itself.
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
-        migrator().run(&pool).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Db(format!("cannot open the database `{}`: {e}", path.display())))?;
+        migrator().run(&pool).await.map_err(|e| StoreError::Db(format!("cannot migrate the database `{}`: {e}", path.display())))?;
         Ok(SqliteStore { pool })
     }
 
@@ -381,6 +427,38 @@ impl Store for SqliteStore {
         Box::pin(self.commit_group_inner(batches))
     }
 
+    fn commit_decision<'a>(&'a self, run_id: &'a str, step: &'a str, batch: Batch) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            // BEGIN IMMEDIATE takes the write lock before the gate is read:
+            // a concurrent decision waits here and then sees this one.
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            let result = async {
+                let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM journal WHERE run_id = ? AND kind IN (?, ?, ?) ORDER BY id")
+                    .bind(run_id)
+                    .bind(super::GATE_KINDS[0])
+                    .bind(super::GATE_KINDS[1])
+                    .bind(super::GATE_KINDS[2])
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let ts: Vec<Transition> = rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+                super::check_gate(run_id, step, super::gate_of(step, &ts))?;
+                Self::write_group(&mut conn, &[(run_id.to_string(), batch)]).await
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    sqlx::query("COMMIT").execute(&mut *conn).await?;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
     fn run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<RunRow>>> {
         Box::pin(async move {
             let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?"))
@@ -555,6 +633,14 @@ impl Store for SqliteStore {
 
     fn take_control<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<(String, String, String)>>> {
         Box::pin(self.take_control_inner())
+    }
+
+    fn set_paused<'a>(&'a self, run_id: &'a str, by: Option<&'a str>) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.set_paused_inner(run_id, by))
+    }
+
+    fn paused<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(self.paused_inner(run_id))
     }
 
     fn bus_cursor<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<i64>> {

@@ -103,4 +103,29 @@ impl SqliteStore {
         tx.commit().await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
     }
+
+    pub(super) async fn set_paused_inner(&self, run_id: &str, by: Option<&str>) -> StoreResult<()> {
+        match by {
+            Some(by) => {
+                sqlx::query(
+                    "INSERT INTO run_pauses (run_id, by, at_ms) VALUES (?, ?, ?) \
+                     ON CONFLICT(run_id) DO UPDATE SET by = excluded.by, at_ms = excluded.at_ms",
+                )
+                .bind(run_id)
+                .bind(by)
+                .bind(now_i64())
+                .execute(self.pool())
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM run_pauses WHERE run_id = ?").bind(run_id).execute(self.pool()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn paused_inner(&self, run_id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT by FROM run_pauses WHERE run_id = ?").bind(run_id).fetch_optional(self.pool()).await?;
+        row.map(|r| r.try_get::<String, _>(0).map_err(super::StoreError::from)).transpose()
+    }
 }

@@ -21,11 +21,28 @@ use crate::store::BoxFuture;
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `AOS_SMTP_TLS`: `opportunistic` (the default: STARTTLS whenever the
+/// relay offers it, with the certificate verified against the web's root
+/// CAs), `required` (STARTTLS or no mail), or `none` (plaintext, for a
+/// local relay whose certificate cannot be verified).
+fn tls_mode(host: &str, mode: Option<&str>) -> Result<lettre::transport::smtp::client::Tls, String> {
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    let params = || TlsParameters::new(host.to_string()).map_err(|e| format!("cannot set up TLS for the SMTP relay {host}: {e}"));
+    match mode.map(str::trim).unwrap_or("") {
+        "" | "opportunistic" => Ok(Tls::Opportunistic(params()?)),
+        "required" => Ok(Tls::Required(params()?)),
+        "none" => Ok(Tls::None),
+        other => Err(format!("AOS_SMTP_TLS `{other}`: expected opportunistic (the default), required or none")),
+    }
+}
+
 /// The relay configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Send {
     pub url: Option<String>,
     pub from: Option<String>,
+    /// `AOS_SMTP_TLS` (see [`tls_mode`]).
+    pub tls: Option<String>,
 }
 
 #[derive(Debug)]
@@ -95,7 +112,8 @@ impl Tool for Send {
                 .map_err(|e| format!("cannot build the email: {e}"))?;
             let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay.host.clone())
                 .port(relay.port)
-                .timeout(Some(SMTP_TIMEOUT));
+                .timeout(Some(SMTP_TIMEOUT))
+                .tls(tls_mode(&relay.host, self.tls.as_deref())?);
             if let Some(c) = relay.creds {
                 t = t.credentials(c);
             }

@@ -48,6 +48,9 @@ impl Tool for ShellExec {
             if out.timed_out {
                 return Err(format!("shell.exec `{shown}`: killed after the wall-clock limit of {}s", self.sandbox.limits.wall.as_secs()));
             }
+            if let Some(used) = out.workspace_exceeded {
+                return Err(format!("shell.exec `{shown}`: {}", super::sandbox::quota_message(&self.sandbox.limits, used)));
+            }
             let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             if let Some(note) = note(&out, &self.sandbox) {
                 if !stderr.is_empty() && !stderr.ends_with('\n') {
@@ -85,6 +88,9 @@ impl Tool for ExecTool {
             let tail = tail(stderr.trim(), 2000);
             if out.timed_out {
                 return Err(format!("tool `{name}` (`{shown}`): killed after the wall-clock limit of {}s", self.sandbox.limits.wall.as_secs()));
+            }
+            if let Some(used) = out.workspace_exceeded {
+                return Err(format!("tool `{name}` (`{shown}`): {}", super::sandbox::quota_message(&self.sandbox.limits, used)));
             }
             if out.status != 0 {
                 let why = note(&out, &self.sandbox).unwrap_or_else(|| format!("exited with status {}", out.status));

@@ -1,14 +1,17 @@
 //! `http.get`, `http.request` and user tools declared with `http: "METHOD
 //! URL"`, through reqwest (rustls): a 30 s overall timeout (a step's own
 //! `timeout:` may cut it shorter), at most 5 redirects, and a response body
-//! bound of 1 MiB.
+//! bound of 1 MiB; loopback, private and metadata addresses refused unless
+//! allowed (the outbound guard, [`super::guard`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
 
+use super::guard::Guard;
 use super::{Tool, ToolCtx};
 use crate::store::BoxFuture;
 
@@ -18,20 +21,30 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 5;
 
-/// The shared client (connection pool) of a runtime's HTTP tools.
-pub fn client() -> Result<Client, String> {
-    client_with_timeout(TIMEOUT)
+/// The client of a runtime's HTTP tools (one connection pool) with its
+/// outbound guard (see [`super::guard`]).
+#[derive(Clone)]
+pub struct HttpClient {
+    pub client: Client,
+    pub guard: Arc<Guard>,
+}
+
+/// The shared client of a runtime's HTTP tools.
+pub fn client(guard: Guard) -> Result<HttpClient, String> {
+    client_with_timeout(TIMEOUT, guard)
 }
 
 /// A client with another overall timeout (tests, embedders).
-pub fn client_with_timeout(timeout: Duration) -> Result<Client, String> {
-    Client::builder()
+pub fn client_with_timeout(timeout: Duration, guard: Guard) -> Result<HttpClient, String> {
+    let guard = Arc::new(guard);
+    let builder = Client::builder()
         .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-        .user_agent(concat!("aos-runtime/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("aos-runtime/", env!("CARGO_PKG_VERSION")));
+    let client = super::guard::install(builder, guard.clone(), MAX_REDIRECTS)
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    Ok(HttpClient { client, guard })
 }
 
 fn headers(v: Option<&Value>) -> Result<HeaderMap, String> {
@@ -55,20 +68,36 @@ fn headers(v: Option<&Value>) -> Result<HeaderMap, String> {
 }
 
 fn describe(e: &reqwest::Error, url: &str) -> String {
+    // reqwest's own message hides its causes (the guard's refusal, the
+    // connection error): name them.
+    let mut causes = String::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        let text = c.to_string();
+        if !causes.contains(&text) {
+            causes.push_str(": ");
+            causes.push_str(&text);
+        }
+        src = c.source();
+    }
     if e.is_timeout() {
         format!("HTTP request to {url} timed out (no complete answer within the tool's timeout)")
     } else if e.is_redirect() {
-        format!("HTTP request to {url} was redirected more than {MAX_REDIRECTS} times")
+        format!("HTTP request to {url} was not followed{causes}")
     } else if e.is_connect() {
-        format!("cannot connect to {url}: {e}")
+        format!("cannot connect to {url}{causes}")
     } else {
-        format!("HTTP request to {url} failed: {e}")
+        format!("HTTP request to {url} failed: {e}{causes}")
     }
 }
 
-/// Sends the request and reads at most [`MAX_BODY`] bytes of the answer.
-async fn send(req: reqwest::RequestBuilder, url: &str) -> Result<(u16, Option<String>, String), String> {
-    let mut resp = req.send().await.map_err(|e| describe(&e, url))?;
+/// Sends the request (once the guard has passed its URL) and reads at
+/// most [`MAX_BODY`] bytes of the answer.
+async fn send(guard: &Guard, req: reqwest::RequestBuilder, url: &str) -> Result<(u16, Option<String>, String), String> {
+    let (client, req) = req.build_split();
+    let req = req.map_err(|e| format!("`{url}`: {e}"))?;
+    guard.check_url(req.url()).await.map_err(|e| format!("HTTP request to {url} {e}"))?;
+    let mut resp = client.execute(req).await.map_err(|e| describe(&e, url))?;
     let status = resp.status().as_u16();
     let ctype = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
@@ -97,9 +126,9 @@ fn check_url(url: &str) -> Result<reqwest::Url, String> {
 }
 
 /// `http.get(url, headers?) -> String`; a non-2xx status fails the step.
-pub struct Get(pub Client);
+pub struct Get(pub HttpClient);
 /// `http.request(method, url, body?, headers?) -> { status, body }`.
-pub struct Request(pub Client);
+pub struct Request(pub HttpClient);
 
 impl Tool for Get {
     fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
@@ -112,8 +141,8 @@ impl Get {
         {
             let url = str_arg(&args, "url")?;
             let u = check_url(url)?;
-            let req = self.0.get(u).headers(headers(args.get("headers"))?);
-            let (status, _, body) = send(req, url).await?;
+            let req = self.0.client.get(u).headers(headers(args.get("headers"))?);
+            let (status, _, body) = send(&self.0.guard, req, url).await?;
             if !(200..300).contains(&status) {
                 let snippet: String = body.chars().take(200).collect();
                 return Err(format!("GET {url} answered HTTP {status}: {snippet}"));
@@ -137,13 +166,13 @@ impl Request {
                 .map_err(|_| format!("`{method}` is not an HTTP method"))?;
             let url = str_arg(&args, "url")?;
             let u = check_url(url)?;
-            let mut req = self.0.request(m, u).headers(headers(args.get("headers"))?);
+            let mut req = self.0.client.request(m, u).headers(headers(args.get("headers"))?);
             match args.get("body") {
                 None | Some(Value::Null) => {}
                 Some(Value::String(s)) => req = req.body(s.clone()),
                 Some(v) => req = req.json(v),
             }
-            let (status, _, body) = send(req, url).await?;
+            let (status, _, body) = send(&self.0.guard, req, url).await?;
             Ok(json!({ "status": status, "body": body }))
         }
     }
@@ -154,7 +183,7 @@ impl Request {
 /// answer is returned as JSON, anything else as a string; a non-2xx status
 /// fails the step.
 pub struct UserHttp {
-    pub client: Client,
+    pub client: HttpClient,
     pub tool: String,
     pub method: String,
     pub url: String,
@@ -188,12 +217,12 @@ impl UserHttp {
                 }
             }
         }
-        let mut req = self.client.request(m.clone(), u);
+        let mut req = self.client.client.request(m.clone(), u);
         if !in_query {
             req = req.json(&args);
         }
         let shown = format!("{} {}", self.method, self.url);
-        let (status, ctype, body) = send(req, &self.url).await.map_err(|e| format!("tool `{}`: {e}", self.tool))?;
+        let (status, ctype, body) = send(&self.client.guard, req, &self.url).await.map_err(|e| format!("tool `{}`: {e}", self.tool))?;
         if !(200..300).contains(&status) {
             let snippet: String = body.chars().take(200).collect();
             return Err(format!("tool `{}` ({shown}) answered HTTP {status}: {snippet}", self.tool));

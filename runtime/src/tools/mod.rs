@@ -5,6 +5,7 @@
 pub mod email;
 pub mod exec;
 pub mod file;
+pub mod guard;
 pub mod http;
 pub mod memory;
 pub mod sandbox;
@@ -45,12 +46,23 @@ pub struct ToolConfig {
     pub smtp_url: Option<String>,
     /// `AOS_SMTP_FROM`: the sender address.
     pub smtp_from: Option<String>,
+    /// `AOS_SMTP_TLS`: `opportunistic` (default), `required` or `none`.
+    pub smtp_tls: Option<String>,
+    /// `AOS_HTTP_ALLOW`: the internal destinations the HTTP tools may
+    /// reach (`127.0.0.1:8080,intranet:443`, or `*`); none by default.
+    pub http_allow: Option<String>,
 }
 
 impl ToolConfig {
     pub fn from_env() -> ToolConfig {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        ToolConfig { sql_url: var("AOS_SQL_URL"), smtp_url: var("AOS_SMTP_URL"), smtp_from: var("AOS_SMTP_FROM") }
+        ToolConfig {
+            sql_url: var("AOS_SQL_URL"),
+            smtp_url: var("AOS_SMTP_URL"),
+            smtp_from: var("AOS_SMTP_FROM"),
+            smtp_tls: var("AOS_SMTP_TLS"),
+            http_allow: var("AOS_HTTP_ALLOW"),
+        }
     }
 }
 
@@ -58,7 +70,7 @@ impl ToolConfig {
 #[derive(Clone)]
 pub struct Tools {
     map: HashMap<String, Arc<dyn Tool>>,
-    http: Option<reqwest::Client>,
+    http: Option<http::HttpClient>,
     /// Where `shell.exec` and `exec:` tools run.
     pub sandbox: Arc<sandbox::Sandbox>,
     /// Only the registered tools answer: `http:` and `exec:` tools are not
@@ -91,10 +103,10 @@ impl Tools {
         let db = Arc::new(sql::SqlDb::new(cfg.sql_url.clone()));
         map.insert("sql.query".into(), Arc::new(sql::Query(db.clone())));
         map.insert("sql.execute".into(), Arc::new(sql::Execute(db)));
-        map.insert("email.send".into(), Arc::new(email::Send { url: cfg.smtp_url.clone(), from: cfg.smtp_from.clone() }));
+        map.insert("email.send".into(), Arc::new(email::Send { url: cfg.smtp_url.clone(), from: cfg.smtp_from.clone(), tls: cfg.smtp_tls.clone() }));
         // Building the client only fails when the TLS backend cannot start;
         // the http tools are then absent and fail the step by name.
-        let client = http::client().ok();
+        let client = http::client(guard::Guard::parse(cfg.http_allow.as_deref().unwrap_or(""))).ok();
         if let Some(c) = &client {
             map.insert("http.get".into(), Arc::new(http::Get(c.clone())));
             map.insert("http.request".into(), Arc::new(http::Request(c.clone())));

@@ -74,6 +74,12 @@ pub struct Limits {
     pub wall: Duration,
     /// Bytes kept of each of stdout and stderr; the rest is read and dropped.
     pub output_bytes: usize,
+    /// Size of the sandbox's private `/tmp` (a tmpfs: its pages are host
+    /// memory outside the address-space limit, so it is bounded).
+    pub tmp_bytes: u64,
+    /// What the run's workspace may hold in all; a program that makes it
+    /// larger is killed and the step fails.
+    pub workspace_bytes: u64,
 }
 
 impl Default for Limits {
@@ -86,6 +92,8 @@ impl Default for Limits {
             open_files: 256,
             wall: Duration::from_secs(120),
             output_bytes: 1 << 20,
+            tmp_bytes: 64 << 20,
+            workspace_bytes: 256 << 20,
         }
     }
 }
@@ -114,6 +122,12 @@ impl Limits {
         }
         if let Some(v) = num("AOS_EXEC_OUTPUT_BYTES") {
             l.output_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = num("AOS_EXEC_TMP_MB") {
+            l.tmp_bytes = v.max(1).saturating_mul(1 << 20);
+        }
+        if let Some(v) = num("AOS_EXEC_WORKSPACE_MB") {
+            l.workspace_bytes = v.max(1).saturating_mul(1 << 20);
         }
         l
     }
@@ -165,6 +179,9 @@ pub struct Output {
     pub truncated: bool,
     /// True when the wall-clock limit killed it.
     pub timed_out: bool,
+    /// The program was killed for making the workspace larger than
+    /// [`Limits::workspace_bytes`] (then the bytes it held).
+    pub workspace_exceeded: Option<u64>,
 }
 
 /// A configured sandbox; cheap to share.
@@ -246,7 +263,7 @@ impl Sandbox {
                         let mut args = inner.get(..inner.len() - argv.len()).unwrap_or_default().to_vec();
                         args.push("true".into());
                         let cmd = self.bwrap_command(&prlimit, bwrap, &args, &workspace, root, uid);
-                        match self.spawn(cmd, None, false).await {
+                        match self.spawn(cmd, None, false, &workspace).await {
                             Ok(out) if out.status == 0 => Ok(()),
                             Ok(out) => Err(format!(
                                 "bubblewrap is installed but cannot create a sandbox here (are user namespaces disabled?): {}",
@@ -258,7 +275,7 @@ impl Sandbox {
                     .await;
                 probe.clone()?;
                 let cmd = self.bwrap_command(&prlimit, bwrap, &inner, &workspace, root, uid);
-                self.spawn(cmd, stdin, true).await
+                self.spawn(cmd, stdin, true, &workspace).await
             }
             Isolation::Unsandboxed => {
                 let mut cmd = Command::new(&prlimit);
@@ -266,7 +283,7 @@ impl Sandbox {
                 cmd.args(&inner);
                 cmd.current_dir(&workspace);
                 cmd.env_clear().envs(base_env(&workspace.to_string_lossy()));
-                self.spawn(cmd, stdin, false).await
+                self.spawn(cmd, stdin, false, &workspace).await
             }
         }
     }
@@ -280,7 +297,8 @@ impl Sandbox {
         vec![
             format!("--cpu={}:{}", l.cpu_secs, l.cpu_secs.saturating_add(1)),
             format!("--as={}", l.memory_bytes),
-            format!("--fsize={}", l.file_size_bytes),
+            // No one file may be larger than the whole workspace may be.
+            format!("--fsize={}", l.file_size_bytes.min(l.workspace_bytes)),
             format!("--nproc={nproc}"),
             format!("--nofile={}", l.open_files),
             "--core=0".into(),
@@ -325,7 +343,8 @@ impl Sandbox {
                 cmd.arg("--ro-bind").arg(&p).arg(&p);
             }
         }
-        cmd.args(["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]);
+        cmd.args(["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size"]);
+        cmd.arg(self.limits.tmp_bytes.to_string()).args(["--tmpfs", "/tmp"]);
         cmd.arg("--bind").arg(workspace).arg(SANDBOX_WORKSPACE);
         // The sandbox's own root (a tmpfs holding the mount points) is read-only too.
         cmd.args(["--remount-ro", "/"]);
@@ -339,7 +358,7 @@ impl Sandbox {
         cmd
     }
 
-    async fn spawn(&self, mut cmd: Command, stdin: Option<&[u8]>, bwrap: bool) -> Result<Output, String> {
+    async fn spawn(&self, mut cmd: Command, stdin: Option<&[u8]>, bwrap: bool, workspace: &Path) -> Result<Output, String> {
         let l = &self.limits;
         cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -361,13 +380,38 @@ impl Sandbox {
         let (out_buf, err_buf) = (Captured::default(), Captured::default());
         let out = child.stdout.take().map(|p| tokio::spawn(read_bounded(p, bound, out_buf.clone())));
         let err = child.stderr.take().map(|p| tokio::spawn(read_bounded(p, bound, err_buf.clone())));
-        let (status, timed_out) = match tokio::time::timeout(l.wall, child.wait()).await {
-            Ok(s) => (s.map_err(|e| format!("waiting for the program failed: {e}"))?, false),
-            Err(_) => {
-                group.kill();
-                (child.wait().await.map_err(|e| format!("waiting for the program failed: {e}"))?, true)
+        // The workspace quota: its size is measured while the program runs
+        // (every 50 ms) and the program's group killed once it is over. A
+        // fast writer can overshoot by what it writes in one interval; no
+        // single file can be larger than the quota (RLIMIT_FSIZE).
+        let quota = l.workspace_bytes;
+        let ws = workspace.to_path_buf();
+        let over_quota = async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                let ws = ws.clone();
+                let used = tokio::task::spawn_blocking(move || tree_bytes(&ws)).await.unwrap_or(0);
+                if used > quota {
+                    return used;
+                }
             }
         };
+        let (status, timed_out, workspace_exceeded) = tokio::select! {
+            r = tokio::time::timeout(l.wall, child.wait()) => match r {
+                Ok(s) => (s.map_err(|e| format!("waiting for the program failed: {e}"))?, false, None),
+                Err(_) => {
+                    group.kill();
+                    (child.wait().await.map_err(|e| format!("waiting for the program failed: {e}"))?, true, None)
+                }
+            },
+            used = over_quota => {
+                group.kill();
+                (child.wait().await.map_err(|e| format!("waiting for the program failed: {e}"))?, false, Some(used))
+            }
+        };
+        // Written between the last measure and the kill.
+        let workspace_exceeded = workspace_exceeded.or_else(|| Some(tree_bytes(workspace)).filter(|&u| u > quota));
         // Whatever the program left in its group goes with it.
         group.kill();
         writer.abort();
@@ -387,7 +431,7 @@ impl Sandbox {
         let code = status.code().or(status.signal().map(|s| 128 + s)).unwrap_or(-1);
         // bubblewrap reports a program killed by a signal as 128 + the signal.
         let signal = status.signal().or(if bwrap && code > 128 && code < 128 + 65 { Some(code - 128) } else { None });
-        Ok(Output { status: code, signal, stdout, stderr, truncated: t1 || t2, timed_out })
+        Ok(Output { status: code, signal, stdout, stderr, truncated: t1 || t2, timed_out, workspace_exceeded })
     }
 }
 
@@ -407,6 +451,34 @@ const ETC_ALLOWED: &[&str] = &[
     "mime.types",
     "ssl/certs",
 ];
+
+/// Why a program was stopped for its workspace.
+pub fn quota_message(l: &Limits, used: u64) -> String {
+    format!(
+        "killed: the run's workspace grew to {} MiB, over its quota of {} MiB (AOS_EXEC_WORKSPACE_MB); what was written stays in the workspace",
+        used >> 20,
+        l.workspace_bytes >> 20
+    )
+}
+
+/// The bytes the files under `dir` take on disk (allocated blocks, so a
+/// sparse file counts for what it holds), not following symbolic links.
+pub fn tree_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            total = total.saturating_add(m.blocks().saturating_mul(512));
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    total
+}
 
 fn base_env(home: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -57,6 +57,12 @@ impl Postgres {
                 return Some(Postgres { url, dir: None, bin: PathBuf::new() });
             }
         }
+        Self::start_own()
+    }
+
+    /// A server of our own even when `AOS_TEST_PG_URL` is set (a test that
+    /// stops and restarts it); `None` (said loudly) without the binaries.
+    pub fn start_own() -> Option<Postgres> {
         let Some(bin) = pg_bin() else {
             // CI installs PostgreSQL and sets AOS_TEST_PG_URL: never skip there.
             assert!(std::env::var_os("CI").is_none(), "CI must provide PostgreSQL (AOS_TEST_PG_URL)");
@@ -90,6 +96,36 @@ impl Postgres {
             .unwrap();
         assert!(o.status.success(), "pg_ctl start: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         Some(Postgres { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir: Some(dir), bin })
+    }
+
+    /// Stops our own server (fast shutdown: sessions are cut).
+    pub fn stop(&self) {
+        let dir = self.dir.as_ref().expect("only a server of our own can be stopped");
+        let o = pg_cmd(&self.bin, "pg_ctl").arg("-D").arg(dir.join("data")).args(["-m", "fast", "-w", "stop"]).output().unwrap();
+        assert!(o.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Starts our own server again on the same port and data.
+    pub fn start_again(&self) {
+        let dir = self.dir.as_ref().expect("only a server of our own can be started");
+        let port = self.url.rsplit(':').next().and_then(|p| p.split('/').next()).unwrap_or("");
+        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
+        let o = pg_cmd(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-o", &opts, "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Runs a query through `psql` and returns its unaligned output.
+    pub fn query(&self, url: &str, sql: &str) -> String {
+        let o = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-tAq", "-c", sql]).output().unwrap();
+        assert!(o.status.success(), "psql: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     /// Runs SQL through `psql`.
@@ -176,24 +212,38 @@ impl Received {
 pub struct SmtpSink {
     pub port: u16,
     pub messages: Arc<Mutex<Vec<Received>>>,
+    /// With STARTTLS offered: the first bytes the client sent after the
+    /// server said "go ahead" (a TLS ClientHello starts with 0x16 0x03).
+    pub after_starttls: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl SmtpSink {
     pub fn start(refuse: bool) -> SmtpSink {
+        SmtpSink::start_with(refuse, false)
+    }
+
+    /// A sink that offers STARTTLS (it cannot finish the handshake: it
+    /// records what the client sent after "220 go ahead" and hangs up).
+    pub fn offering_starttls() -> SmtpSink {
+        SmtpSink::start_with(false, true)
+    }
+
+    fn start_with(refuse: bool, starttls: bool) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let m = messages.clone();
+        let after_starttls = Arc::new(Mutex::new(Vec::new()));
+        let (m, a) = (messages.clone(), after_starttls.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let m = m.clone();
+                let (m, a) = (m.clone(), a.clone());
                 std::thread::spawn(move || {
-                    let _ = session(stream, &m, refuse);
+                    let _ = session(stream, &m, refuse, starttls.then_some(&*a));
                 });
             }
         });
-        SmtpSink { port, messages }
+        SmtpSink { port, messages, after_starttls }
     }
 
     pub fn url(&self) -> String {
@@ -205,7 +255,7 @@ impl SmtpSink {
     }
 }
 
-fn session(stream: TcpStream, messages: &Mutex<Vec<Received>>, refuse: bool) -> std::io::Result<()> {
+fn session(stream: TcpStream, messages: &Mutex<Vec<Received>>, refuse: bool, starttls: Option<&Mutex<Vec<Vec<u8>>>>) -> std::io::Result<()> {
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
     w.write_all(b"220 sink.test ESMTP ready\r\n")?;
@@ -218,7 +268,19 @@ fn session(stream: TcpStream, messages: &Mutex<Vec<Received>>, refuse: bool) -> 
         }
         let cmd = line.trim_end().to_string();
         let upper = cmd.to_ascii_uppercase();
-        if upper.starts_with("EHLO") {
+        if upper.starts_with("EHLO") && starttls.is_some() {
+            w.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n")?;
+        } else if upper == "STARTTLS" && starttls.is_some() {
+            w.write_all(b"220 2.0.0 go ahead\r\n")?;
+            let mut first = vec![0u8; 5];
+            use std::io::Read;
+            let n = r.read(&mut first)?;
+            first.truncate(n);
+            if let Some(seen) = starttls {
+                seen.lock().unwrap().push(first);
+            }
+            return Ok(());
+        } else if upper.starts_with("EHLO") {
             w.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")?;
         } else if upper.starts_with("HELO") {
             w.write_all(b"250 sink.test\r\n")?;
