@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
                                           explain the worst-case cost of a run
   aosc fmt --check examples/*.aos         verify canonical formatting
   aosc explain E0105                      what a diagnostic code means
+  aosc test examples/                     run the `test` blocks (scripted models and tools, no network)
   aosc run examples/hello.aos --input name=Ada
                                           run a workflow durably (sim when no API keys are set)
   aosc runs                               list runs; then `aosc show RUN_ID`, `aosc replay RUN_ID`
@@ -50,6 +51,7 @@ struct Cli {
 enum Command {
     Check(commands::check::CheckArgs),
     Fmt(commands::fmt::FmtArgs),
+    Test(commands::test::TestArgs),
     Explain(commands::explain::ExplainArgs),
     Run(commands::run::RunArgs),
     Resume(commands::resume::ResumeArgs),
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Fmt(args) => commands::fmt::run(&args),
+        Command::Test(args) => commands::test::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Run(args) => commands::run::run(&args),
         Command::Resume(args) => commands::resume::run(&args),

@@ -164,6 +164,7 @@ fn a_whole_session_over_stdio() {
         "documentFormattingProvider",
         "codeActionProvider",
         "semanticTokensProvider",
+        "codeLensProvider",
     ] {
         assert!(!caps[cap].is_null(), "capability {cap} missing: {caps}");
     }
@@ -224,14 +225,15 @@ fn a_whole_session_over_stdio() {
     let labels: Vec<&str> = c.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["send"]);
 
-    // Rename the step `rows` (declaration and the prompt's and the
-    // idempotency key's interpolations).
+    // Rename the step `rows` (declaration, the prompt's and the
+    // idempotency key's interpolations, and the two test blocks'
+    // `expect ran [rows, …]`).
     let w = s.request(
         "textDocument/rename",
         json!({ "textDocument": doc, "position": pos(&text, "step rows", 0, 5), "newName": "lines" }),
     );
     let edits = w["changes"][&uri].as_array().unwrap();
-    assert_eq!(edits.len(), 3, "{w}");
+    assert_eq!(edits.len(), 5, "{w}");
     assert!(edits.iter().all(|e| e["newText"] == "lines"));
 
     // Renaming a stdlib tool is refused.
@@ -255,6 +257,26 @@ fn a_whole_session_over_stdio() {
     assert_eq!(steps, ["rows", "summary", "sent"]);
     let toks = s.request("textDocument/semanticTokens/full", json!({ "textDocument": doc }));
     assert!(toks["data"].as_array().unwrap().len() > 50);
+
+    // A "Run test" lens above each test block; running what it says passes.
+    let lenses = s.request("textDocument/codeLens", json!({ "textDocument": doc }));
+    let lenses = lenses.as_array().unwrap();
+    assert_eq!(lenses.len(), text.matches("\ntest \"").count(), "{lenses:?}");
+    let first = &lenses[0];
+    assert_eq!(first["command"]["title"], "▶ Run test");
+    assert_eq!(first["command"]["command"], "aos.runTest");
+    let args = first["command"]["arguments"].as_array().unwrap();
+    assert_eq!(args[1], "the approved report is sent");
+    assert!(args[2].as_str().unwrap().starts_with("aosc test '"), "{args:?}");
+    let line = first["range"]["start"]["line"].as_u64().unwrap() as usize;
+    assert!(text.lines().nth(line).unwrap().starts_with("test \"the approved report is sent\""));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_aosc"))
+        .args(["test", args[0].as_str().unwrap(), "--filter", args[1].as_str().unwrap()])
+        .env("AOS_HOME", std::env::temp_dir().join("aos-lsp-lens-home-unused"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success() && out.contains("1 passed, 0 failed"), "{out}");
 
     // Formatting: an unformatted document gets one whole-document edit.
     let messy = text.replace("budget: $0.50", "budget:     $0.50");

@@ -60,6 +60,8 @@ pub enum ItemKind {
     Tool(ToolDecl),
     Policy(PolicyDecl),
     Workflow(Workflow),
+    /// `test "NAME" { … }`: a scripted run of a workflow (docs/language.md, Tests).
+    Test(TestDecl),
     /// Text that could not be parsed as an item (already reported).
     Error,
 }
@@ -157,6 +159,46 @@ pub struct Workflow {
     pub steps: Vec<Step>,
     /// `return EXPR`, with the span of the whole statement.
     pub ret_expr: Option<(Expr, Span)>,
+}
+
+/// `test "NAME" { statements }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestDecl {
+    /// The name as written (a plain string).
+    pub name: String,
+    pub name_span: Span,
+    /// The statements in source order.
+    pub stmts: Vec<TestStmt>,
+}
+
+/// One statement of a test block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestStmt {
+    pub kind: TestStmtKind,
+    pub span: Span,
+}
+
+/// What a scripted call does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scripted {
+    /// `replies VALUE` (an LLM) or `returns VALUE` (a tool).
+    Returns,
+    /// `fails "MESSAGE"`.
+    Fails,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TestStmtKind {
+    /// `given llm ROLE replies|fails VALUE`.
+    GivenLlm { role: Ident, outcome: Scripted, value: Expr },
+    /// `given tool a.b returns|fails VALUE`.
+    GivenTool { tool: Vec<Ident>, outcome: Scripted, value: Expr },
+    /// `approve STEP` (true) or `deny STEP` (false).
+    Answer { approve: bool, step: Ident },
+    /// `run WORKFLOW(args)`: an `ExprKind::Call` (or `Error`).
+    Run(Expr),
+    /// `expect SUBJECT [OP] VALUE`.
+    Expect { subject: Ident, op: Option<BinaryOp>, value: Expr },
 }
 
 /// `step name [: T] = CALL [{ attrs }]`.

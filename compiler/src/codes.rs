@@ -147,6 +147,18 @@ catalog! {
     "`secret(\"NAME\")` is a `Secret`; it may only be passed to tool parameters declared `Secret`. Interpolating it, returning it or sending it to a model would leak it.",
     "step a = llm executor(\"key: {secret(\\\"API_KEY\\\")}\")   // error";
 
+    E0801: "a test block names an unknown workflow, role, tool, step or parameter",
+    "A `test` block runs a workflow of the program (`run NAME(…)`), scripts roles (`given llm ROLE …`) and tools (`given tool NAME …`) that the program declares, answers the approval gates of the workflow's steps and expects steps by name. Each of these names must exist; the message suggests the nearest one.",
+    "test \"greets\" {\n  given llm executer replies \"Hi\"   // error: no role `executer` (did you mean `executor`?)\n  run hello(name: \"Ada\")\n}";
+
+    E0802: "a test block's value does not fit (an argument, a scripted reply or tool result, an expected output or cost)",
+    "The values of a test are literals checked against what they stand for: an argument against the workflow's parameter, a tool result against the tool's return type, an expected output against the workflow's return type, `expect cost` against an amount (`$0.01`), a `fails` message and `expect error` against a string. A reply to a role whose steps are all untyped (`String`) must be a string. A value must be a literal (no names or interpolations): a test states what it expects.",
+    "test \"counts\" {\n  run count(text: 42)   // error: parameter `text` is a `String`, found 42\n}";
+
+    E0803: "a malformed test block (no `run` or two, an unknown `expect`, an answer to a step without a gate, a duplicate test name)",
+    "A test runs exactly one workflow, so it has exactly one `run`. `expect` takes `output`, `cost`, `ran`, `skipped`, `approvals`, `status` or `error`; `approve` and `deny` answer steps that have `approval:`; two tests of a file cannot have the same name (filters and reports name them).",
+    "test \"x\" {\n  expect outptu == \"Hi\"   // error: unknown expectation `outptu` (did you mean `output`?)\n}";
+
     W0101: "a step's output is never used and it has no external effect",
     "A step whose value no other step, `return` or condition uses, and whose tool has no external effect, does work for nothing (its cost still counts). Use it, remove it, or give it an effect.",
     "step unused = file.read(path: \"a.txt\")   // warning";

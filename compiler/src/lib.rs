@@ -22,6 +22,7 @@ pub mod query;
 pub mod source;
 pub mod span;
 pub mod stdlib;
+pub mod testplan;
 pub mod verify;
 #[doc(hidden)]
 pub mod testgen;

@@ -194,7 +194,7 @@ impl Index {
                         self.local(&w.name.name, SymbolKind::Step, &s.name, s.span, file, std);
                     }
                 }
-                ItemKind::Use(_) | ItemKind::Error => {}
+                ItemKind::Use(_) | ItemKind::Test(_) | ItemKind::Error => {}
             }
         }
     }
@@ -246,6 +246,7 @@ impl Index {
                     }
                 }
                 ItemKind::Workflow(w) => self.workflow_refs(file, w),
+                ItemKind::Test(t) => self.test_refs(file, t),
                 ItemKind::Model(_) | ItemKind::Policy(_) | ItemKind::Enum(_) | ItemKind::Use(_) | ItemKind::Error => {}
             }
         }
@@ -273,6 +274,47 @@ impl Index {
                 }
             }
             TypeExprKind::Error => {}
+        }
+    }
+
+    /// A test block's references: the workflow it runs, the roles and
+    /// tools it scripts, the steps it names (go to definition, rename).
+    fn test_refs(&mut self, file: FileId, t: &ast::TestDecl) {
+        let workflow = t.stmts.iter().find_map(|s| match &s.kind {
+            ast::TestStmtKind::Run(ast::Expr { kind: ast::ExprKind::Call { callee, .. }, .. }) if callee.len() == 1 => callee.first(),
+            _ => None,
+        });
+        if let Some(w) = workflow {
+            self.named(file, SymbolKind::Workflow, w);
+        }
+        let steps_of = |this: &Self, name: &ast::Ident| workflow.and_then(|w| this.lookup_local(&w.name, &name.name));
+        for s in &t.stmts {
+            match &s.kind {
+                ast::TestStmtKind::GivenLlm { role, .. } => {
+                    self.named(file, SymbolKind::Role, role);
+                }
+                ast::TestStmtKind::GivenTool { tool, .. } => {
+                    if let Some(span) = path_span(tool) {
+                        let name = ast::Ident { name: tool_name(tool), span };
+                        self.named(file, SymbolKind::Tool, &name);
+                    }
+                }
+                ast::TestStmtKind::Answer { step, .. } => {
+                    if let Some(sid) = steps_of(self, step) {
+                        self.occur(file, step.span, sid, false);
+                    }
+                }
+                ast::TestStmtKind::Expect { value: ast::Expr { kind: ast::ExprKind::List(items), .. }, .. } => {
+                    for i in items {
+                        if let ast::ExprKind::Name(n) = &i.kind
+                            && let Some(sid) = steps_of(self, n)
+                        {
+                            self.occur(file, n.span, sid, false);
+                        }
+                    }
+                }
+                ast::TestStmtKind::Run(_) | ast::TestStmtKind::Expect { .. } => {}
+            }
         }
     }
 

@@ -315,6 +315,20 @@ mod random_programs {
         })
     }
 
+    fn test_stmt() -> impl Strategy<Value = TestStmt> {
+        let outcome = prop::sample::select(vec![Scripted::Returns, Scripted::Fails]);
+        let op = prop::option::of(prop::sample::select(vec![BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Le, BinaryOp::Gt]));
+        let kind = prop_oneof![
+            (ident(), outcome.clone(), expr()).prop_map(|(role, outcome, value)| TestStmtKind::GivenLlm { role, outcome, value }),
+            (prop::collection::vec(ident(), 1..3), outcome, expr())
+                .prop_map(|(tool, outcome, value)| TestStmtKind::GivenTool { tool, outcome, value }),
+            (any::<bool>(), ident()).prop_map(|(approve, step)| TestStmtKind::Answer { approve, step }),
+            call(expr()).prop_map(TestStmtKind::Run),
+            (ident(), op, expr()).prop_map(|(subject, op, value)| TestStmtKind::Expect { subject, op, value }),
+        ];
+        kind.prop_map(|kind| TestStmt { kind, span: Span::default() })
+    }
+
     fn item() -> impl Strategy<Value = Item> {
         let kind = prop_oneof![
             prop::collection::vec(ident(), 1..3).prop_map(|p| ItemKind::Use(Use::Std(p))),
@@ -355,6 +369,8 @@ mod random_programs {
                         ret_expr: ret_expr.map(|e| (e, Span::default())),
                     })
                 }),
+            ("[a-z {}\"]{0,12}", prop::collection::vec(test_stmt(), 0..6))
+                .prop_map(|(name, stmts)| ItemKind::Test(TestDecl { name, name_span: Span::default(), stmts })),
         ];
         kind.prop_map(|kind| Item { kind, doc: None, span: Span::default() })
     }

@@ -226,6 +226,7 @@ impl LanguageServer for Backend {
                 document_symbol_provider: Some(OneOf::Left(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
                 semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
                     SemanticTokensOptions {
                         legend: features::semantic_tokens::legend(),
@@ -331,6 +332,11 @@ impl LanguageServer for Backend {
         let Some(snap) = self.snapshot(&params.text_document.uri).await else { return Ok(None) };
         let data = features::semantic_tokens::tokens(&snap);
         Ok(Some(SemanticTokensResult::Tokens(SemanticTokens { result_id: None, data })))
+    }
+
+    async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+        let Some(snap) = self.snapshot(&params.text_document.uri).await else { return Ok(None) };
+        Ok(Some(features::code_lens::code_lenses(&snap)))
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {

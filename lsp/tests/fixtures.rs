@@ -3,13 +3,13 @@
 //! A request is a comment line `// @KIND LINE:COL [ARG]` anywhere in the
 //! fixture (LINE and COL 1-based, COL in characters), or `// @KIND` for
 //! whole-file requests. Kinds: hover, definition, references, completion,
-//! rename NEWNAME, actions, diagnostics, symbols, tokens, format.
+//! rename NEWNAME, actions, diagnostics, symbols, tokens, format, lenses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fmt::Write as _;
 
 use aos_lsp::features::{
-    code_actions, completion, definition, diagnostics, formatting, hover, references, rename, semantic_tokens, symbols,
+    code_actions, code_lens, completion, definition, diagnostics, formatting, hover, references, rename, semantic_tokens, symbols,
 };
 use aos_lsp::lsp_types::*;
 use aos_lsp::{DocLoader, Snapshot};
@@ -157,6 +157,13 @@ fn run(name: &str, text: &str) -> String {
                     shown.push(format!("{}:{} {} {}", line + 1, col + 1, legend[t.token_type as usize].as_str(), s));
                 }
                 writeln!(out, "{}", shown.join("\n")).unwrap();
+            }
+            "lenses" => {
+                for l in code_lens::code_lenses(&snap) {
+                    let c = l.command.unwrap();
+                    let args = c.arguments.unwrap_or_default();
+                    writeln!(out, "{} {} {} {}", show_range(text, &l.range), c.title, c.command, args.get(2).and_then(|a| a.as_str()).unwrap_or("")).unwrap();
+                }
             }
             "format" => match formatting::format(text) {
                 Some(edits) if edits.is_empty() => writeln!(out, "(already formatted)").unwrap(),

@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod interp;
 pub mod lease;
 pub mod store;
+pub mod testrun;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tokens;

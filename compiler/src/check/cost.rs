@@ -357,13 +357,35 @@ impl<'r, 'a> Analyzer<'r, 'a> {
 /// How many items a fan-out runs at most: `max_items`, or the length of a
 /// literal list (the smaller when both are known).
 fn fan_out_items(attrs: &[ast::Attr], iter: &ast::Expr) -> Option<u64> {
-    let literal = match &iter.kind {
-        ExprKind::List(xs) => u64::try_from(xs.len()).ok(),
-        _ => None,
-    };
+    let literal = list_len(iter);
     match (StepAttrs::read(attrs).max_items, literal) {
         (Some(m), Some(l)) => Some(m.min(l)),
         (m, l) => m.or(l),
+    }
+}
+
+/// The most items a list expression has, when the syntax says: a literal
+/// list, or `take(xs, N)` (at most N, and at most what `xs` has).
+fn list_len(e: &ast::Expr) -> Option<u64> {
+    match &e.kind {
+        ExprKind::List(xs) => u64::try_from(xs.len()).ok(),
+        ExprKind::Call { callee, args } if callee.len() == 1 && callee.first().is_some_and(|c| c.name == "take") => {
+            let n = args.get(1).and_then(|a| take_count(&a.value));
+            let inner = args.first().and_then(|a| list_len(&a.value));
+            match (n, inner) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The count of `take(xs, N)` when it is a literal (a negative one takes nothing).
+fn take_count(e: &ast::Expr) -> Option<u64> {
+    match &e.kind {
+        ExprKind::Int(n) => Some(u64::try_from(*n).unwrap_or(0)),
+        _ => None,
     }
 }
 

@@ -56,7 +56,7 @@ pub struct Env<'a> {
 pub const BUILTIN_ROLES: &[&str] = &["planner", "executor", "verifier", "auditor", "synthesizer"];
 
 /// The pure built-in functions usable in expressions.
-pub const PURE_BUILTINS: &[&str] = &["len", "json", "join", "lower", "upper", "trim"];
+pub const PURE_BUILTINS: &[&str] = &["len", "json", "join", "lower", "upper", "trim", "take"];
 
 /// What a bare name inside a workflow refers to.
 #[derive(Clone, Copy, Debug)]

@@ -14,6 +14,7 @@ pub mod resolve;
 pub(crate) mod risk;
 pub mod roles;
 pub(crate) mod suggest;
+pub mod testblocks;
 pub mod tokens;
 pub(crate) mod ty;
 pub(crate) mod types;
@@ -60,6 +61,9 @@ pub struct Analysis {
     /// The worst-case cost of every workflow (`aosc check --cost`), also
     /// when there are errors.
     pub cost: cost::CostReport,
+    /// The checked file's test blocks (`aosc test`), when the program
+    /// checks; a block with an error is left out (and reported).
+    pub tests: Vec<crate::testplan::TestCase>,
 }
 
 impl Analysis {
@@ -103,9 +107,39 @@ pub fn check_with(path: &str, text: &str, loader: &dyn FileLoader, options: Opti
     let main = sources.add(path, text);
     let mut diagnostics = Vec::new();
     let loaded = resolve::load(main, &mut sources, loader, &mut diagnostics);
-    let (program, cost) = run_passes(&loaded, &mut diagnostics, options);
+    // Test blocks are checked against the IR: a file that has some is
+    // lowered whatever the options say (and the IR dropped after), so that
+    // the diagnostics are the same in both modes.
+    let decls: Vec<&ast::TestDecl> = loaded
+        .files
+        .iter()
+        .find(|(id, _)| *id == main)
+        .map(|(_, file)| {
+            file.items
+                .iter()
+                .filter_map(|i| match &i.kind {
+                    ast::ItemKind::Test(t) => Some(t),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let lower = Options { program: options.program || !decls.is_empty() };
+    let (mut program, cost) = run_passes(&loaded, &mut diagnostics, lower);
+    let mut tests = Vec::new();
+    if let Some(p) = &program
+        && !decls.is_empty()
+    {
+        tests = testblocks::check(main, &decls, p, text, &mut diagnostics);
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            program = None;
+        }
+    }
+    if !options.program {
+        program = None;
+    }
     sort_diagnostics(&mut diagnostics);
-    Analysis { sources, main, files: loaded.files, diagnostics, program, cost }
+    Analysis { sources, main, files: loaded.files, diagnostics, program, cost, tests }
 }
 
 /// Every pass after parsing; returns the IR when nothing is wrong, and the

@@ -193,7 +193,7 @@ fn add_item<'a>(env: &mut Env<'a>, file: FileId, item: &'a ast::Item, std: bool,
         };
     }
     match &item.kind {
-        ast::ItemKind::Use(_) | ast::ItemKind::Error => {}
+        ast::ItemKind::Use(_) | ast::ItemKind::Test(_) | ast::ItemKind::Error => {}
         ast::ItemKind::Model(m) => insert(&mut env.models, "model", &m.name, decl!(m), diags),
         ast::ItemKind::Role(r) => insert(&mut env.roles, "role", &r.name, decl!(r), diags),
         ast::ItemKind::Policy(p) => insert(&mut env.policies, "policy", &p.name, decl!(p), diags),

@@ -15,7 +15,10 @@ mod expr;
 #[cfg(test)]
 mod tests;
 
-use crate::ast::{Attr, Attrs, Comment, CommentKind, File, Item, ItemKind, Param, Rule, RuleKind, Step, Use, Workflow};
+use crate::ast::{
+    Attr, Attrs, Comment, CommentKind, File, Item, ItemKind, Param, Rule, RuleKind, Scripted, Step, TestDecl, TestStmt, TestStmtKind, Use,
+    Workflow,
+};
 use crate::diagnostic::Diagnostic;
 use crate::source::FileId;
 use crate::span::Span;
@@ -339,6 +342,7 @@ impl<'a> Printer<'a> {
                 self.close("}", close);
             }
             ItemKind::Workflow(w) => self.workflow(w, item.span),
+            ItemKind::Test(t) => self.test(t, item.span),
             ItemKind::Error => {
                 let raw = self.src.get(item.span.range()).unwrap_or("").to_string();
                 self.text(&raw);
@@ -508,6 +512,55 @@ impl<'a> Printer<'a> {
         self.at(span.end.saturating_sub(1));
         self.indent = self.indent.saturating_sub(INDENT);
         self.text("}");
+    }
+
+    /// `test "NAME" {` then one statement per line.
+    fn test(&mut self, t: &TestDecl, span: Span) {
+        self.text("test");
+        self.word_at(t.name_span.start, &format!(" {}", expr::quote(&t.name)));
+        let body = Span { start: t.name_span.end, end: span.end };
+        if t.stmts.is_empty() && !self.has_comment(body) {
+            self.text(" {}");
+            return;
+        }
+        self.text(" {");
+        self.indent += INDENT;
+        for (i, stmt) in t.stmts.iter().enumerate() {
+            self.separate(1, i > 0);
+            self.at_entry(stmt.span.start);
+            self.test_stmt(stmt);
+        }
+        self.close("}", span.end.saturating_sub(1));
+    }
+
+    fn test_stmt(&mut self, stmt: &TestStmt) {
+        match &stmt.kind {
+            TestStmtKind::GivenLlm { role, outcome, value } => {
+                let verb = if *outcome == Scripted::Fails { "fails" } else { "replies" };
+                self.text(&format!("given llm {} {verb} ", role.name));
+                self.expr(value, 0, 0);
+            }
+            TestStmtKind::GivenTool { tool, outcome, value } => {
+                let verb = if *outcome == Scripted::Fails { "fails" } else { "returns" };
+                let names: Vec<&str> = tool.iter().map(|i| i.name.as_str()).collect();
+                self.text(&format!("given tool {} {verb} ", names.join(".")));
+                self.expr(value, 0, 0);
+            }
+            TestStmtKind::Answer { approve, step } => {
+                self.text(&format!("{} {}", if *approve { "approve" } else { "deny" }, step.name));
+            }
+            TestStmtKind::Run(call) => {
+                self.text("run ");
+                self.expr(call, 0, 0);
+            }
+            TestStmtKind::Expect { subject, op, value } => {
+                self.text(&format!("expect {} ", subject.name));
+                if let Some(op) = op {
+                    self.text(&format!("{} ", op.as_str()));
+                }
+                self.expr(value, 0, 0);
+            }
+        }
     }
 
     fn step(&mut self, step: &Step) {

@@ -113,6 +113,20 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
                 c.keyword(k);
             }
         }
+        Some(ItemKind::Test(_)) => {
+            for k in ["given", "llm", "tool", "replies", "returns", "fails", "run", "expect", "approve", "deny"] {
+                c.keyword(k);
+            }
+            for k in aos_compiler::testplan::SUBJECTS {
+                c.keyword(k);
+            }
+            for (name, _) in snap.index.globals_of(SymbolKind::Workflow) {
+                c.push(name, CompletionItemKind::FUNCTION, Some("workflow"));
+            }
+            for (name, _) in snap.index.globals_of(SymbolKind::Role) {
+                c.push(name, CompletionItemKind::CONSTANT, Some("role"));
+            }
+        }
         Some(ItemKind::Enum(_) | ItemKind::Error) => {
             for k in ITEM_KEYWORDS {
                 c.keyword(k);

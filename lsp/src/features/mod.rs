@@ -2,6 +2,7 @@
 //! (or the text of a document) that answers in LSP types.
 
 pub mod code_actions;
+pub mod code_lens;
 pub mod completion;
 pub mod definition;
 pub mod diagnostics;

@@ -65,6 +65,7 @@ pub fn document_symbols(snap: &Snapshot) -> Vec<DocumentSymbol> {
                     .collect();
                 sym(w.name.name.clone(), Some("workflow".into()), SymbolKind::FUNCTION, item.span, w.name.span, Some(children))
             }
+            ItemKind::Test(t) => sym(format!("test \"{}\"", t.name), Some("test".into()), SymbolKind::METHOD, item.span, t.name_span, None),
             ItemKind::Error => continue,
         };
         out.push(s);

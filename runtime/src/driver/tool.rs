@@ -42,6 +42,8 @@ pub(super) async fn call(a: &mut Attempt<'_>, tool: &str, args: &BTreeMap<String
     let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key, run_id: sh.ctx.run_id.clone(), step: step_name };
     let args = Value::Object(obj);
     let value = match (decl, implemented) {
+        (_, Some(t)) if sh.rt.tools.only_registered() => t.call(args, &ctx).await,
+        (_, None) if sh.rt.tools.only_registered() => return Err(CallError::ToolUnavailable(tool.to_string())),
         (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => t.call(args, &ctx).await,
         (Some(ToolDecl { implementation: ToolImpl::Http { method, url }, .. }), _) => sh.rt.tools.call_http(tool, method, url, args).await,
         (Some(d @ ToolDecl { implementation: ToolImpl::Exec { argv }, .. }), _) => sh.rt.tools.exec_tool(d, argv).call(args, &ctx).await,

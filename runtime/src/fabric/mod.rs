@@ -40,6 +40,9 @@ pub struct Request {
     /// Identifies the step (and fan-out item) across attempts.
     pub call_key: String,
     pub purpose: Purpose,
+    /// The role the model answers for (providers ignore it; scripted
+    /// replies in `aosc test` are keyed by it).
+    pub role: String,
 }
 
 /// A provider's answer, with usage as the provider reported it.
@@ -276,6 +279,12 @@ impl Fabric {
         f
     }
 
+    /// A fabric where `provider` answers every model, whatever the
+    /// environment says (the scripted replies of `aosc test`).
+    pub fn answered_by(provider: Arc<dyn Provider>) -> Fabric {
+        Fabric { sim: provider, ..Fabric::simulated() }
+    }
+
     /// Installs a provider for a kind (tests, embedders).
     pub fn with_provider(mut self, kind: ProviderKind, p: Arc<dyn Provider>) -> Fabric {
         self.providers.insert(kind.as_str(), p);
@@ -501,6 +510,7 @@ impl Fabric {
                 schema: call.schema.cloned(),
                 call_key: call.call_key.clone(),
                 purpose: Purpose::Answer,
+                role: call.role.to_string(),
             };
             let (reply, model) = match self.ask_chain(program, call.role, &base, &mut out, call.step).await {
                 Ok(r) => r,
@@ -611,6 +621,7 @@ impl Fabric {
             schema: Some(verdict_schema()),
             call_key: format!("{}#verify", call.call_key),
             purpose: Purpose::Verify,
+            role: verify.role.clone(),
         };
         let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
         out.usage.add(&usage_of(&model, &c));

@@ -292,6 +292,18 @@ fn builtin(name: &str, args: &[Value]) -> Result<Value, EvalError> {
         "lower" => Ok(Value::String(text(first)?.to_lowercase())),
         "upper" => Ok(Value::String(text(first)?.to_uppercase())),
         "trim" => Ok(Value::String(text(first)?.trim().to_string())),
+        "take" => {
+            let n = match args.get(1) {
+                Some(Value::Number(n)) => n.as_i64().map_or(0, |n| usize::try_from(n).unwrap_or(0)),
+                Some(other) => return err(format!("`take` needs an Int count, got {}", type_name(other))),
+                None => 0,
+            };
+            match first {
+                Value::Array(items) => Ok(Value::Array(items.iter().take(n).cloned().collect())),
+                Value::Null => Ok(Value::Array(Vec::new())),
+                other => err(format!("`take` needs a List, got {}", type_name(other))),
+            }
+        }
         other => err(format!("unknown built-in `{other}`")),
     }
 }

@@ -159,6 +159,21 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// A store in memory, gone with the value (the throwaway store of
+    /// `aosc test`): one connection that is never closed or recycled.
+    pub async fn in_memory() -> StoreResult<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        migrator().run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
     /// The connection pool, for maintenance tools and tests (e.g. the audit
     /// tamper tests edit rows behind the store's back).
     pub fn pool(&self) -> &SqlitePool {

@@ -73,6 +73,9 @@ pub struct Tools {
     http: Option<http::HttpClient>,
     /// Where `shell.exec` and `exec:` tools run.
     pub sandbox: Arc<sandbox::Sandbox>,
+    /// Only the registered tools answer: `http:` and `exec:` tools are not
+    /// reached either (the scripted tools of `aosc test`).
+    only_registered: bool,
 }
 
 impl Tools {
@@ -108,7 +111,7 @@ impl Tools {
             map.insert("http.get".into(), Arc::new(http::Get(c.clone())));
             map.insert("http.request".into(), Arc::new(http::Request(c.clone())));
         }
-        Tools { map, http: client, sandbox }
+        Tools { map, http: client, sandbox, only_registered: false }
     }
 
     /// Adds `memory.remember` / `memory.recall` over `store`, with working
@@ -134,6 +137,17 @@ impl Tools {
             returns_string: decl.ret == aos_compiler::ir::Type::String,
             sandbox: self.sandbox.clone(),
         })
+    }
+
+    /// Exactly these tools, standing in for every tool of a program
+    /// (built-in, `http:` or `exec:`): nothing else is called.
+    pub fn stand_ins(map: HashMap<String, Arc<dyn Tool>>) -> Tools {
+        Tools { map, http: None, sandbox: Arc::new(sandbox::Sandbox::from_env()), only_registered: true }
+    }
+
+    /// Whether only registered tools answer (see [`Tools::stand_ins`]).
+    pub fn only_registered(&self) -> bool {
+        self.only_registered
     }
 
     /// Adds or replaces a tool (tests and embedders).

@@ -123,6 +123,15 @@ impl<'a> Analyzer<'_, 'a> {
             "len" => Value::tokens(SCALAR_BOUND),
             "json" => arg(0).map_or(Value::UNKNOWN, |v| v.plus(2)),
             "lower" | "upper" | "trim" => arg(0).map_or(Value::UNKNOWN, |v| Value::of(v.tokens)),
+            // At most the list's tokens, and at most `n` items.
+            "take" => {
+                let Some(list) = arg(0) else { return Value::UNKNOWN };
+                let n = args.get(1).and_then(|a| super::take_count(&a.value));
+                Value { tokens: list.tokens, items: match (list.items, n) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                } }
+            }
             "join" => {
                 let Some(list) = arg(0) else { return Value::UNKNOWN };
                 let sep = arg(1).map_or(Some(0), |v| v.tokens);

@@ -292,6 +292,8 @@ impl<'a> Walker<'_, '_, 'a, '_> {
             "json" => Some((&[Ty::Unknown], Ty::String)),
             "join" => Some((&[Ty::Unknown, Ty::String], Ty::String)),
             "lower" | "upper" | "trim" => Some((&[Ty::String], Ty::String)),
+            // `take(xs, n)`: `List<T> -> List<T>` (the list's own type, below).
+            "take" => Some((&[Ty::Unknown, Ty::Int], Ty::Unknown)),
             "secret" | "cron" | "event" => Some((&[Ty::String], Ty::Unknown)),
             "fixed" | "exponential" => Some((&[Ty::Duration], Ty::Backoff)),
             _ => None,
@@ -332,9 +334,16 @@ impl<'a> Walker<'_, '_, 'a, '_> {
                 self.leak(*sp, &Sink::Builtin(&name));
                 continue;
             }
-            if name == "len" || name == "join" {
+            if name == "len" || name == "join" || (name == "take" && *p == Ty::Unknown) {
                 if t.is_optional() {
                     self.expect(t, t.unwrap_optional(), *sp, &Sink::Builtin(&name));
+                    continue;
+                }
+                if name == "take" && matches!(t, Ty::String | Ty::Record(..)) {
+                    self.push(
+                        Diagnostic::error(Code::E0201, self.file, *sp, format!("`take` expects a list, found `{t}`"))
+                            .with_primary_label(format!("this is `{t}`")),
+                    );
                     continue;
                 }
                 if *p == Ty::Unknown && !matches!(t, Ty::List(_) | Ty::Json | Ty::Unknown | Ty::String | Ty::Record(..)) {
@@ -357,6 +366,17 @@ impl<'a> Walker<'_, '_, 'a, '_> {
                             .with_help("write `secret(\"API_KEY\")`"),
                     );
                 }
+        if name == "take" {
+            return take_type(tys.first().map(|(t, _)| t));
+        }
         ret_of(&name, ret)
+    }
+}
+
+/// The type of `take(xs, n)`: the list's own type.
+fn take_type(list: Option<&Ty>) -> Ty {
+    match list {
+        Some(t @ (Ty::List(_) | Ty::Json)) => t.clone(),
+        _ => Ty::Unknown,
     }
 }
