@@ -5,7 +5,7 @@
 import * as os from 'os';
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
-import { resolveServer } from './server';
+import { resolveServer, testCommandLine } from './server';
 
 let client: LanguageClient | undefined;
 let watcher: vscode.FileSystemWatcher | undefined;
@@ -25,6 +25,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(output);
   context.subscriptions.push(
     vscode.commands.registerCommand('aos.restartServer', () => enqueue(restart)),
+    // The server's "Run test" code lens: `aosc test FILE --filter NAME` in a terminal.
+    vscode.commands.registerCommand('aos.runTest', (file?: unknown, name?: unknown) => runTest(file, name)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('aos.server')) {
         void enqueue(restart);
@@ -32,6 +34,32 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
   await enqueue(start);
+}
+
+let testTerminal: vscode.Terminal | undefined;
+
+function runTest(file: unknown, name: unknown): void {
+  if (typeof file !== 'string' || typeof name !== 'string') {
+    void vscode.window.showInformationMessage('Run a test from the "▶ Run test" lens above a `test "…"` block.');
+    return;
+  }
+  const config = vscode.workspace.getConfiguration('aos.server');
+  const resolution = resolveServer(config.get<unknown>('path'), [], {
+    env: process.env,
+    platform: process.platform,
+    home: os.homedir(),
+    workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+    cwd: process.cwd(),
+  });
+  if (!resolution.ok) {
+    void showError(resolution.message);
+    return;
+  }
+  if (!testTerminal || testTerminal.exitStatus !== undefined) {
+    testTerminal = vscode.window.createTerminal('AUTOOS tests');
+  }
+  testTerminal.show(true);
+  testTerminal.sendText(testCommandLine(resolution.server, file, name, process.platform));
 }
 
 /** Called by VS Code on shutdown; the server gets a clean `shutdown`/`exit`. */

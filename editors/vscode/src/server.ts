@@ -131,3 +131,22 @@ export function resolveServer(configuredPath: unknown, extraArgs: unknown, ctx: 
   }
   return { ok: true, server: { command, args: ['lsp', ...normalizeArgs(extraArgs)] } };
 }
+
+/** Quotes one word for the shell of `platform` (POSIX sh, or PowerShell on Windows). */
+export function shellQuote(word: string, platform: NodeJS.Platform): string {
+  if (platform === 'win32') {
+    return `'${word.replace(/'/g, "''")}'`;
+  }
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command line of the language server's "Run test" code lens
+ * (`aos.runTest FILE NAME`): `aosc test FILE --filter NAME`, with the
+ * resolved `aosc` and every word quoted.
+ */
+export function testCommandLine(server: ServerCommand, file: string, name: string, platform: NodeJS.Platform): string {
+  const words = [server.command, 'test', file, '--filter', name].map((w) => shellQuote(w, platform));
+  // PowerShell runs a quoted program only through the call operator.
+  return platform === 'win32' ? `& ${words.join(' ')}` : words.join(' ');
+}

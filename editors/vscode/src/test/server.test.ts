@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import { test } from 'node:test';
-import { expandPath, findExecutable, normalizeArgs, resolveServer, ResolveContext } from '../server';
+import { expandPath, findExecutable, normalizeArgs, resolveServer, ResolveContext, testCommandLine } from '../server';
 
 function ctx(executables: string[], over: Partial<ResolveContext> = {}): ResolveContext {
   return {
@@ -68,4 +68,20 @@ test('a missing aosc gives a message that says what to do', () => {
 test('extra arguments that are not strings are dropped', () => {
   assert.deepEqual(normalizeArgs(['a', 1, null, 'b']), ['a', 'b']);
   assert.deepEqual(normalizeArgs('a b'), []);
+});
+
+test('the Run test lens runs aosc test on the file, filtered to the test, quoted for the shell', () => {
+  const server = { command: '/opt/aos/bin/aosc', args: ['lsp'] };
+  assert.equal(
+    testCommandLine(server, '/ws/examples/hello.aos', 'greets Ada by name', 'linux'),
+    "/opt/aos/bin/aosc test /ws/examples/hello.aos --filter 'greets Ada by name'",
+  );
+  assert.equal(
+    testCommandLine(server, "/ws/it's.aos", "Ada's test", 'darwin'),
+    "/opt/aos/bin/aosc test '/ws/it'\\''s.aos' --filter 'Ada'\\''s test'",
+  );
+  assert.equal(
+    testCommandLine({ command: 'C:\\aos\\aosc.exe', args: [] }, 'C:\\ws\\a.aos', "it's", 'win32'),
+    "& 'C:\\aos\\aosc.exe' 'test' 'C:\\ws\\a.aos' '--filter' 'it''s'",
+  );
 });
