@@ -309,6 +309,16 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Now, in ms since the epoch, as the stores' BIGINT/INTEGER columns take it.
+fn now_i64() -> i64 {
+    i64::try_from(crate::ids::now_ms()).unwrap_or(i64::MAX)
+}
+
+/// The approver groups of a token, as both stores keep them (`a,b`).
+fn split_groups(groups: &str) -> Vec<String> {
+    groups.split(',').filter(|g| !g.is_empty()).map(str::to_string).collect()
+}
+
 /// An API token as stored: never the token itself, only its SHA-256.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenRow {

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::sqlite::SqliteStore;
-use super::{StoreResult, TokenRow};
+use super::{now_i64, split_groups, StoreResult, TokenRow};
 use crate::ids::{now_ms, rfc3339};
 
 fn token_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<TokenRow> {
@@ -13,14 +13,10 @@ fn token_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<TokenRow> {
         name: r.try_get("name")?,
         hash: r.try_get("hash")?,
         trust: r.try_get("trust")?,
-        groups: groups.split(',').filter(|g| !g.is_empty()).map(str::to_string).collect(),
+        groups: split_groups(&groups),
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
     })
-}
-
-fn now_i64() -> i64 {
-    i64::try_from(now_ms()).unwrap_or(i64::MAX)
 }
 
 impl SqliteStore {
