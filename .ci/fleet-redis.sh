@@ -20,9 +20,16 @@ if command -v redis-server >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -p "$fleet_redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   export AOS_TEST_REDIS_URL="redis://127.0.0.1:$fleet_redis_port/"
   echo "Redis $(redis-server --version | awk '{print $3}') at $AOS_TEST_REDIS_URL"
+  # Redis may still be writing its log while it shuts down: wait for the
+  # process to go before removing its directory, and never fail the run here.
   fleet_redis_stop() {
-    if [ -f "$fleet_redis_dir/redis.pid" ]; then kill "$(cat "$fleet_redis_dir/redis.pid")" 2>/dev/null || true; fi
-    rm -rf "$fleet_redis_dir"
+    local pid=""
+    if [ -f "$fleet_redis_dir/redis.pid" ]; then pid=$(cat "$fleet_redis_dir/redis.pid" 2>/dev/null || true); fi
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -rf "$fleet_redis_dir" 2>/dev/null || true
   }
 else
   echo "redis-server could not be installed: the Redis tests will fail"
