@@ -78,6 +78,8 @@ pub enum AttrType {
     Expr,
     /// A list of strings (a program and its arguments).
     StringList,
+    /// Who may share a cached reply: `workflow`, `shared` or `global`.
+    CacheScope,
 }
 
 impl AttrType {
@@ -102,6 +104,7 @@ impl AttrType {
             AttrType::Call => "call".to_string(),
             AttrType::Expr => "expression".to_string(),
             AttrType::StringList => "List<String>".to_string(),
+            AttrType::CacheScope => "`workflow`, `shared` or `global`".to_string(),
         }
     }
 }
@@ -183,6 +186,10 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "A call to run when every retry and model failed; its result must fit the step's type."),
     attr!(Step "idempotency_key": AttrType::Expr, default "", e.g. "\"report-{region}\"",
         "External effects are deduplicated by this value across retries and resumes."),
+    attr!(Step "cache": AttrType::Duration { min_ms: 1 }, default "", e.g. "24h",
+        "Keeps the reply of an LLM call, or the result of a `read`/`pure` tool call, this long; an identical call within it is answered from the cache at $0 (docs/language.md, *Response cache*)."),
+    attr!(Step "cache_scope": AttrType::CacheScope, default "workflow", e.g. "shared",
+        "Who may reuse a cached result: `workflow` (this workflow at the same trust level), `shared` (any workflow at the same trust level) or `global` (any workflow, any trust)."),
     // Tools.
     attr!(Tool "http": AttrType::String, default "", e.g. "\"POST http://127.0.0.1:9000/lookup\"",
         "Backs the tool with an HTTP request: `\"METHOD URL\"`."),
@@ -196,6 +203,8 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "The token bound of the tool's output (a longer text is truncated)."),
     attr!(Tool "timeout": AttrType::Duration { min_ms: 1 }, default "", e.g. "30s",
         "How long one call may take."),
+    attr!(Tool "cache": AttrType::Duration { min_ms: 1 }, default "", e.g. "1h",
+        "For a `read` or `pure` tool: every call's result is cached this long unless the step says otherwise (as the step attribute `cache:`)."),
     // Models.
     attr!(Model "input": AttrType::Price, default "$0/M for sim, else required", e.g. "$2.50/M",
         "The price of a million input tokens."),

@@ -420,8 +420,55 @@ pub struct Step {
     pub effect: Effect,
     pub fallback: Option<Call>,
     pub idempotency_key: Option<Expr>,
+    /// The response cache of the step's call (`cache:`, or the tool's own
+    /// `cache:`); only on LLM calls and `read`/`pure` tool calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Cache>,
     /// The worst-case cost of this step in USD, and how it was reached.
     pub cost: CostBound,
+}
+
+/// How long a call's result is kept, and who may reuse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    pub ttl_ms: u64,
+    pub scope: CacheScope,
+}
+
+/// Who may reuse a cached result (`cache_scope:`). The cost proof never
+/// counts on a hit: a step's bound is a miss's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// The same workflow, run at the same trust level (the default).
+    #[default]
+    Workflow,
+    /// Any workflow, run at the same trust level.
+    Shared,
+    /// Any workflow at any trust level.
+    Global,
+}
+
+impl CacheScope {
+    /// The names `cache_scope:` takes, in order.
+    pub const NAMES: [&'static str; 3] = ["workflow", "shared", "global"];
+
+    pub fn parse(name: &str) -> Option<CacheScope> {
+        match name {
+            "workflow" => Some(CacheScope::Workflow),
+            "shared" => Some(CacheScope::Shared),
+            "global" => Some(CacheScope::Global),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheScope::Workflow => "workflow",
+            CacheScope::Shared => "shared",
+            CacheScope::Global => "global",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

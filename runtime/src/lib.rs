@@ -8,6 +8,7 @@
 //! [`tools::Tool`] (tools).
 
 pub mod audit;
+pub mod cache;
 pub mod control;
 pub mod bus;
 pub mod core;
@@ -136,6 +137,8 @@ pub struct Runtime {
     /// Where `secret("NAME")` values come from: by default the secrets
     /// store under `home`, then the environment.
     pub secret_source: Arc<dyn secrets::SecretSource>,
+    /// Where `cache:` keeps results: the store, or Redis (`AOS_REDIS_URL`).
+    pub cache: Arc<dyn cache::ResponseCache>,
 }
 
 impl Runtime {
@@ -143,6 +146,7 @@ impl Runtime {
     /// every model and the built-in tools.
     pub fn new(store: Arc<dyn Store>, home: &Path) -> Runtime {
         let tools = Arc::new(Tools::builtin().with_store(store.clone()));
+        let cache: Arc<dyn cache::ResponseCache> = Arc::new(cache::StoreCache::new(store.clone()));
         Runtime {
             store,
             bus: Arc::new(bus::InProcessBus::new()),
@@ -150,6 +154,7 @@ impl Runtime {
             tools,
             home: home.to_path_buf(),
             secret_source: secrets::default_source(home),
+            cache,
         }
     }
 

@@ -101,6 +101,7 @@ fn step(name: &str, kind: StepKind, call: Call) -> Step {
         effect: Effect::Read,
         fallback: None,
         idempotency_key: None,
+        cache: None,
         cost: CostBound { usd: 0.001, ..Default::default() },
     }
 }

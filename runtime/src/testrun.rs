@@ -170,6 +170,7 @@ pub async fn run(program: &Program, case: &TestCase) -> Result<TestOutcome, Runt
         home: dir.0.clone(),
         // Hermetic: no secret from the environment or the secret store.
         secret_source: Arc::new(crate::secrets::Fixed(BTreeMap::new())),
+        cache: Arc::new(crate::cache::StoreCache::new(store.clone())),
     };
     let run_id = rt.create(&program, &case.workflow, case.inputs.clone(), Trust::Basic).await?;
     let mut report = rt.execute(&run_id, RunOptions::default()).await?;

@@ -300,7 +300,27 @@ async fn one_decision_per_gate(kind: Kind) {
     ));
 }
 
+/// The response cache's rows: a live entry is served, an expired one is not
+/// (and is dropped when a newer one is written), a write replaces.
+async fn response_cache_serves_live_entries_only(kind: Kind) {
+    let Some(ts) = TestStore::open(kind).await else { return };
+    let st = ts.store();
+    assert_eq!(st.cache_get("k1", 1_000).await.unwrap(), None);
+    st.cache_put("k1", r#"{"value":"a"}"#, 1_000, 2_000).await.unwrap();
+    assert_eq!(st.cache_get("k1", 1_999).await.unwrap().as_deref(), Some(r#"{"value":"a"}"#));
+    assert_eq!(st.cache_get("k1", 2_000).await.unwrap(), None, "expired at its expiry");
+    st.cache_put("k1", r#"{"value":"b"}"#, 2_500, 9_000).await.unwrap();
+    assert_eq!(st.cache_get("k1", 3_000).await.unwrap().as_deref(), Some(r#"{"value":"b"}"#));
+    st.cache_put("k2", r#"{"value":"c"}"#, 3_000, u64::MAX).await.unwrap();
+    assert_eq!(st.cache_get("k2", 4_000_000_000_000).await.unwrap().as_deref(), Some(r#"{"value":"c"}"#));
+    // Writing at 9 000 drops k1 (expired then); k2 lives on.
+    st.cache_put("k3", "{}", 9_000, 10_000).await.unwrap();
+    assert_eq!(st.cache_get("k1", 0).await.unwrap(), None);
+    assert!(st.cache_get("k2", 9_500).await.unwrap().is_some());
+}
+
 both_stores!(
+    response_cache_serves_live_entries_only,
     one_decision_per_gate,
     runs_journal_and_status,
     a_batch_for_an_unknown_run_is_refused_whole,

@@ -37,6 +37,7 @@ pub async fn open() -> Result<Runtime, String> {
         rt.bus = std::sync::Arc::new(bus);
         let working = aos_runtime::tools::memory::working::Redis::new(&redis)?;
         rt.tools = std::sync::Arc::new(aos_runtime::tools::Tools::builtin().with_memory(store, std::sync::Arc::new(working)));
+        rt.cache = std::sync::Arc::new(aos_runtime::cache::RedisCache::new(&redis).map_err(|e| e.to_string())?);
     }
     Ok(rt)
 }
@@ -280,6 +281,7 @@ fn routed_note(t: &Transition, short: bool) -> Option<String> {
     let Transition::Routed { kind, data, .. } = t else { return None };
     let s = |k: &str| data.get(k).and_then(serde_json::Value::as_str).unwrap_or("?");
     match kind.as_str() {
+        "cache_hit" => Some(format!("answered from the cache (saved ${:.6})", data.get("saved_usd").and_then(serde_json::Value::as_f64).unwrap_or(0.0))),
         "fallback" if short => Some(format!("fallback {} -> {}", s("from"), s("to"))),
         "reply_over_bound" if short => Some(format!("reply over bound ({} B)", data.get("bytes").cloned().unwrap_or_default())),
         "fallback" => Some(format!("fallback from `{}` to `{}` (role `{}`): {}", s("from"), s("to"), s("role"), s("because"))),

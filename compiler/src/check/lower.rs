@@ -10,6 +10,7 @@ use crate::ast::{self, BinaryOp, ExprKind, StrPart, UnaryOp};
 use crate::ir::{self, Effect, Risk};
 
 use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
+use super::cache;
 use super::cost::{self, CostReport};
 use super::env::Env;
 use super::graph::StepGraph;
@@ -174,6 +175,7 @@ fn step(
         _ => None,
     };
     let governance = inputs.policy.steps.get(&key);
+    let step_cache = cache::lower(env, attrs, &call);
     let typed = !matches!(item_ty.unwrap_optional(), Ty::String);
     let idempotency_key = Env::attr(attrs, "idempotency_key").map(|a| expr(env, scope, &a.value));
     let mut needs: Vec<String> = Vec::new();
@@ -216,6 +218,7 @@ fn step(
         effect: governance.map_or(Effect::Pure, |g| g.effect),
         fallback: Env::attr(attrs, "fallback").map(|a| lower_call(env, scope, &a.value, used_tools)),
         idempotency_key,
+        cache: step_cache,
         cost: inputs
             .cost
             .workflows

@@ -2,6 +2,7 @@
 //! secrets, cost — and lowering to the IR.
 
 pub(crate) mod attrs;
+pub(crate) mod cache;
 pub mod cost;
 pub(crate) mod cycles;
 pub mod env;
@@ -147,6 +148,7 @@ pub fn check_with(path: &str, text: &str, loader: &dyn FileLoader, options: Opti
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>, options: Options) -> (Option<ir::Program>, cost::CostReport) {
     let env = resolve::build_env(loaded, diags);
     attrs::check(&env, diags);
+    cache::check(&env, diags);
     cycles::check_types(&env, diags);
     cycles::check_workflows(&env, diags);
     let types = types::check(&env, diags);

@@ -413,7 +413,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
             "retry" | "max_tokens" | "max_reply_bytes" | "max_input_tokens" | "max_output_tokens" | "max_items" | "concurrency" => {
                 self.attr_expect(a, &Ty::Int);
             }
-            "timeout" => self.attr_expect(a, &Ty::Duration),
+            "timeout" | "cache" => self.attr_expect(a, &Ty::Duration),
             "backoff" => self.attr_expect(a, &Ty::Backoff),
             "approval" => self.attr_expect(a, &Ty::String),
             "min_confidence" => self.attr_expect(a, &Ty::Float),

@@ -16,6 +16,16 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
         None => None,
     };
     let step = a.step;
+    let cached = match a.cache {
+        Some(c) => {
+            let key = crate::cache::llm_key(&a.sh.ctx.program, a.asker(c), step, role, &prompt);
+            if let Some(v) = a.cached(&key).await {
+                return Ok(v);
+            }
+            Some((c, key))
+        }
+        None => None,
+    };
     let out = a
         .sh
         .rt
@@ -40,8 +50,24 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
     a.usage = out.usage;
     a.decisions = out.decisions;
     match (out.result, out.error) {
-        (Some(v), _) => Ok(v),
+        (Some(v), _) => {
+            if let Some((c, key)) = cached {
+                let model = answered_by(&a.decisions);
+                a.remember(c, &key, &v, model).await;
+            }
+            Ok(v)
+        }
         (None, Some(e)) => Err(CallError::Llm(e)),
         (None, None) => Err(CallError::Llm("no reply".into())),
     }
+}
+
+/// The model whose answer was accepted: the last `model` decision that
+/// answered (not verified).
+fn answered_by(decisions: &[crate::audit::Decision]) -> Option<String> {
+    decisions
+        .iter()
+        .rev()
+        .find(|d| d.kind == "model" && d.data.get("purpose").and_then(Value::as_str) == Some("answer"))
+        .and_then(|d| d.data.get("model")?.as_str().map(str::to_string))
 }

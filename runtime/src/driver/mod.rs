@@ -7,6 +7,7 @@
 //! [`core::on_result`].
 
 mod attempt;
+mod cache;
 pub(crate) mod fleet;
 mod llm;
 mod tool;

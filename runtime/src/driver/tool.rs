@@ -34,6 +34,17 @@ pub(super) async fn call(a: &mut Attempt<'_>, tool: &str, args: &BTreeMap<String
         a.idempotency = Some(k.clone());
     }
     let decl = sh.ctx.program.tools.get(tool);
+    // Only `read`/`pure` tools carry a cache (the checker's E0105).
+    let cached = match a.cache.filter(|_| step.effect != Effect::External) {
+        Some(c) => {
+            let key = crate::cache::tool_key(a.asker(c), tool, decl, &Value::Object(obj.clone()), step.max_output_tokens);
+            if let Some(v) = a.cached(&key).await {
+                return Ok(v);
+            }
+            Some((c, key))
+        }
+        None => None,
+    };
     let implemented = sh.rt.tools.get(tool).cloned();
     let step_name = match item {
         Some(it) => format!("{}#{it}", step.name),
@@ -71,6 +82,9 @@ pub(super) async fn call(a: &mut Attempt<'_>, tool: &str, args: &BTreeMap<String
         }
         Some(Err(e)) => return Err(CallError::Schema(e.clone())),
         None => {}
+    }
+    if let Some((c, key)) = cached {
+        a.remember(c, &key, &value, None).await;
     }
     Ok(value)
 }

@@ -125,8 +125,8 @@ pub struct LlmCall<'a> {
 }
 
 /// Audit kinds of the router's choices, journaled as `llm.routed` events too.
-pub const ROUTER_DECISIONS: [&str; 8] =
-    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound"];
+pub const ROUTER_DECISIONS: [&str; 9] =
+    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound", "cache_hit"];
 
 /// Repair attempts after a reply fails validation or verification (§4).
 const REPAIRS: u32 = 1;
