@@ -5,8 +5,7 @@
 //! single-process `aosc run`'s.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
+use aos_testkit::services as support;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
