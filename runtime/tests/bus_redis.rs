@@ -5,11 +5,8 @@
 //! memory entries expire after their TTL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-#[path = "support/redis.rs"]
-mod redis_server;
-#[path = "support/stores.rs"]
-mod stores;
+use aos_testkit::redis as redis_server;
+use aos_testkit::stores;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

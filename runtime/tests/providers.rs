@@ -4,8 +4,7 @@
 //! fallback, cooldown, verification, and keys never leaking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
+use aos_testkit::fake_llm;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

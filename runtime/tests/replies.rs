@@ -5,8 +5,7 @@
 //! Against the loopback servers of `support/fake_llm.rs` (real HTTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
+use aos_testkit::fake_llm;
 
 use std::sync::Arc;
 use std::time::Duration;

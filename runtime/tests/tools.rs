@@ -4,7 +4,7 @@
 //! store for `memory.*`. Each failure mode gives a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use aos_testkit::services as support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

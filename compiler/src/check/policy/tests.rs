@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
 use crate::ast::BinaryOp as B;
-use crate::check::risk::build::*;
+use crate::testkit::trees::*;
 
 fn cmp(fact: Fact, cmp: Cmp, value: &str) -> Cond {
     Cond::Compare { cmp, value: PolicyValue::parse(fact, value).expect("a value of the fact") }
