@@ -23,7 +23,7 @@ use crate::events::{RunStatus, Transition};
 use crate::fabric::{Completion, Fabric, Provider, ProviderError, Request};
 use crate::store::BoxFuture;
 use crate::store::sqlite::SqliteStore;
-use crate::tools::{Tool, ToolCtx, Tools};
+use crate::tools::{Tool, ToolCtx, ToolError, Tools};
 use crate::{RunOptions, Runtime, RuntimeError, Verdict};
 
 /// What a test's run did, and which expectations failed.
@@ -115,13 +115,13 @@ struct ScriptedTool {
 }
 
 impl Tool for ScriptedTool {
-    fn call<'a>(&'a self, _args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, _args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let script = self.results.lock().ok().and_then(|mut r| r.get_mut(&self.name).and_then(Queue::take));
             match script {
                 Some(Script::Returns(v)) => Ok(v),
-                Some(Script::Fails(m)) => Err(m),
-                None => Err(format!("the test scripts no result for tool `{}` (add `given tool {} returns …`)", self.name, self.name)),
+                Some(Script::Fails(m)) => Err(ToolError::Failed(m)),
+                None => Err(ToolError::BadInput(format!("the test scripts no result for tool `{}` (add `given tool {} returns …`)", self.name, self.name))),
             }
         })
     }

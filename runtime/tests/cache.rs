@@ -6,11 +6,8 @@
 //! there, expiring by Redis's own TTL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/redis.rs"]
-mod redis_server;
+use aos_testkit::fake_llm;
+use aos_testkit::redis as redis_server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -197,7 +194,7 @@ async fn a_step_without_cache_always_asks() {
 struct Counting(Arc<AtomicU32>);
 
 impl Tool for Counting {
-    fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> aos_runtime::store::BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> aos_runtime::store::BoxFuture<'a, Result<Value, aos_runtime::tools::ToolError>> {
         Box::pin(async move {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             Ok(json!({"q": args["q"], "call": n}))

@@ -89,6 +89,45 @@ impl ProviderError {
     }
 }
 
+/// Why an LLM call of a step produced no value. The messages are the
+/// journaled errors users see.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum FabricError {
+    /// A provider's client could not be built (its credentials are set).
+    #[error("cannot build the HTTP client for {provider}: {message}")]
+    Client { provider: &'static str, message: String },
+    #[error("role `{0}` is bound to no model")]
+    Unbound(String),
+    /// Every model of the role's chain failed; `last` is the last error.
+    #[error("every model of role `{role}` failed; last error: {last}")]
+    AllFailed { role: String, last: String },
+    #[error("the step's JSON Schema is invalid: {0}")]
+    Schema(String),
+    /// A typed step's reply did not parse as JSON (after the repair).
+    #[error("the reply is not valid JSON: {0}")]
+    NotJson(String),
+    /// A typed step's reply did not validate (after the repair).
+    #[error("the reply does not match the schema: {0}")]
+    Nonconforming(String),
+    /// The verifier did not accept the reply (after the repair): why, and
+    /// the rejected replies when there were two or more.
+    #[error("{why}{}", rejected_replies(.replies))]
+    Unverified { why: String, replies: Vec<String> },
+    #[error("no reply")]
+    NoReply,
+}
+
+fn rejected_replies(replies: &[String]) -> String {
+    if replies.len() < 2 {
+        return String::new();
+    }
+    let mut e = ", also after a re-ask with the verifier's problems".to_string();
+    for (i, t) in replies.iter().enumerate() {
+        e.push_str(&format!("; reply {}: {}", i + 1, wire::clip(t, 400)));
+    }
+    e
+}
+
 /// An LLM provider.
 pub trait Provider: Send + Sync {
     fn complete<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<Completion, ProviderError>>;
@@ -98,7 +137,7 @@ pub trait Provider: Send + Sync {
 #[derive(Debug, Default)]
 pub struct LlmOutcome {
     pub result: Option<Value>,
-    pub error: Option<String>,
+    pub error: Option<FabricError>,
     pub usage: Usage,
     pub decisions: Vec<Decision>,
 }
@@ -223,7 +262,7 @@ pub struct Fabric {
     pub retry: RetryPolicy,
     health: Mutex<HashMap<String, Health>>,
     /// Providers whose credentials are set but which could not be built.
-    setup_errors: Vec<String>,
+    setup_errors: Vec<FabricError>,
 }
 
 impl Fabric {
@@ -370,10 +409,10 @@ impl Fabric {
         base: &Request,
         out: &mut LlmOutcome,
         step: &str,
-    ) -> Result<(Completion, Model), String> {
+    ) -> Result<(Completion, Model), FabricError> {
         let chain = program.roles.get(role).cloned().unwrap_or_default();
         if chain.is_empty() {
-            return Err(format!("role `{role}` is bound to no model"));
+            return Err(FabricError::Unbound(role.to_string()));
         }
         let purpose = if base.purpose == Purpose::Verify { "verify" } else { "answer" };
         let cooling: Vec<Option<Duration>> = chain.iter().map(|n| program.models.get(n).and_then(|m| self.cooling(m))).collect();
@@ -469,7 +508,7 @@ impl Fabric {
                 ));
             }
         }
-        Err(format!("every model of role `{role}` failed; last error: {last}"))
+        Err(FabricError::AllFailed { role: role.to_string(), last })
     }
 
     /// Runs one LLM attempt of a step.
@@ -494,7 +533,7 @@ impl Fabric {
                 Some(&compiled)
             }
             (None, Some(Err(e))) => {
-                out.error = Some(format!("the step's JSON Schema is invalid: {e}"));
+                out.error = Some(FabricError::Schema(e.to_string()));
                 return out;
             }
             (None, None) => None,
@@ -538,15 +577,16 @@ impl Fabric {
                     Ok(v) => match &validator {
                         Some(val) => {
                             let errors: Vec<String> = val.iter_errors(&v).take(3).map(|e| e.to_string()).collect();
-                            if errors.is_empty() { Ok(v) } else { Err(format!("the reply does not match the schema: {}", errors.join("; "))) }
+                            if errors.is_empty() { Ok(v) } else { Err(FabricError::Nonconforming(errors.join("; "))) }
                         }
                         None => Ok(v),
                     },
-                    Err(e) => Err(format!("the reply is not valid JSON: {e}")),
+                    Err(e) => Err(FabricError::NotJson(e.to_string())),
                 }
             } else {
                 Ok(Value::String(text.clone()))
             };
+            let mut value_error = None;
             let (problem, problems) = match value {
                 Ok(v) => match call.verify {
                     Some(verify) => match self.verify(program, verify, &prompt, &text, &call, &mut out).await {
@@ -568,7 +608,11 @@ impl Fabric {
                         return out;
                     }
                 },
-                Err(e) => (e, Vec::new()),
+                Err(e) => {
+                    let problem = e.to_string();
+                    value_error = Some(e);
+                    (problem, Vec::new())
+                }
             };
             out.decisions.push(Decision::new(
                 "repair",
@@ -576,15 +620,7 @@ impl Fabric {
                 json!({"round": round + 1, "problem": problem, "repair": round < REPAIRS}),
             ));
             if round == REPAIRS {
-                out.error = Some(if rejected.len() >= 2 {
-                    let mut e = format!("{problem}, also after a re-ask with the verifier's problems");
-                    for (i, t) in rejected.iter().enumerate() {
-                        e.push_str(&format!("; reply {}: {}", i + 1, wire::clip(t, 400)));
-                    }
-                    e
-                } else {
-                    problem
-                });
+                out.error = Some(value_error.unwrap_or(FabricError::Unverified { why: problem, replies: rejected }));
                 return out;
             }
             let notes = if problems.is_empty() {
@@ -597,7 +633,7 @@ impl Fabric {
                 None => format!("{prompt}\n\nYour previous reply was rejected: {problem}{notes}\nAnswer again."),
             };
         }
-        out.error = Some("no reply".into());
+        out.error = Some(FabricError::NoReply);
         out
     }
 
@@ -611,7 +647,7 @@ impl Fabric {
         reply: &str,
         call: &LlmCall<'_>,
         out: &mut LlmOutcome,
-    ) -> Result<Option<(String, Vec<String>)>, String> {
+    ) -> Result<Option<(String, Vec<String>)>, FabricError> {
         let req = Request {
             model: placeholder_model(),
             prompt: format!(
