@@ -49,7 +49,15 @@ impl Provider for Anthropic {
             let url = format!("{base}/v1/messages");
             let (body, wrapped) = body(req);
             let headers = [("x-api-key", self.endpoint.key.as_str()), ("anthropic-version", VERSION)];
-            let reply = self.endpoint.post(&url, &headers, &body).await?;
+            let reply = match &req.stream {
+                Some(deltas) => {
+                    let mut body = body;
+                    body["stream"] = serde_json::json!(true);
+                    let asm = super::stream::AnthropicStream::default();
+                    super::stream::run(&self.endpoint, &url, &headers, &body, asm, deltas, &req.call_key, &req.model.name).await?
+                }
+                None => self.endpoint.post(&url, &headers, &body).await?,
+            };
             parse(&reply, wrapped)
         })
     }

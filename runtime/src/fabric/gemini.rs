@@ -40,8 +40,19 @@ impl Provider for Gemini {
         Box::pin(async move {
             let base = self.endpoint.base_for(req.model.base_url.as_deref());
             let model = req.model.model_id.strip_prefix("models/").unwrap_or(&req.model.model_id);
-            let url = format!("{base}/v1beta/models/{model}:generateContent");
-            let reply = self.endpoint.post(&url, &[("x-goog-api-key", self.endpoint.key.as_str())], &body(req, self.endpoint.logprobs)).await?;
+            let headers = [("x-goog-api-key", self.endpoint.key.as_str())];
+            let reply = match &req.stream {
+                Some(deltas) => {
+                    let url = format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse");
+                    let asm = super::stream::GeminiStream::default();
+                    super::stream::run(&self.endpoint, &url, &headers, &body(req, self.endpoint.logprobs), asm, deltas, &req.call_key, &req.model.name)
+                        .await?
+                }
+                None => {
+                    let url = format!("{base}/v1beta/models/{model}:generateContent");
+                    self.endpoint.post(&url, &headers, &body(req, self.endpoint.logprobs)).await?
+                }
+            };
             parse(&reply)
         })
     }

@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai;
 pub mod sim;
+pub mod stream;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -43,6 +44,9 @@ pub struct Request {
     /// The role the model answers for (providers ignore it; scripted
     /// replies in `aosc test` are keyed by it).
     pub role: String,
+    /// When set, the provider streams the reply and sends its text here as
+    /// it arrives (answers only; verifications are not streamed).
+    pub stream: Option<stream::Deltas>,
 }
 
 /// A provider's answer, with usage as the provider reported it.
@@ -263,6 +267,9 @@ pub struct Fabric {
     health: Mutex<HashMap<String, Health>>,
     /// Providers whose credentials are set but which could not be built.
     setup_errors: Vec<FabricError>,
+    /// When set, answers are streamed and their text sent here as it
+    /// arrives ([`Fabric::streaming`]).
+    deltas: Option<stream::Deltas>,
 }
 
 impl Fabric {
@@ -274,7 +281,22 @@ impl Fabric {
             retry: RetryPolicy::default(),
             health: Mutex::new(HashMap::new()),
             setup_errors: Vec::new(),
+            deltas: None,
         }
+    }
+
+    /// The same fabric, streaming every answer (the providers' streaming
+    /// APIs; the simulator streams its words) and sending its text to
+    /// [`Fabric::deltas`]'s subscribers. Usage and cost stay exact.
+    pub fn streaming(mut self) -> Fabric {
+        self.deltas = Some(stream::channel());
+        self
+    }
+
+    /// Subscribes to the text of streamed answers (`None` when the fabric
+    /// does not stream).
+    pub fn deltas(&self) -> Option<tokio::sync::broadcast::Receiver<stream::Delta>> {
+        self.deltas.as_ref().map(stream::Deltas::subscribe)
     }
 
     /// The real providers whose keys are in the environment (unless
@@ -550,6 +572,7 @@ impl Fabric {
                 call_key: call.call_key.clone(),
                 purpose: Purpose::Answer,
                 role: call.role.to_string(),
+                stream: self.deltas.clone(),
             };
             let (reply, model) = match self.ask_chain(program, call.role, &base, &mut out, call.step).await {
                 Ok(r) => r,
@@ -658,6 +681,7 @@ impl Fabric {
             call_key: format!("{}#verify", call.call_key),
             purpose: Purpose::Verify,
             role: verify.role.clone(),
+            stream: None,
         };
         let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
         out.usage.add(&usage_of(&model, &c));

@@ -6,6 +6,7 @@
 use aos_compiler::ir::Structured;
 use serde_json::{json, Value};
 
+use super::stream;
 use super::wire::{self, Endpoint};
 use super::{Completion, Provider, ProviderError, Purpose, Request};
 use crate::store::BoxFuture;
@@ -77,7 +78,18 @@ impl Provider for OpenAi {
             let url = format!("{base}/chat/completions");
             let (body, wrapped) = body(req, base, self.endpoint.logprobs);
             let auth = format!("Bearer {}", self.endpoint.key);
-            let reply = self.endpoint.post(&url, &[("authorization", &auth)], &body).await.map_err(|e| explain(e, req, base, &url, &body))?;
+            let reply = match &req.stream {
+                Some(deltas) => {
+                    let mut body = body;
+                    body["stream"] = json!(true);
+                    body["stream_options"] = json!({"include_usage": true});
+                    let asm = stream::OpenAiStream::default();
+                    stream::run(&self.endpoint, &url, &[("authorization", &auth)], &body, asm, deltas, &req.call_key, &req.model.name)
+                        .await
+                        .map_err(|e| explain(e, req, base, &url, &body))?
+                }
+                None => self.endpoint.post(&url, &[("authorization", &auth)], &body).await.map_err(|e| explain(e, req, base, &url, &body))?,
+            };
             parse(&reply, wrapped)
         })
     }
