@@ -19,6 +19,7 @@ pub mod runs;
 pub mod runtime;
 pub mod secret;
 pub mod show;
+pub mod stream;
 pub mod test;
 pub mod token;
 pub mod wait;
