@@ -19,6 +19,7 @@ pub mod governance;
 pub mod ids;
 pub mod redact;
 pub mod secrets;
+pub mod stats;
 pub mod inspect;
 pub mod interp;
 pub mod lease;

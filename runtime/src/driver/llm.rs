@@ -49,6 +49,14 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
         .await;
     a.usage = out.usage;
     a.decisions = out.decisions;
+    // The models' measured statistics (`route: measured(…)`, `aosc models
+    // --stats`); a store that cannot take them does not fail the step.
+    let now = crate::ids::now_ms();
+    for sample in crate::stats::samples(&a.decisions) {
+        if let Err(e) = a.sh.rt.store.record_model_sample(&sample, now).await {
+            tracing::warn!(model = %sample.key, error = %e, "model statistics not recorded");
+        }
+    }
     match (out.result, out.error) {
         (Some(v), _) => {
             if let Some((c, key)) = cached {

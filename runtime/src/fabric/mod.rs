@@ -470,8 +470,10 @@ impl Fabric {
             let req = if is_sim { Request { model: model.clone(), ..base.clone() } } else { for_model(base, model) };
             let mut retry = 0u32;
             let (fatal, cool_at_least) = loop {
+                let asked = Instant::now();
                 match provider.complete(&req).await {
                     Ok(c) => {
+                        let latency_ms = u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX);
                         self.succeeded(model);
                         let u = usage_of(model, &c);
                         out.decisions.push(Decision::new(
@@ -479,7 +481,7 @@ impl Fabric {
                             Some(step),
                             json!({"role": role, "model": name, "provider": model.provider.as_str(), "model_id": model.model_id,
                                    "answered_by": answered_by, "purpose": purpose, "attempts": retry + 1,
-                                   "usage": u}),
+                                   "usage": u, "latency_ms": latency_ms, "base_url": model.base_url}),
                         ));
                         return Ok((c, model.clone()));
                     }
@@ -489,7 +491,8 @@ impl Fabric {
                         out.decisions.push(Decision::new(
                             "model_failed",
                             Some(step),
-                            json!({"role": role, "model": name, "error": e, "retryable": false, "attempts": retry + 1}),
+                            json!({"role": role, "model": name, "error": e, "retryable": false, "attempts": retry + 1,
+                                   "answered_by": answered_by, "model_id": model.model_id, "base_url": model.base_url}),
                         ));
                         last = e;
                         break (refused, None);
@@ -502,7 +505,8 @@ impl Fabric {
                                 "model_failed",
                                 Some(step),
                                 json!({"role": role, "model": name, "error": message, "retryable": true, "attempts": retry + 1,
-                                       "retry_after_ms": retry_after.map(|d| d.as_millis() as u64)}),
+                                       "retry_after_ms": retry_after.map(|d| d.as_millis() as u64),
+                                       "answered_by": answered_by, "model_id": model.model_id, "base_url": model.base_url}),
                             ));
                             break (false, too_long);
                         }

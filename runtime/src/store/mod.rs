@@ -354,6 +354,10 @@ pub trait Store: Send + Sync {
     /// Writes (or replaces) the entry under `key`, live until `expires_ms`;
     /// entries expired at `now_ms` are deleted on the way.
     fn cache_put<'a>(&'a self, key: &'a str, entry: &'a str, now_ms: u64, expires_ms: u64) -> BoxFuture<'a, StoreResult<()>>;
+    /// Adds one call's outcome to its model's running sums.
+    fn record_model_sample<'a>(&'a self, sample: &'a crate::stats::Sample, now_ms: u64) -> BoxFuture<'a, StoreResult<()>>;
+    /// Every model's statistics, by key.
+    fn model_stats<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<crate::stats::ModelStats>>>;
 }
 
 /// Now, in ms since the epoch, as the stores' BIGINT/INTEGER columns take it.
