@@ -104,6 +104,9 @@ pub struct ModelDecl {
 pub struct RoleDecl {
     pub name: Ident,
     pub models: Vec<Ident>,
+    /// `{ route: measured(latency) }` (docs/language.md, *Routing*).
+    #[serde(default)]
+    pub attrs: Option<Attrs>,
 }
 
 /// `tool ns.name(params) -> T { attrs }`.

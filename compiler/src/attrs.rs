@@ -19,11 +19,13 @@ pub enum Item {
     Tool,
     /// A model declaration's `{ … }` block.
     Model,
+    /// A role declaration's `{ … }` block.
+    Role,
 }
 
 impl Item {
     /// Every kind, in the order of the reference.
-    pub const ALL: [Item; 4] = [Item::Workflow, Item::Step, Item::Tool, Item::Model];
+    pub const ALL: [Item; 5] = [Item::Workflow, Item::Step, Item::Tool, Item::Model, Item::Role];
 
     /// The item's name in messages ("a step takes …").
     pub fn name(self) -> &'static str {
@@ -32,6 +34,7 @@ impl Item {
             Item::Step => "step",
             Item::Tool => "tool",
             Item::Model => "model",
+            Item::Role => "role",
         }
     }
 }
@@ -80,6 +83,8 @@ pub enum AttrType {
     StringList,
     /// Who may share a cached reply: `workflow`, `shared` or `global`.
     CacheScope,
+    /// `measured(latency)`, `measured(cost)` or `measured(quality)`.
+    Route,
 }
 
 impl AttrType {
@@ -105,6 +110,7 @@ impl AttrType {
             AttrType::Expr => "expression".to_string(),
             AttrType::StringList => "List<String>".to_string(),
             AttrType::CacheScope => "`workflow`, `shared` or `global`".to_string(),
+            AttrType::Route => "`measured(latency \\| cost \\| quality)`".to_string(),
         }
     }
 }
@@ -226,6 +232,9 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "`sim` only: the confidence a verification by this model reports."),
     attr!(Model "seed": AttrType::Int { min: 0, max: i64::MAX }, default "0", e.g. "7",
         "`sim` only: seeds the simulated answers."),
+    // Roles.
+    attr!(Role "route": AttrType::Route, default "the written order", e.g. "measured(latency)",
+        "Reorders the chain by the models' measured statistics: mean latency, cost per call, or verification pass rate (docs/language.md, *Routing by measured statistics*)."),
 ];
 
 /// The attribute `name` of `item`, if it takes one.

@@ -618,8 +618,49 @@ pub struct Step {
     /// `cache:`); only on LLM calls and `read`/`pure` tool calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<Cache>,
+    /// How the step's role orders its chain (the role's `route:`); `None`:
+    /// the written order. The cost bound is the worst model's either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
     /// The worst-case cost of this step in USD, and how it was reached.
     pub cost: CostBound,
+}
+
+/// `route: measured(…)`: what a role's chain is ordered by, from the
+/// models' measured statistics (fastest, cheapest, or most often verified
+/// first; the written order breaks ties and places models measured too
+/// little).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// The lowest mean latency first.
+    Latency,
+    /// The lowest cost per call first.
+    Cost,
+    /// The highest verification pass rate first (then the lowest error rate).
+    Quality,
+}
+
+impl Route {
+    /// The measures `measured(…)` takes.
+    pub const NAMES: [&'static str; 3] = ["latency", "cost", "quality"];
+
+    pub fn parse(name: &str) -> Option<Route> {
+        match name {
+            "latency" => Some(Route::Latency),
+            "cost" => Some(Route::Cost),
+            "quality" => Some(Route::Quality),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Latency => "latency",
+            Route::Cost => "cost",
+            Route::Quality => "quality",
+        }
+    }
 }
 
 /// How long a call's result is kept, and who may reuse it.

@@ -338,7 +338,7 @@ mod random_programs {
             (ident(), ident(), "[a-z.-]{1,10}", prop::option::of(attrs())).prop_map(|(name, provider, model_id, attrs)| {
                 ItemKind::Model(ModelDecl { name, provider, model_id, model_id_span: Span::default(), attrs })
             }),
-            (ident(), prop::collection::vec(ident(), 0..4)).prop_map(|(name, models)| ItemKind::Role(RoleDecl { name, models })),
+            (ident(), prop::collection::vec(ident(), 0..4)).prop_map(|(name, models)| ItemKind::Role(RoleDecl { name, models, attrs: None })),
             (prop::collection::vec(ident(), 2..4), params(), prop::option::of(ty()), prop::option::of(attrs()))
                 .prop_map(|(path, params, ret, attrs)| ItemKind::Tool(ToolDecl { path, params, ret, attrs })),
             (ident(), prop::collection::vec((prop::option::of(ident()), expr()), 0..3)).prop_map(|(name, rules)| {

@@ -84,7 +84,8 @@ pub struct ModelStats {
 }
 
 impl ModelStats {
-    fn answers(&self) -> u64 {
+    /// Calls that answered.
+    pub fn answers(&self) -> u64 {
         self.calls.saturating_sub(self.errors)
     }
 
@@ -149,5 +150,74 @@ mod tests {
         assert_eq!(m.pass_rate(), Some(0.5));
         assert!((m.cost_per_call().unwrap() - 0.1).abs() < 1e-12);
         assert_eq!(ModelStats::default().mean_latency_ms(), None);
+    }
+}
+
+/// Samples a model needs before its figures reorder a chain.
+pub const MIN_SAMPLES: u64 = 3;
+
+/// The figure `route` orders by (lower first), when the model has enough
+/// samples for it.
+pub fn figure(s: &ModelStats, route: aos_compiler::ir::Route) -> Option<f64> {
+    use aos_compiler::ir::Route;
+    match route {
+        Route::Latency if s.answers() >= MIN_SAMPLES => s.mean_latency_ms(),
+        Route::Cost if s.answers() >= MIN_SAMPLES => s.cost_per_call(),
+        // Higher pass rate first; then fewer errors.
+        Route::Quality if s.verified >= MIN_SAMPLES => s.pass_rate().map(|p| -p + s.error_rate().unwrap_or(0.0) * 1e-6),
+        _ => None,
+    }
+}
+
+/// The chain in the order `route` gives: the models with enough samples are
+/// sorted by their figure among the places they hold in the written order
+/// (ties keep the written order); the others keep their places. `key_of`
+/// gives a model's statistics key. Returns the order and each model's
+/// figure.
+pub fn order(
+    chain: &[String],
+    route: aos_compiler::ir::Route,
+    stats: &[ModelStats],
+    key_of: impl Fn(&str) -> Option<String>,
+) -> (Vec<String>, Vec<(String, Option<f64>)>) {
+    let figures: Vec<(String, Option<f64>)> = chain
+        .iter()
+        .map(|name| {
+            let f = key_of(name).and_then(|k| stats.iter().find(|s| s.key == k)).and_then(|s| figure(s, route));
+            (name.clone(), f)
+        })
+        .collect();
+    let slots: Vec<usize> = figures.iter().enumerate().filter(|(_, (_, f))| f.is_some()).map(|(i, _)| i).collect();
+    let mut measured: Vec<(usize, f64)> = figures.iter().enumerate().filter_map(|(i, (_, f))| f.map(|f| (i, f))).collect();
+    measured.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut out: Vec<String> = chain.to_vec();
+    for (slot, (from, _)) in slots.iter().zip(&measured) {
+        if let (Some(o), Some(name)) = (out.get_mut(*slot), chain.get(*from)) {
+            *o = name.clone();
+        }
+    }
+    (out, figures)
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+    use aos_compiler::ir::Route;
+
+    fn st(key: &str, answers: u64, latency_total: u64) -> ModelStats {
+        ModelStats { key: key.into(), calls: answers, latency_ms_total: latency_total, ..Default::default() }
+    }
+
+    #[test]
+    fn measured_models_are_sorted_in_their_places_and_the_rest_stay() {
+        let chain: Vec<String> = ["slow", "new", "fast"].iter().map(|s| s.to_string()).collect();
+        let stats = vec![st("slow", 5, 5000), st("fast", 5, 50), st("new", 1, 1)];
+        let (o, f) = order(&chain, Route::Latency, &stats, |n| Some(n.to_string()));
+        assert_eq!(o, vec!["fast", "new", "slow"]);
+        assert_eq!(f[1], ("new".to_string(), None), "too few samples");
+        // Ties keep the written order; nothing measured keeps everything.
+        let even = vec![st("slow", 5, 500), st("fast", 5, 500)];
+        assert_eq!(order(&chain, Route::Latency, &even, |n| Some(n.to_string())).0, chain);
+        assert_eq!(order(&chain, Route::Cost, &[], |n| Some(n.to_string())).0, chain);
     }
 }

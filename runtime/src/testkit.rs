@@ -102,6 +102,7 @@ fn step(name: &str, kind: StepKind, call: Call) -> Step {
         fallback: None,
         idempotency_key: None,
         cache: None,
+        route: None,
         cost: CostBound { usd: 0.001, ..Default::default() },
     }
 }

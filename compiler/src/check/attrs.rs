@@ -37,6 +37,9 @@ pub fn check(env: &Env, diags: &mut Vec<Diagnostic>) {
     for m in env.models.values().filter(|m| !m.std) {
         block(Item::Model, m.file, Env::entries(&m.decl.attrs), diags);
     }
+    for r in env.roles.values().filter(|r| !r.std) {
+        block(Item::Role, r.file, Env::entries(&r.decl.attrs), diags);
+    }
 }
 
 fn block(item: Item, file: FileId, entries: &[ast::Attr], diags: &mut Vec<Diagnostic>) {
@@ -74,6 +77,7 @@ fn unknown(item: Item, file: FileId, a: &ast::Attr) -> Diagnostic {
             Item::Step => "a step's block",
             Item::Tool => "a tool declaration",
             Item::Model => "a model declaration",
+            Item::Role => "a role declaration",
         };
         return d.with_help(format!("`{key}:` belongs in {place}"));
     }

@@ -176,6 +176,10 @@ fn step(
     };
     let governance = inputs.policy.steps.get(&key);
     let step_cache = cache::lower(env, attrs, &call);
+    let step_route = match &call {
+        ir::Call::Llm { role, .. } => super::route::of_role(env, role),
+        _ => None,
+    };
     let idempotency_key = Env::attr(attrs, "idempotency_key").map(|a| expr(env, scope, &a.value));
     let mut step = ir::Step {
         name: s.name.name.clone(),
@@ -209,6 +213,7 @@ fn step(
         fallback: Env::attr(attrs, "fallback").map(|a| lower_call(env, scope, &a.value, used_tools)),
         idempotency_key,
         cache: step_cache,
+        route: step_route,
         cost: inputs
             .cost
             .workflows

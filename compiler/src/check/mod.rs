@@ -13,6 +13,7 @@ pub mod models;
 pub mod policy;
 pub mod resolve;
 pub(crate) mod risk;
+pub(crate) mod route;
 pub mod roles;
 pub(crate) mod suggest;
 pub mod testblocks;
@@ -149,6 +150,7 @@ fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>, options: Op
     let env = resolve::build_env(loaded, diags);
     attrs::check(&env, diags);
     cache::check(&env, diags);
+    route::check(&env, diags);
     cycles::check_types(&env, diags);
     cycles::check_workflows(&env, diags);
     let types = types::check(&env, diags);

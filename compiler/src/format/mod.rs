@@ -292,7 +292,9 @@ impl<'a> Printer<'a> {
             ItemKind::Role(r) => {
                 self.text("role");
                 self.word_at(r.name.span.start, &format!(" {} = ", r.name.name));
-                let body = Span { start: r.name.span.end, end: item.span.end };
+                // The list ends where the attribute block starts, if any.
+                let end = r.attrs.as_ref().map_or(item.span.end, |a| a.span.start);
+                let body = Span { start: r.name.span.end, end };
                 let names: Vec<&str> = r.models.iter().map(|v| v.name.as_str()).collect();
                 let flat = format!("[{}]", names.join(", "));
                 if !self.has_comment(body) && self.fits(expr::width(&flat)) {
@@ -306,7 +308,14 @@ impl<'a> Printer<'a> {
                         self.text(&m.name);
                         self.text(",");
                     }
-                    self.close("]", close);
+                    let bracket = match &r.attrs {
+                        Some(a) => self.closing_delimiter(r.models.last().map_or(r.name.span.end, |m| m.span.end), b']').unwrap_or(a.span.start),
+                        None => close,
+                    };
+                    self.close("]", bracket);
+                }
+                if let Some(attrs) = &r.attrs {
+                    self.attrs_block(attrs);
                 }
             }
             ItemKind::Tool(t) => {

@@ -175,7 +175,7 @@ fn items_group_by_kind() {
             attrs: Some(attrs(vec![("context", e(ExprKind::Int(8192)))])),
         }))
     };
-    let role = item(ItemKind::Role(RoleDecl { name: id("r"), models: vec![id("a"), id("b")] }));
+    let role = item(ItemKind::Role(RoleDecl { name: id("r"), models: vec![id("a"), id("b")], attrs: None }));
     let use_ = |n: &str| item(ItemKind::Use(Use::Std(vec![id(n)])));
     let out = print(vec![use_("sql"), use_("email"), model("a"), model("b"), role]);
     insta::assert_snapshot!(out, @r#"

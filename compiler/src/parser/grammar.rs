@@ -1094,7 +1094,8 @@ where
                 .collect::<Vec<_>>()
                 .delimited_by(just(Token::LBracket), close(Token::RBracket)),
         )
-        .map(|(name, models)| ItemKind::Role(RoleDecl { name, models }));
+        .then(attrs(ex.clone()).or_not())
+        .map(|((name, models), attrs)| ItemKind::Role(RoleDecl { name, models, attrs }));
 
     let tool = just(Token::Tool)
         .ignore_then(

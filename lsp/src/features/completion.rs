@@ -97,6 +97,11 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
                 types(snap, &mut c);
             }
         }
+        Some(ItemKind::Role(r)) if r.attrs.as_ref().is_some_and(|a| a.span.start as usize <= offset) => {
+            if at_entry {
+                c.attrs(Item::Role);
+            }
+        }
         Some(ItemKind::Role(_)) => {
             for (name, _) in snap.index.globals_of(SymbolKind::Model) {
                 c.push(name, CompletionItemKind::CONSTANT, Some("model"));

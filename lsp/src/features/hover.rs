@@ -50,6 +50,7 @@ fn attr_key_at(snap: &Snapshot, offset: usize) -> Option<(aos_compiler::attrs::I
         }
         ItemKind::Tool(t) => entries(&t.attrs).iter().find(on).map(|a| (Item::Tool, &a.key)),
         ItemKind::Model(m) => entries(&m.attrs).iter().find(on).map(|a| (Item::Model, &a.key)),
+        ItemKind::Role(r) => entries(&r.attrs).iter().find(on).map(|a| (Item::Role, &a.key)),
         _ => None,
     }
 }

@@ -26,12 +26,17 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
         }
         None => None,
     };
+    let routed = match step.route {
+        Some(r) => super::route::reorder(a, role, r).await,
+        None => None,
+    };
+    let program = routed.as_ref().unwrap_or(&a.sh.ctx.program);
     let out = a
         .sh
         .rt
         .fabric
         .call(
-            &a.sh.ctx.program,
+            program,
             LlmCall {
                 role,
                 prompt,
@@ -48,7 +53,7 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
         )
         .await;
     a.usage = out.usage;
-    a.decisions = out.decisions;
+    a.decisions.extend(out.decisions);
     // The models' measured statistics (`route: measured(…)`, `aosc models
     // --stats`); a store that cannot take them does not fail the step.
     let now = crate::ids::now_ms();

@@ -10,6 +10,7 @@ mod attempt;
 mod cache;
 pub(crate) mod fleet;
 mod llm;
+mod route;
 mod tool;
 mod workflow;
 

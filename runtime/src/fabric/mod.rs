@@ -168,8 +168,8 @@ pub struct LlmCall<'a> {
 }
 
 /// Audit kinds of the router's choices, journaled as `llm.routed` events too.
-pub const ROUTER_DECISIONS: [&str; 9] =
-    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound", "cache_hit"];
+pub const ROUTER_DECISIONS: [&str; 10] =
+    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound", "cache_hit", "route"];
 
 /// Repair attempts after a reply fails validation or verification (§4).
 const REPAIRS: u32 = 1;
@@ -350,6 +350,12 @@ impl Fabric {
     pub fn with_provider(mut self, kind: ProviderKind, p: Arc<dyn Provider>) -> Fabric {
         self.providers.insert(kind.as_str(), p);
         self
+    }
+
+    /// Who answers for `model`: its provider's name when that provider is
+    /// configured, else `sim` (the key of its measured statistics).
+    pub fn runs_on(&self, model: &Model) -> &'static str {
+        if self.configured(model.provider) { model.provider.as_str() } else { "sim" }
     }
 
     /// True when models of this kind go to the real provider.
