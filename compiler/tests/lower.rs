@@ -122,3 +122,30 @@ workflow w(id: String) -> String {
     let s = serde_json::to_value(wf.steps.iter().find(|s| s.name == "s").unwrap()).unwrap();
     assert_eq!(s["cache"], json!({"ttl_ms": 86_400_000, "scope": "global"}));
 }
+
+#[test]
+fn a_roles_route_is_carried_on_its_llm_steps() {
+    let src = r#"
+model a = sim("a")
+model b = sim("b")
+model c = sim("c")
+role executor = [a, b] { route: measured(latency) }
+role verifier = [c]
+workflow w() -> String {
+  budget: $0.10
+  step x = llm executor("One") { verify: verifier }
+  step y = llm verifier("Two {x}")
+  return y
+}
+"#;
+    let analysis = check("p.aos", src, &NoFiles);
+    assert!(analysis.diagnostics.iter().all(|d| !d.is_error()), "{:?}", analysis.diagnostics);
+    let program = analysis.program.expect("IR");
+    let wf = &program.workflows["w"];
+    assert_eq!(wf.steps.iter().find(|s| s.name == "x").unwrap().route, Some(aos_compiler::ir::Route::Latency));
+    assert_eq!(wf.steps.iter().find(|s| s.name == "y").unwrap().route, None);
+    assert_eq!(program.roles["executor"], vec!["a".to_string(), "b".to_string()], "the written order in the IR");
+    // The formatter keeps the block.
+    let formatted = aos_compiler::format(src).expect("formats");
+    assert!(formatted.contains("role executor = [a, b] { route: measured(latency) }"), "{formatted}");
+}
