@@ -80,3 +80,26 @@ fn stream_prints_the_answer_as_it_arrives() {
     let plain = aosc(dir.path(), &["run", &file, "--json"]);
     assert!(!String::from_utf8_lossy(&plain.stderr).contains("[greeting · echo]"));
 }
+
+#[test]
+fn models_stats_shows_what_the_runs_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.aos");
+    std::fs::write(&file, PROGRAM.replace("    cache: 1h\n", "")).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let before = json_of(&aosc(dir.path(), &["models", &file, "--stats", "--json"]));
+    assert!(before[0]["stats"].is_null(), "never measured: {before}");
+    let mut cost = 0.0;
+    for name in ["Ada", "Bob"] {
+        cost += json_of(&aosc(dir.path(), &["run", &file, "--input", &format!("name={name}"), "--json"]))["cost_usd"].as_f64().unwrap();
+    }
+    let after = json_of(&aosc(dir.path(), &["models", &file, "--stats", "--json"]));
+    let s = &after[0]["stats"];
+    assert_eq!(s["calls"], 2, "{after}");
+    assert_eq!(s["errors"], 0);
+    assert!(s["mean_latency_ms"].as_f64().is_some());
+    assert!((s["cost_per_call_usd"].as_f64().unwrap() - cost / 2.0).abs() < 1e-12, "{after}");
+    let human = aosc(dir.path(), &["models", &file, "--stats"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("CALLS") && text.contains("COST/CALL"), "{text}");
+}

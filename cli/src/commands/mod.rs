@@ -11,6 +11,7 @@ pub mod events;
 pub mod fmt;
 pub mod lsp;
 pub mod models;
+pub mod models_stats;
 pub mod new;
 pub mod replay;
 pub mod resume;
