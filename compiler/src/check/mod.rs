@@ -1,6 +1,7 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
+pub(crate) mod agent;
 pub(crate) mod attrs;
 pub mod cost;
 pub(crate) mod cycles;
@@ -191,6 +192,7 @@ pub(crate) struct Facts {
 /// incremental re-check ([`incremental`]) both run exactly this.
 pub(crate) fn passes(env: &env::Env<'_>, diags: &mut Vec<Diagnostic>, counting: Counting) -> Facts {
     attrs::check(env, diags);
+    agent::check(env, diags);
     cycles::check_types(env, diags);
     cycles::check_workflows(env, diags);
     let types = types::check(env, diags);

@@ -182,7 +182,7 @@ fn expr(e: &mut ast::Expr, d: i64) {
                 shift(&mut a.span, d);
             }
         }
-        ExprKind::Llm { role, prompt } => {
+        ExprKind::Llm { role, prompt, .. } => {
             ident(role, d);
             expr(prompt, d);
         }
