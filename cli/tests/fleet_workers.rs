@@ -5,132 +5,15 @@
 //! single-process `aosc run`'s.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
+use aos_testkit::redis as redis_server;
+use aos_testkit::services as support;
+mod fleet_support;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use aos_compiler::ir::{FanOut, Program, SimOptions};
-use aos_runtime::testkit::*;
-use serde_json::{json, Value};
-
-/// `aosc` with the store `db` (none: SQLite under `home`), the simulator and short leases.
-fn cmd(home: &Path, db: Option<&str>, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aosc"));
-    c.args(args).env("AOS_HOME", home).env("AOS_LLM", "sim").env("AOS_LEASE_MS", "1500").env_remove("AOS_REDIS_URL");
-    match db {
-        Some(db) => c.env("AOS_DATABASE_URL", db),
-        None => c.env_remove("AOS_DATABASE_URL"),
-    };
-    c
-}
-
-fn aosc(home: &Path, db: Option<&str>, args: &[&str]) -> Output {
-    cmd(home, db, args).output().unwrap()
-}
-
-fn worker(home: &Path, db: &str, concurrency: u32) -> Child {
-    cmd(home, Some(db), &["worker", "--concurrency", &concurrency.to_string()]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-/// SIGTERM, then the worker's exit status and stderr.
-fn stop(mut w: Child) -> (Option<i32>, String) {
-    let _ = Command::new("kill").args(["-TERM", &w.id().to_string()]).status();
-    let out = wait_child(&mut w, Duration::from_secs(60));
-    let mut err = String::new();
-    if let Some(mut e) = w.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
-    (out, err)
-}
-
-fn wait_child(w: &mut Child, limit: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = w.try_wait().unwrap() {
-            return s.code();
-        }
-        if start.elapsed() > limit {
-            let _ = w.kill();
-            panic!("worker {} did not stop within {limit:?}", w.id());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A fan-out of `n` items over a sim model with `latency_ms` per call.
-fn fan_program(dir: &Path, n: usize, latency_ms: u64, gate: bool) -> String {
-    let mut p: Program = program();
-    with_role(&mut p, "executor", vec![sim_model("echo", SimOptions { latency_ms, ..SimOptions::default() })]);
-    let mut wf = workflow("fan");
-    let items: Vec<Value> = (0..n).map(|i| json!(i)).collect();
-    let mut f = llm("each", "executor", interp(vec![s("item "), var("x")]));
-    f.fan_out = Some(FanOut { var: "x".into(), items: lit(Value::Array(items)), max_items: Some(n as u64 + 1), concurrency: None });
-    add(&mut wf, f);
-    if gate {
-        let mut g = llm("publish", "executor", interp(vec![s("publish "), step_ref("each")]));
-        g.approval = Some("ops".into());
-        add(&mut wf, g);
-        wf.ret_expr = Some(step_ref("publish"));
-    } else {
-        wf.ret_expr = Some(step_ref("each"));
-    }
-    p.workflows.insert("fan".into(), wf);
-    let path = dir.join("fan.json");
-    std::fs::write(&path, serde_json::to_string(&p).unwrap()).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-/// A database of the test's own on `pg`.
-fn database(pg: &support::Postgres, name: &str) -> String {
-    let dbname = format!("{name}_{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
-    pg.psql(&format!("CREATE DATABASE {dbname}"));
-    format!("{}/{dbname}", pg.url.rsplit_once('/').unwrap().0)
-}
-
-fn detach(home: &Path, db: &str, prog: &str) -> String {
-    let o = aosc(home, Some(db), &["run", prog, "--detach", "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["status"], "queued");
-    v["run_id"].as_str().unwrap().to_string()
-}
-
-fn count(pg: &support::Postgres, db: &str, id: &str, kind: &str) -> usize {
-    pg.query(db, &format!("SELECT count(*) FROM journal WHERE run_id = '{id}' AND kind = '{kind}'")).parse().unwrap()
-}
-
-/// Polls until at least `n` items of run `id` succeeded.
-fn until_items(pg: &support::Postgres, db: &str, id: &str, n: usize) {
-    let start = Instant::now();
-    while count(pg, db, id, "item.succeeded") < n {
-        assert!(start.elapsed() < Duration::from_secs(120), "the workers made no progress");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Every item of the fan-out succeeded exactly once in the journal.
-fn each_item_once(pg: &support::Postgres, db: &str, id: &str, n: usize) {
-    let rows = pg.query(db, &format!("SELECT data FROM journal WHERE run_id = '{id}' AND kind = 'item.succeeded'"));
-    let mut seen = vec![0u32; n];
-    for line in rows.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        seen[v["item"].as_u64().unwrap() as usize] += 1;
-    }
-    let wrong: Vec<(usize, u32)> = seen.iter().enumerate().filter(|(_, c)| **c != 1).map(|(i, c)| (i, *c)).collect();
-    assert!(wrong.is_empty(), "items not succeeded exactly once (item, times): {wrong:?}");
-}
-
-/// The output of the same program run by one `aosc run` on SQLite.
-fn reference_output(prog: &str) -> Value {
-    let home = tempfile::tempdir().unwrap();
-    let o = aosc(home.path(), None, &["run", prog, "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice::<Value>(&o.stdout).unwrap()["output"].clone()
-}
+use fleet_support::*;
+use serde_json::Value;
 
 #[test]
 fn detach_and_worker_need_postgres() {
@@ -245,6 +128,9 @@ fn a_gate_waits_and_approve_continues_the_fleet_run() {
 
     let o = aosc(dir.path(), Some(&db), &["approve", &id, "publish", "--by", "ana"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("the workers continue it") && said.contains(&format!("aosc wait {id}")), "{said}");
+    assert!(!said.contains("aosc resume"), "a fleet run is not resumed by hand: {said}");
     let o = aosc(dir.path(), Some(&db), &["wait", &id, "--json", "--timeout", "60"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -256,15 +142,27 @@ fn a_gate_waits_and_approve_continues_the_fleet_run() {
 
 /// The fleet benchmark (docs/benchmarks.md): steps/s of 1, 2 and 4 workers
 /// on a fan-out of `AOS_BENCH_ITEMS` (default 10 000) zero-latency sim
-/// items, from the first worker's start to the run's end. Not a test:
+/// items, from the first worker's start to the run's end, with workers
+/// polling PostgreSQL and with Redis Streams dispatch (a `redis-server` of
+/// the bench's own), beside one embedded `aosc run` on SQLite. Not a test:
 /// `cargo test [--release] -p aosc --test fleet_workers -- --ignored --nocapture bench`.
 #[test]
 #[ignore]
 fn bench_fleet_steps_per_second() {
     let Some(pg) = support::Postgres::start() else { return };
+    let redis = redis_server::RedisServer::start();
     let n: usize = std::env::var("AOS_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let concurrency: u32 = std::env::var("AOS_BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     let dir = tempfile::tempdir().unwrap();
     let prog = fan_program(dir.path(), n, 0, false);
+    // `max_concurrency` of the workflow (attempts in flight across the
+    // fleet; default 32) from AOS_BENCH_MAX_CONCURRENCY.
+    if let Some(m) = std::env::var("AOS_BENCH_MAX_CONCURRENCY").ok().and_then(|v| v.parse::<u32>().ok()) {
+        let mut p: aos_compiler::ir::Program = serde_json::from_str(&std::fs::read_to_string(&prog).unwrap()).unwrap();
+        p.workflows.get_mut("fan").unwrap().max_concurrency = Some(m);
+        std::fs::write(&prog, serde_json::to_string(&p).unwrap()).unwrap();
+        println!("max_concurrency {m}");
+    }
     let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ");
     {
         let home = tempfile::tempdir().unwrap();
@@ -274,19 +172,33 @@ fn bench_fleet_steps_per_second() {
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
         println!("embedded `aosc run` (SQLite): {n} items in {wall:.2} s = {:.0} steps/s (load average: {})", n as f64 / wall, load());
     }
-    for workers in [1usize, 2, 4] {
-        let db = database(&pg, &format!("fleet_bench{workers}"));
-        let id = detach(dir.path(), &db, &prog);
-        let before = load();
-        let start = Instant::now();
-        let ws: Vec<Child> = (0..workers).map(|_| worker(dir.path(), &db, 16)).collect();
-        let o = aosc(dir.path(), Some(&db), &["wait", &id, "--json", "--timeout", "1800"]);
-        let wall = start.elapsed().as_secs_f64();
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-        for w in ws {
-            stop(w);
+    let mut modes = vec![("PostgreSQL polling", None)];
+    if let Some(r) = &redis {
+        modes.push(("Redis Streams dispatch", Some(r.url())));
+    }
+    for (mode, url) in modes {
+        if let Some(u) = &url {
+            use_redis(u);
         }
-        each_item_once(&pg, &db, &id, n);
-        println!("workers {workers}: {n} items in {wall:.2} s = {:.0} steps/s (load average before: {before}; after: {})", n as f64 / wall, load());
+        for workers in [1usize, 2, 4] {
+            let db = database(&pg, &format!("fleet_bench{workers}"));
+            let id = detach(dir.path(), &db, &prog);
+            let before = load();
+            let start = Instant::now();
+            let ws: Vec<Child> = (0..workers).map(|_| worker(dir.path(), &db, concurrency)).collect();
+            let o = aosc(dir.path(), Some(&db), &["wait", &id, "--json", "--timeout", "1800"]);
+            let wall = start.elapsed().as_secs_f64();
+            assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+            let mut commits = 0;
+            for w in ws {
+                commits += figure(&stop(w).1, "commit(s)");
+            }
+            each_item_once(&pg, &db, &id, n);
+            println!(
+                "{mode}, workers {workers}: {n} items in {wall:.2} s = {:.0} steps/s, {commits} commits (load average before: {before}; after: {})",
+                n as f64 / wall,
+                load()
+            );
+        }
     }
 }

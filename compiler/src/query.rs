@@ -422,7 +422,7 @@ impl Index {
                     self.expr_refs(scope, &a.value, None);
                 }
             }
-            ExprKind::Llm { role, prompt } => {
+            ExprKind::Llm { role, prompt, .. } => {
                 self.named(file, SymbolKind::Role, role);
                 self.expr_refs(scope, prompt, None);
             }

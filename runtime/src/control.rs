@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::audit::Decision;
 use crate::events::{RunStatus, Transition};
-use crate::store::{Batch, StoreError};
+use crate::store::{Batch, FleetAction, StoreError};
 use crate::{Runtime, RuntimeError};
 
 impl Runtime {
@@ -31,5 +31,21 @@ impl Runtime {
         let d = Decision::new("cancel", None, json!({"by": by}));
         self.store.commit(run_id, Batch { decisions: vec![d], ..Default::default() }).await?;
         Ok(())
+    }
+
+    /// Cancels, pauses or resumes a run of the fleet (queued with `aosc run
+    /// --detach`) in the shared store; the tasks that became ready are
+    /// dispatched. `Ok(false)` when the fleet does not run it (the caller
+    /// then controls it as an embedded run).
+    pub async fn fleet_control(&self, run_id: &str, action: FleetAction, by: &str) -> Result<bool, RuntimeError> {
+        let root = run_id.split('.').next().unwrap_or(run_id);
+        match self.store.fleet_control(root, action, by).await? {
+            Some(ready) => {
+                self.bus.notify(root);
+                self.bus.dispatch(ready);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

@@ -46,6 +46,10 @@ use crate::tools::Tools;
 
 pub use crate::core::DEFAULT_MAX_CONCURRENCY;
 pub use driver::fleet::{Worker, WorkerOptions, WorkerStats};
+/// How often a worker with Redis dispatch sweeps the task table (ms).
+pub fn driver_sweep_ms() -> u64 {
+    driver::fleet::SWEEP_MS
+}
 pub use driver::CallError;
 
 /// Errors of the runtime that are not a run's own failure.
@@ -173,8 +177,10 @@ impl Runtime {
     /// Checks inputs, creates the run and queues it for the fleet (`aosc
     /// worker` processes run it; needs the PostgreSQL store).
     pub async fn detach(&self, program: &Program, workflow: &str, inputs: BTreeMap<String, Value>, trust: Trust) -> Result<String, RuntimeError> {
+        driver::fleet::refuse_gated_calls(program, workflow)?;
         let id = self.create(program, workflow, inputs, trust).await?;
         self.store.fleet_queue(&id).await?;
+        self.bus.dispatch(vec![bus::dispatch::TaskRef::decide(&id)]);
         Ok(id)
     }
 
@@ -317,7 +323,10 @@ impl Runtime {
         self.store.commit_decision(run_id, step, Batch { transitions: vec![t], decisions: vec![d], ..Default::default() }).await?;
         self.bus.notify(run_id);
         // A fleet run continues when a worker decides again.
-        self.store.fleet_wake(run_id.split('.').next().unwrap_or(run_id)).await?;
+        let root = run_id.split('.').next().unwrap_or(run_id);
+        if self.store.fleet_wake(root).await? {
+            self.bus.dispatch(vec![bus::dispatch::TaskRef::decide(root)]);
+        }
         Ok(())
     }
 }
@@ -377,7 +386,7 @@ pub fn prepare_inputs(wf: &Workflow, mut inputs: BTreeMap<String, Value>) -> Res
     let mut out = BTreeMap::new();
     for p in &wf.params {
         let value = match inputs.remove(&p.name) {
-            Some(v) => validate::input(&wf.name, p, v).map_err(RuntimeError::Usage)?,
+            Some(v) => validate::input(&wf.name, p, v).map_err(|e| RuntimeError::Usage(e.to_string()))?,
             None => match &p.default {
                 Some(e) => {
                     let empty_params = BTreeMap::new();

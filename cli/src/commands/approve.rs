@@ -42,7 +42,12 @@ pub fn run(args: &DecideArgs, verdict: Verdict) -> u8 {
             Ok(()) => {
                 let word = if verdict == Verdict::Approve { "approved" } else { "denied" };
                 let root = args.run_id.split('.').next().unwrap_or(&args.run_id);
+                let fleet = matches!(rt.store.fleet_queued(root).await, Ok(true));
                 match rt.store.lease(root).await {
+                    _ if fleet => eprintln!(
+                        "{word} step `{}` of run {} (by {by}); the workers continue it (follow it with `aosc wait {root}`)",
+                        args.step, args.run_id
+                    ),
                     // A process is continuing the run (`aosc run --wait`, or a
                     // resume with --wait): it picks the decision up by itself,
                     // and a second process would be refused anyway.

@@ -3,6 +3,8 @@
 //! the store, and the `aosc serve` executing it stops it within a moment.
 
 use aos_runtime::events::RunStatus;
+use aos_runtime::store::FleetAction;
+use aos_runtime::Runtime;
 
 use super::exit;
 use super::runtime as rtx;
@@ -27,13 +29,44 @@ pub struct PauseArgs {
     pub run_id: String,
 }
 
+/// Controls a fleet run (`Some(exit status)`), or `None` when the fleet
+/// does not run it.
+async fn fleet(rt: &Runtime, run_id: &str, action: FleetAction, by: &str) -> Option<u8> {
+    match rt.fleet_control(run_id, action, by).await {
+        Ok(false) => None,
+        Ok(true) => {
+            let what = match action {
+                FleetAction::Cancel => "cancelled; the workers take none of its steps again (steps in flight finish and their results are dropped)".to_string(),
+                FleetAction::Pause => format!(
+                    "paused: the workers take none of its steps (steps in flight finish and are committed); continue with `aosc resume {run_id}`"
+                ),
+                FleetAction::Resume => format!("resumed: the workers continue it (`aosc wait {run_id}`)"),
+            };
+            eprintln!("run {run_id}: {what} (by {by})");
+            Some(exit::OK)
+        }
+        Err(e) => {
+            crate::output::error(&e);
+            Some(exit::ERRORS)
+        }
+    }
+}
+
 fn who(by: &Option<String>) -> String {
     by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into())
+}
+
+/// `aosc resume` of a fleet run: the workers continue it.
+pub async fn resume_fleet(rt: &Runtime, run_id: &str) -> Option<u8> {
+    fleet(rt, run_id, FleetAction::Resume, &who(&None)).await
 }
 
 pub fn cancel(args: &CancelArgs) -> u8 {
     let by = who(&args.by);
     rtx::with_runtime(|rt| async move {
+        if let Some(code) = fleet(&rt, &args.run_id, FleetAction::Cancel, &by).await {
+            return code;
+        }
         let row = match rt.store.run(&args.run_id).await {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -66,6 +99,9 @@ pub fn cancel(args: &CancelArgs) -> u8 {
 pub fn pause(args: &PauseArgs) -> u8 {
     let by = who(&None);
     rtx::with_runtime(|rt| async move {
+        if let Some(code) = fleet(&rt, &args.run_id, FleetAction::Pause, &by).await {
+            return code;
+        }
         match rt.store.run(&args.run_id).await {
             Ok(Some(r)) if r.status == RunStatus::Running => match rt.store.request_control(&args.run_id, "pause", &by).await {
                 Ok(()) => {

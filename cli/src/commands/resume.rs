@@ -26,6 +26,10 @@ pub struct ResumeArgs {
 
 pub fn run(args: &ResumeArgs) -> u8 {
     rtx::with_runtime(|rt| async move {
+        // A run of the fleet is continued by the workers, never here.
+        if let Some(code) = super::control::resume_fleet(&rt, &args.run_id).await {
+            return code;
+        }
         // A resume ends a pause (`aosc pause`): the run is no longer shown as paused.
         if let Err(e) = rt.store.set_paused(&args.run_id, None).await {
             eprintln!("warning: cannot clear the pause of run `{}`: {e}", args.run_id);

@@ -13,6 +13,8 @@ use super::runtime as rtx;
 /// on any machines share the work.
 #[derive(clap::Args)]
 #[command(after_help = "Needs AOS_DATABASE_URL=postgres://… (the store every worker and `aosc run --detach` share).
+With AOS_REDIS_URL=redis://… ready steps come through the Redis stream aos:tasks (group aos:workers);
+PostgreSQL stays the truth (each claim goes through the task row; a sweep finds what Redis lost).
 Steps are claimed with SELECT … FOR UPDATE SKIP LOCKED; a claim is a lease of AOS_LEASE_MS
 (default 15000): a worker killed mid-step loses its steps to the others when it expires, and
 each such step runs again only when its effect allows (as `aosc resume` decides).
@@ -92,20 +94,38 @@ pub fn run(args: &WorkerArgs) -> u8 {
         });
         let bus = rt.bus.clone();
         let lease = opts.lease_ms;
-        let w = Worker::new(rt, pg, opts, Box::new(|m: &str| eprintln!("worker: {m}"))).stop_on(stop);
+        let mut w = Worker::new(rt, pg, opts, Box::new(|m: &str| eprintln!("worker: {m}"))).stop_on(stop);
+        // `--once` polls the task table: it must see what is ready now.
+        let stream = match &redis {
+            Some(url) if !args.once => match aos_runtime::bus::dispatch::Dispatch::new(url) {
+                Ok(d) => Some(std::sync::Arc::new(d)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::USAGE;
+                }
+            },
+            _ => None,
+        };
+        let dispatch = if let Some(d) = stream {
+            w = w.with_dispatch(d);
+            format!(
+                "taking steps from Redis Streams ({} group {}: XREADGROUP, XACK after commit, XAUTOCLAIM after the lease), claimed in PostgreSQL (FOR UPDATE SKIP LOCKED), the task table swept every {} ms",
+                aos_runtime::bus::dispatch::TASKS,
+                aos_runtime::bus::dispatch::GROUP,
+                aos_runtime::driver_sweep_ms()
+            )
+        } else {
+            "taking steps from PostgreSQL (SELECT … FOR UPDATE SKIP LOCKED)".to_string()
+        };
         let events = if redis.is_some() { "; events also go to Redis Streams (AOS_REDIS_URL)" } else { "" };
-        eprintln!(
-            "worker {}: taking steps from PostgreSQL (SELECT … FOR UPDATE SKIP LOCKED), concurrency {}, lease {lease} ms{events}",
-            w.id(),
-            args.concurrency
-        );
+        eprintln!("worker {}: {dispatch}, concurrency {}, lease {lease} ms{events}", w.id(), args.concurrency);
         let out = w.run().await;
         bus.flush(std::time::Duration::from_secs(3)).await;
         match out {
             Ok(s) => {
                 eprintln!(
-                    "worker stopped: {} attempt(s) run, {} commit(s), {} step(s) taken over from expired leases, {} result(s) dropped (claim lost)",
-                    s.attempts, s.commits, s.reclaimed, s.dropped
+                    "worker stopped: {} attempt(s) run, {} commit(s), {} step(s) taken over from expired leases, {} result(s) dropped (claim lost); tasks: {} from the Redis stream ({} by XAUTOCLAIM), {} from the task table",
+                    s.attempts, s.commits, s.reclaimed, s.dropped, s.from_stream, s.autoclaimed, s.swept
                 );
                 exit::OK
             }

@@ -9,6 +9,7 @@ use aos_compiler::FileLoader;
 use aos_compiler::diagnostic::to_json;
 use aos_compiler::ir::Program;
 use aos_runtime::events::RunStatus;
+use aos_runtime::store::FleetAction;
 use aos_runtime::Verdict;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
@@ -226,6 +227,9 @@ fn need_control(caller: &Caller) -> Result<(), ApiError> {
     responses((status = 200, description = "the run ended `cancelled`"), (status = 403), (status = 404), (status = 400)))]
 pub async fn cancel(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
     need_control(&caller)?;
+    if app.rt.fleet_control(&id, FleetAction::Cancel, &caller.audit_name(None)).await? {
+        return Ok(Json(app.rt.show(&id).await?));
+    }
     app.runner.cancel(&id, &caller.audit_name(None)).await?;
     app.runner.settle(&id).await;
     Ok(Json(app.rt.show(&id).await?))
@@ -235,6 +239,9 @@ pub async fn cancel(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): Ur
     responses((status = 200, description = "the run stopped cleanly; `resume` continues it"), (status = 403), (status = 409)))]
 pub async fn pause(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
     need_control(&caller)?;
+    if app.rt.fleet_control(&id, FleetAction::Pause, &caller.audit_name(None)).await? {
+        return Ok(Json(json!({"run_id": id, "status": "paused"})));
+    }
     if !app.runner.pause(&id, &caller.audit_name(None)).await {
         return Err(ApiError::Conflict(format!("run `{id}` is not executing on this server")));
     }
@@ -247,6 +254,9 @@ pub async fn pause(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): Url
 pub async fn resume(State(app): State<Arc<App>>, caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
     need_control(&caller)?;
     let row = app.rt.store.run(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no run `{id}`")))?;
+    if app.rt.fleet_control(&id, FleetAction::Resume, &caller.audit_name(None)).await? {
+        return Ok(Json(json!({"run_id": id, "status": "running"})));
+    }
     let cancelled = row.status == RunStatus::Cancelled && !app.runner.is_paused(&id).await;
     if matches!(row.status, RunStatus::Succeeded | RunStatus::Failed) || cancelled {
         return Err(ApiError::Conflict(format!("run `{id}` has ended ({}); `aosc resume` can still continue an interrupted run", row.status.as_str())));

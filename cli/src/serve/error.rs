@@ -52,7 +52,7 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Store(StoreError::NoSuchRun(id)) => ApiError::NotFound(format!("no run `{id}`")),
             RuntimeError::Usage(m) => ApiError::BadRequest(m),
             // A concurrent decision won the gate: one decision per gate.
-            RuntimeError::Store(e @ (StoreError::AlreadyDecided { .. } | StoreError::NotWaiting { .. })) => ApiError::Conflict(e.to_string()),
+            RuntimeError::Store(e @ (StoreError::AlreadyDecided { .. } | StoreError::NotWaiting { .. } | StoreError::ControlRefused { .. })) => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -26,7 +26,7 @@ use crate::span::Span;
 
 use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
 use super::env::{Env, Local};
-use super::roles;
+use super::{agent, roles};
 use super::tokens::{self, Tokenizer};
 
 mod value;

@@ -1,6 +1,7 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
+pub(crate) mod agent;
 pub(crate) mod attrs;
 pub mod cost;
 pub(crate) mod cycles;
@@ -147,6 +148,7 @@ pub fn check_with(path: &str, text: &str, loader: &dyn FileLoader, options: Opti
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>, options: Options) -> (Option<ir::Program>, cost::CostReport) {
     let env = resolve::build_env(loaded, diags);
     attrs::check(&env, diags);
+    agent::check(&env, diags);
     cycles::check_types(&env, diags);
     cycles::check_workflows(&env, diags);
     let types = types::check(&env, diags);

@@ -186,6 +186,7 @@ fn find_step<'a>(snap: &'a Snapshot, file: FileId, sym: &Symbol) -> Option<(&'a 
 
 fn step_kind(call: &ast::Expr) -> String {
     match &call.kind {
+        ExprKind::Llm { role, agent: true, .. } => format!("agent step (role `{}`; may call its `tools:`)", role.name),
         ExprKind::Llm { role, .. } => format!("LLM step (role `{}`)", role.name),
         ExprKind::Call { callee, .. } if callee.len() >= 2 => format!("tool step (`{}`)", query::tool_name(callee)),
         ExprKind::Call { callee, .. } => format!("workflow step (`{}`)", query::tool_name(callee)),

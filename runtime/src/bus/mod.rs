@@ -2,6 +2,7 @@
 //! in-process bus is a tokio broadcast channel; [`redis::RedisBus`] adds
 //! every run's journal to Redis Streams (`AOS_REDIS_URL`).
 
+pub mod dispatch;
 pub mod redis;
 
 use std::time::Duration;
@@ -20,6 +21,12 @@ pub trait Bus: Send + Sync {
     /// [`Bus::publish`] (an approval recorded by another command).
     fn notify(&self, run_id: &str) {
         let _ = run_id;
+    }
+    /// Says that fleet tasks became ready (their rows are committed): with
+    /// Redis dispatch they are added to the task stream; without, the
+    /// workers find them in the store.
+    fn dispatch(&self, tasks: Vec<dispatch::TaskRef>) {
+        let _ = tasks;
     }
     /// Waits (at most `timeout`) until everything published so far has left
     /// the process; `false` when it has not. The in-process bus has nothing

@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::dispatch::{Dispatch, TaskRef};
 use super::{Bus, InProcessBus};
 use crate::events::Entry;
 use crate::store::{BoxFuture, Store};
@@ -61,6 +62,7 @@ return n
 
 enum Msg {
     Dirty(String),
+    Dispatch(Vec<TaskRef>),
     Flush(oneshot::Sender<bool>),
 }
 
@@ -86,7 +88,9 @@ impl RedisBus {
     pub fn start(url: &str, store: Arc<dyn Store>) -> Result<RedisBus, BadRedisUrl> {
         let client = redis::Client::open(url).map_err(|e| BadRedisUrl { url: url.to_string(), reason: e.to_string() })?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let publisher = Publisher { client, conn: None, store, script: redis::Script::new(PUBLISH_LUA), said_down: false };
+        let dispatch = Dispatch::new(url).map_err(|e| BadRedisUrl { url: url.to_string(), reason: e.to_string() })?;
+        let publisher =
+            Publisher { client, conn: None, store, script: redis::Script::new(PUBLISH_LUA), said_down: false, dispatch, to_dispatch: Vec::new() };
         tokio::spawn(publisher.run(rx));
         Ok(RedisBus { local: InProcessBus::new(), tx })
     }
@@ -106,6 +110,10 @@ impl Bus for RedisBus {
         let _ = self.tx.send(Msg::Dirty(run_id.to_string()));
     }
 
+    fn dispatch(&self, tasks: Vec<TaskRef>) {
+        let _ = self.tx.send(Msg::Dispatch(tasks));
+    }
+
     fn flush<'a>(&'a self, timeout: Duration) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
@@ -123,6 +131,9 @@ struct Publisher {
     store: Arc<dyn Store>,
     script: redis::Script,
     said_down: bool,
+    dispatch: Dispatch,
+    /// Ready fleet tasks to add to the task stream.
+    to_dispatch: Vec<TaskRef>,
 }
 
 impl Publisher {
@@ -136,7 +147,7 @@ impl Publisher {
         }
         let mut backoff = Duration::from_millis(100);
         loop {
-            if pending.is_empty() {
+            if pending.is_empty() && self.to_dispatch.is_empty() {
                 for w in waiters.drain(..) {
                     let _ = w.send(true);
                 }
@@ -148,6 +159,7 @@ impl Publisher {
             while let Ok(m) = rx.try_recv() {
                 self.take(m, &mut pending, &mut waiters);
             }
+            self.send_dispatch().await;
             let runs: Vec<String> = pending.iter().cloned().collect();
             let mut failed = false;
             for run in runs {
@@ -190,11 +202,24 @@ impl Publisher {
         }
     }
 
-    fn take(&self, m: Msg, pending: &mut BTreeSet<String>, waiters: &mut Vec<oneshot::Sender<bool>>) {
+    /// Adds the ready tasks to the task stream, once: a task whose entry is
+    /// lost is found by the workers' sweep of the task table.
+    async fn send_dispatch(&mut self) {
+        if self.to_dispatch.is_empty() {
+            return;
+        }
+        let tasks = std::mem::take(&mut self.to_dispatch);
+        if let Err(e) = self.dispatch.add(&tasks).await {
+            eprintln!("warning: cannot add {} ready task(s) to Redis ({e}); the workers find them in PostgreSQL", tasks.len());
+        }
+    }
+
+    fn take(&mut self, m: Msg, pending: &mut BTreeSet<String>, waiters: &mut Vec<oneshot::Sender<bool>>) {
         match m {
             Msg::Dirty(run) => {
                 pending.insert(run);
             }
+            Msg::Dispatch(t) => self.to_dispatch.extend(t),
             Msg::Flush(w) => waiters.push(w),
         }
     }

@@ -22,19 +22,19 @@ pub enum CallError {
     #[error("{0}")]
     Eval(#[from] EvalError),
     /// Every model of the role failed, or the reply was unusable.
-    #[error("{0}")]
-    Llm(String),
-    /// The tool reported an error.
-    #[error("{0}")]
-    Tool(String),
+    #[error(transparent)]
+    Llm(#[from] crate::fabric::FabricError),
+    /// The tool failed (its kind says how).
+    #[error(transparent)]
+    Tool(#[from] crate::tools::ToolError),
     #[error("tool `{0}` is not available in this runtime")]
     ToolUnavailable(String),
     #[error("tool `{tool}` returned {tokens} tokens of JSON, more than max_output_tokens {bound}")]
     OutputTooLong { tool: String, tokens: u64, bound: u64 },
     #[error("the value of `{step}` does not conform to its type: {errors}")]
     Nonconforming { step: String, errors: String },
-    #[error("the step's JSON Schema is invalid: {0}")]
-    Schema(String),
+    #[error(transparent)]
+    Schema(InvalidSchema),
     #[error("timed out after {0}")]
     Timeout(String),
     #[error(transparent)]
@@ -49,6 +49,12 @@ pub enum CallError {
     UnknownStep,
 }
 
+/// A step's JSON Schema that does not compile (the checker validates the
+/// schemas it derives; this is the runtime's second line).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the step's JSON Schema is invalid: {0}")]
+pub struct InvalidSchema(pub String);
+
 /// What a call produced when it did not fail.
 pub(super) enum Reply {
     Value(Value),
@@ -62,6 +68,8 @@ pub(super) struct Attempt<'a> {
     pub index: usize,
     pub step: &'a Step,
     pub item: UnitKey,
+    /// The attempt's number (an agent reads back its own turns by it).
+    pub attempt: u32,
     deps: HashMap<String, Arc<Value>>,
     item_value: Option<Value>,
     pub usage: Usage,
@@ -100,7 +108,7 @@ pub(super) async fn run(sh: Arc<Shared>, l: Launch, deps: HashMap<String, Arc<Va
         idempotency: None,
     };
     let Some(step) = sh.ctx.wf.steps.get(l.step) else { return result };
-    let mut a = Attempt { sh: &sh, index: l.step, step, item: l.item, deps, item_value, usage: Usage::default(), decisions: Vec::new(), idempotency: None };
+    let mut a = Attempt { sh: &sh, index: l.step, step, item: l.item, attempt: l.attempt, deps, item_value, usage: Usage::default(), decisions: Vec::new(), idempotency: None };
     let call = if l.fallback { step.fallback.as_ref().unwrap_or(&step.call) } else { &step.call };
     let res = match step.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), dispatch(&mut a, call)).await {
@@ -129,7 +137,8 @@ pub(super) async fn run(sh: Arc<Shared>, l: Launch, deps: HashMap<String, Arc<Va
 
 async fn dispatch(a: &mut Attempt<'_>, call: &Call) -> Result<Reply, CallError> {
     match call {
-        Call::Llm { role, prompt } => super::llm::call(a, role, prompt).await.map(Reply::Value),
+        Call::Llm { role, prompt, agent: Some(agent) } => super::agent::call(a, role, prompt, agent).await.map(Reply::Value),
+        Call::Llm { role, prompt, agent: None } => super::llm::call(a, role, prompt).await.map(Reply::Value),
         Call::Tool { tool, args } => super::tool::call(a, tool, args).await.map(Reply::Value),
         Call::Workflow { workflow, args } => super::workflow::call(a, workflow, args).await,
     }

@@ -27,13 +27,46 @@ use aos_compiler::ir::{Program, Trust};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
+#[path = "fleet_dispatch.rs"]
+mod dispatch;
+pub use dispatch::SWEEP_MS;
+
 use super::{attempt, Shared};
+use crate::bus::dispatch::{Delivered, Dispatch, DispatchError};
 use crate::core::{self, AttemptResult, Launch, Outcome, Phase, RunCtx, RunState, Tick};
 use crate::events::{Entry, RunStatus, Transition};
 use crate::interp::Secrets;
 use crate::store::fleet::{Claimed, NewTask, TaskKey, DECIDE};
 use crate::store::postgres::PostgresStore;
 use crate::{governance, ids, RunOptions, Runtime, RuntimeError};
+
+/// Refuses, before anything is stored, a fleet run whose workflow calls a
+/// workflow with an approval gate (directly or through further calls): a
+/// workflow-call step runs its sub-run inside the worker that claimed it,
+/// and a sub-run paused at a gate is not continued by the fleet.
+pub fn refuse_gated_calls(program: &Program, workflow: &str) -> Result<(), RuntimeError> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    // (workflow to look into, the top-level step that leads there)
+    let mut todo: Vec<(&str, Option<&str>)> = vec![(workflow, None)];
+    while let Some((name, via)) = todo.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        let Some(wf) = program.workflows.get(name) else { continue };
+        for s in &wf.steps {
+            if let (Some(via), Some(_)) = (via, &s.approval) {
+                return Err(RuntimeError::Usage(format!(
+                    "cannot queue this run for the fleet: step `{via}` calls workflow `{name}`, whose step `{}` waits for approval, and a sub-run paused at a gate is not continued by `aosc worker`s yet; run it with `aosc run` (nothing was stored)",
+                    s.name
+                )));
+            }
+            if let aos_compiler::ir::Call::Workflow { workflow: callee, .. } = &s.call {
+                todo.push((callee.as_str(), Some(via.unwrap_or(s.name.as_str()))));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// How a worker works.
 #[derive(Clone, Debug)]
@@ -66,6 +99,12 @@ pub struct WorkerStats {
     pub reclaimed: u64,
     /// Results dropped because their claim was lost (another worker took over).
     pub dropped: u64,
+    /// Tasks taken from the Redis task stream (XREADGROUP).
+    pub from_stream: u64,
+    /// Of those, entries taken over with XAUTOCLAIM (their worker died).
+    pub autoclaimed: u64,
+    /// Tasks found by the sweep of the task table (without Redis: all).
+    pub swept: u64,
 }
 
 /// This worker's cache of one run.
@@ -117,6 +156,8 @@ pub struct Worker {
     to_start: Vec<Claimed>,
     set: JoinSet<Done>,
     stats: WorkerStats,
+    /// Redis Streams dispatch, when `AOS_REDIS_URL` is set.
+    stream: Option<dispatch::Stream>,
 }
 
 fn key_of(l: &Launch) -> TaskKey {
@@ -167,7 +208,16 @@ impl Worker {
             to_start: Vec::new(),
             set: JoinSet::new(),
             stats: WorkerStats::default(),
+            stream: None,
         }
+    }
+
+    /// Takes tasks from the Redis task stream (PostgreSQL stays the truth:
+    /// every claim goes through the task row, and a sweep of the task table
+    /// finds what the stream lost).
+    pub fn with_dispatch(mut self, d: Arc<Dispatch>) -> Worker {
+        self.stream = Some(dispatch::Stream::new(d));
+        self
     }
 
     /// Stops claiming when the flag turns true; the attempts in flight
@@ -222,16 +272,18 @@ impl Worker {
             };
             let idle = self.set.is_empty() && self.pending.is_empty() && self.to_start.is_empty();
             if stopping && idle {
+                self.finish_stream().await;
                 let _ = self.pg.release_claims(&self.me).await;
                 return Ok(self.stats);
             }
-            if self.opts.once && idle && claimed == 0 {
+            if self.opts.once && idle && claimed == 0 && self.stream_idle() {
+                self.finish_stream().await;
                 return Ok(self.stats);
             }
             if claimed > 0 && claimed >= concurrency.saturating_sub(self.set.len()) {
                 continue;
             }
-            let poll = Duration::from_millis(self.opts.poll_ms);
+            let poll = Duration::from_millis(if self.stream.is_some() { dispatch::IDLE_MS } else { self.opts.poll_ms });
             self.sleep_or_collect(poll).await;
         }
     }
@@ -243,13 +295,20 @@ impl Worker {
         self.commit_pending().await?;
         if last_beat.elapsed() >= Duration::from_millis(self.opts.lease_ms / 3) {
             self.pg.extend_claims(&self.me, self.lease_until()).await?;
+            self.touch_entries();
             *last_beat = Instant::now();
         }
         let free = self.opts.concurrency.max(1).saturating_sub(self.set.len());
         if stopping || free == 0 {
             return Ok(0);
         }
-        let claims = self.pg.claim_tasks(&self.me, free, self.lease_until()).await?;
+        let claims = if self.stream.is_some() {
+            self.claim_from_stream(free).await?
+        } else {
+            let c = self.pg.claim_tasks(&self.me, free, self.lease_until()).await?;
+            self.stats.swept += c.len() as u64;
+            c
+        };
         let n = claims.len();
         self.start_claimed(claims).await?;
         self.commit_pending().await?;
@@ -271,12 +330,21 @@ impl Worker {
                 None => std::future::pending::<()>().await,
             }
         };
+        let reading = self.stream.as_mut().and_then(|s| s.reading.as_mut());
+        let has_read = reading.is_some();
+        let read = async move {
+            match reading {
+                Some(r) => r.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             done = self.set.join_next(), if !self.set.is_empty() => {
                 if let Some(done) = done {
                     self.take(done);
                 }
             }
+            got = read, if has_read => self.got_read(got),
             _ = tokio::time::sleep(d) => {}
             _ = stopped => {}
         }
@@ -409,6 +477,17 @@ impl Worker {
             keys.push(((DECIDE, -1), 0));
         }
         let owned: HashSet<TaskKey> = tx.settle(&self.me, &keys).await?.into_iter().collect();
+        if matches!(tx.status.as_str(), "succeeded" | "failed") || (tx.status == "cancelled" && !tx.held) {
+            // Ended meanwhile (`aosc cancel`): its results are not wanted.
+            self.stats.dropped += p.results.len() as u64;
+            tx.clear_tasks().await?;
+            tx.commit().await?;
+            self.caches.remove(run_id);
+            self.ack_settled(run_id, &keys);
+            return Ok(());
+        }
+        let held = tx.held;
+        let self_claim = self.self_claims();
         let now = ids::now_ms();
         let free = self.opts.concurrency.max(1).saturating_sub(self.set.len());
         let lease_until = self.lease_until();
@@ -429,7 +508,7 @@ impl Worker {
                 core::recover_unit(&mut c.state, &mut tick, i, item, attempt);
             }
         }
-        if c.state.finished().is_none() {
+        if c.state.finished().is_none() && !held {
             let (next, outcome) = core::decide(&mut c.state, now);
             tick.batch.transitions.extend(next.batch.transitions);
             tick.batch.decisions.extend(next.batch.decisions);
@@ -455,13 +534,17 @@ impl Worker {
         }
         let finished = c.state.finished().is_some();
         let mut mine = Vec::new();
+        let mut ready = Vec::new();
         if finished {
             tx.clear_tasks().await?;
         } else {
             let mut tasks = Vec::with_capacity(tick.launches.len());
             for l in &tick.launches {
                 let (step, item) = key_of(l);
-                let take = mine.len() < free;
+                let take = self_claim && mine.len() < free;
+                if !take {
+                    ready.push(crate::bus::dispatch::TaskRef { run_id: run_id.to_string(), step, item });
+                }
                 tasks.push(NewTask {
                     step,
                     item,
@@ -481,6 +564,8 @@ impl Worker {
         }
         tx.commit().await?;
         self.stats.commits += 1;
+        self.ack_settled(run_id, &keys);
+        self.add_ready(ready);
         for t in tick.batch.transitions {
             self.rt.bus.publish(Entry { run_id: run_id.to_string(), at_ms: now, transition: t });
         }

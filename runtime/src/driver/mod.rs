@@ -6,6 +6,7 @@
 //! [`workflow`]) and report back to the loop, which hands their results to
 //! [`core::on_result`].
 
+mod agent;
 mod attempt;
 pub(crate) mod fleet;
 mod llm;
@@ -28,7 +29,7 @@ use crate::store::writer::{Writer, MAX_BACKLOG};
 use crate::store::{Batch, NewRun, StoreError};
 use crate::{RunOptions, RunReport, Runtime, RuntimeError};
 
-pub use attempt::CallError;
+pub use attempt::{CallError, InvalidSchema};
 
 /// Everything an attempt needs, shared across a run.
 pub(crate) struct Shared {
@@ -38,7 +39,7 @@ pub(crate) struct Shared {
     pub opts: RunOptions,
     /// The JSON Schema validator of every step that has a schema,
     /// compiled once per run (by step index).
-    pub schemas: Vec<Option<Result<Arc<jsonschema::Validator>, String>>>,
+    pub schemas: Vec<Option<Result<Arc<jsonschema::Validator>, InvalidSchema>>>,
 }
 
 impl Shared {
@@ -47,7 +48,7 @@ impl Shared {
             .wf
             .steps
             .iter()
-            .map(|s| s.schema.as_ref().map(|schema| jsonschema::validator_for(schema).map(Arc::new).map_err(|e| e.to_string())))
+            .map(|s| s.schema.as_ref().map(|schema| jsonschema::validator_for(schema).map(Arc::new).map_err(|e| InvalidSchema(e.to_string()))))
             .collect();
         Shared { rt, ctx, workspace, opts, schemas }
     }
@@ -172,7 +173,9 @@ impl Driver {
         launches.iter().any(|l| {
             l.fallback
                 || self.sh.ctx.wf.steps.get(l.step).is_some_and(|s| {
-                    s.kind == StepKind::Workflow || (s.kind == StepKind::Tool && s.effect == Effect::External)
+                    s.kind == StepKind::Workflow
+                        || (s.kind == StepKind::Tool && s.effect == Effect::External)
+                        || (s.call.agent().is_some() && s.effect == Effect::External)
                 })
         })
     }
@@ -192,30 +195,7 @@ impl Driver {
         if batch.is_empty() {
             return Ok(());
         }
-        // Passwords in URLs (an error naming a URL, a page echoing it) are
-        // hidden whatever the secrets: only the `user:PASS@` part changes.
-        for t in &mut batch.transitions {
-            crate::redact::transition_url_passwords(t);
-        }
-        for d in &mut batch.decisions {
-            crate::redact::url_passwords_in(&mut d.data);
-        }
-        let secrets = &self.sh.ctx.secrets;
-        if secrets.any() {
-            for t in &mut batch.transitions {
-                if let Ok(v) = serde_json::to_value(&*t)
-                    && let Ok(r) = serde_json::from_value(secrets.redact_value(&v))
-                {
-                    *t = r;
-                }
-            }
-            for d in &mut batch.decisions {
-                d.data = secrets.redact_value(&d.data);
-            }
-            for (_, _, out) in &mut batch.idempotency {
-                *out = secrets.redact_value(out);
-            }
-        }
+        redact_batch(&self.sh.ctx.secrets, &mut batch);
         if let Some(w) = &self.writer {
             w.send(self.sh.run_id(), batch)?;
             return Ok(());
@@ -241,6 +221,33 @@ impl Driver {
             }
         }
         Ok(())
+    }
+}
+
+/// Hides what a batch must not hold before it is journaled: passwords in
+/// URLs (an error naming a URL, a page echoing it), whatever the secrets,
+/// and the run's secret values.
+pub(crate) fn redact_batch(secrets: &crate::interp::Secrets, batch: &mut Batch) {
+    for t in &mut batch.transitions {
+        crate::redact::transition_url_passwords(t);
+    }
+    for d in &mut batch.decisions {
+        crate::redact::url_passwords_in(&mut d.data);
+    }
+    if secrets.any() {
+        for t in &mut batch.transitions {
+            if let Ok(v) = serde_json::to_value(&*t)
+                && let Ok(r) = serde_json::from_value(secrets.redact_value(&v))
+            {
+                *t = r;
+            }
+        }
+        for d in &mut batch.decisions {
+            d.data = secrets.redact_value(&d.data);
+        }
+        for (_, _, out) in &mut batch.idempotency {
+            *out = secrets.redact_value(out);
+        }
     }
 }
 

@@ -12,13 +12,18 @@
 
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use super::postgres::{write_batch, PostgresStore};
-use super::{Batch, StoreError, StoreResult};
-use crate::events::{Entry, RunStatus};
+use super::postgres::{write_batch, write_batch_locked, PostgresStore, RunHead};
+use super::{Batch, FleetAction, StoreError, StoreResult};
+use crate::bus::dispatch::TaskRef;
+use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::now_ms;
 
 /// `step` of the task that asks a worker to decide about a run.
 pub const DECIDE: i32 = -1;
+
+/// `visible_ms` of the free tasks of a paused run: never visible until
+/// `aosc resume` makes them visible again.
+pub const HELD: i64 = i64::MAX;
 
 /// Which unit a task is about: (step index or [`DECIDE`], item or -1).
 pub type TaskKey = (i32, i32);
@@ -105,31 +110,131 @@ impl PostgresStore {
 
     /// Claims up to `n` visible tasks for `me` until `lease_until`.
     pub async fn claim_tasks(&self, me: &str, n: usize, lease_until: u64) -> StoreResult<Vec<Claimed>> {
+        let now = now_ms();
+        self.sweep_tasks(me, n, lease_until, now, now).await
+    }
+
+    /// The sweep beside Redis dispatch: claims up to `n` tasks that are
+    /// free and were visible by `free_before` (their stream entry was lost,
+    /// or they waited for a retry's delay), or whose claim expired by
+    /// `expired_before` (a dead worker's, when XAUTOCLAIM did not take them
+    /// over first).
+    pub async fn sweep_tasks(&self, me: &str, n: usize, lease_until: u64, free_before: u64, expired_before: u64) -> StoreResult<Vec<Claimed>> {
         let rows = sqlx::query(
             "UPDATE tasks t SET claimed_by = $1, visible_ms = $2
              FROM (SELECT run_id, step, item, claimed_by AS prev FROM tasks
-                   WHERE visible_ms <= $3 ORDER BY visible_ms LIMIT $4 FOR UPDATE SKIP LOCKED) c
+                   WHERE visible_ms <= GREATEST($3, $5) AND visible_ms <= CASE WHEN claimed_by IS NULL THEN $3 ELSE $5 END
+                   ORDER BY visible_ms LIMIT $4 FOR UPDATE SKIP LOCKED) c
+             WHERE t.run_id = c.run_id AND t.step = c.step AND t.item = c.item
+             RETURNING t.run_id, t.step, t.item, t.attempt, t.fallback, c.prev",
+        )
+        .bind(me)
+        .bind(ms(lease_until))
+        .bind(ms(free_before))
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(ms(expired_before))
+        .fetch_all(self.pool())
+        .await?;
+        claimed_rows(rows)
+    }
+
+    /// Claims the tasks named by stream entries, those that are visible
+    /// (free, or a dead worker's whose lease expired) and not locked by
+    /// another claim; the others (taken, held, gone) are not returned.
+    pub async fn claim_keys(&self, me: &str, keys: &[TaskRef], lease_until: u64) -> StoreResult<Vec<Claimed>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let runs: Vec<&str> = keys.iter().map(|k| k.run_id.as_str()).collect();
+        let steps: Vec<i32> = keys.iter().map(|k| k.step).collect();
+        let items: Vec<i32> = keys.iter().map(|k| k.item).collect();
+        let rows = sqlx::query(
+            "UPDATE tasks t SET claimed_by = $1, visible_ms = $2
+             FROM (SELECT x.run_id, x.step, x.item, x.claimed_by AS prev FROM tasks x
+                   JOIN UNNEST($4::text[], $5::int[], $6::int[]) AS k(r, s, i) ON x.run_id = k.r AND x.step = k.s AND x.item = k.i
+                   WHERE x.visible_ms <= $3 FOR UPDATE OF x SKIP LOCKED) c
              WHERE t.run_id = c.run_id AND t.step = c.step AND t.item = c.item
              RETURNING t.run_id, t.step, t.item, t.attempt, t.fallback, c.prev",
         )
         .bind(me)
         .bind(ms(lease_until))
         .bind(ms(now_ms()))
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(&runs)
+        .bind(&steps)
+        .bind(&items)
         .fetch_all(self.pool())
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(Claimed {
-                run_id: r.try_get(0)?,
-                step: r.try_get(1)?,
-                item: r.try_get(2)?,
-                attempt: u32::try_from(r.try_get::<i32, _>(3)?).unwrap_or(0),
-                fallback: r.try_get(4)?,
-                prev: r.try_get(5)?,
-            });
+        claimed_rows(rows)
+    }
+
+    /// Cancels, pauses or resumes a fleet run in one transaction under its
+    /// row lock (see [`super::Store::fleet_control`]).
+    pub async fn control_run(&self, run_id: &str, action: FleetAction, by: &str) -> StoreResult<Option<Vec<TaskRef>>> {
+        let mut tx = begin(self.pool(), run_id).await?;
+        if sqlx::query("SELECT 1 FROM fleet_runs WHERE run_id = $1").bind(run_id).fetch_optional(&mut *tx.tx).await?.is_none() {
+            return Ok(None);
         }
-        Ok(out)
+        let refuse = |status: &str| StoreError::ControlRefused { run_id: run_id.to_string(), action: action.as_str(), status: status.to_string() };
+        let ended = matches!(tx.status.as_str(), "succeeded" | "failed") || (tx.status == "cancelled" && !tx.held);
+        let decision = |what: &str| crate::audit::Decision::new(what, None, serde_json::json!({"by": by, "fleet": true}));
+        let mut ready = Vec::new();
+        match action {
+            FleetAction::Cancel => {
+                if ended {
+                    return Err(refuse(&tx.status));
+                }
+                let mut batch = Batch { decisions: vec![decision("cancel")], ..Default::default() };
+                if !tx.held {
+                    // A paused run journaled its `run.interrupted` already.
+                    batch.transitions.push(Transition::RunInterrupted);
+                }
+                write_batch(&mut tx.tx, run_id, &batch, None).await?;
+                sqlx::query("DELETE FROM tasks WHERE run_id = $1").bind(run_id).execute(&mut *tx.tx).await?;
+                sqlx::query("DELETE FROM run_pauses WHERE run_id = $1").bind(run_id).execute(&mut *tx.tx).await?;
+            }
+            FleetAction::Pause => {
+                if ended || tx.held {
+                    return Err(refuse(if tx.held { "paused already" } else { &tx.status }));
+                }
+                let batch = Batch { transitions: vec![Transition::RunInterrupted], decisions: vec![decision("pause")], ..Default::default() };
+                write_batch(&mut tx.tx, run_id, &batch, None).await?;
+                // Free tasks are held; claimed ones finish and are committed
+                // (a worker commits results of a paused run but decides
+                // nothing new, so it launches nothing).
+                sqlx::query("UPDATE tasks SET visible_ms = $2 WHERE run_id = $1 AND claimed_by IS NULL").bind(run_id).bind(HELD).execute(&mut *tx.tx).await?;
+                sqlx::query(
+                    "INSERT INTO run_pauses (run_id, by, at_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (run_id) DO UPDATE SET by = excluded.by, at_ms = excluded.at_ms",
+                )
+                .bind(run_id)
+                .bind(by)
+                .bind(ms(now_ms()))
+                .execute(&mut *tx.tx)
+                .await?;
+            }
+            FleetAction::Resume => {
+                if !tx.held {
+                    return Err(refuse(&format!("{}, not paused", tx.status)));
+                }
+                let batch = Batch { transitions: vec![Transition::RunResumed], decisions: vec![decision("resume")], ..Default::default() };
+                write_batch(&mut tx.tx, run_id, &batch, None).await?;
+                sqlx::query("DELETE FROM run_pauses WHERE run_id = $1").bind(run_id).execute(&mut *tx.tx).await?;
+                let now = ms(now_ms());
+                let rows = sqlx::query("UPDATE tasks SET visible_ms = $2 WHERE run_id = $1 AND visible_ms = $3 RETURNING step, item")
+                    .bind(run_id)
+                    .bind(now)
+                    .bind(HELD)
+                    .fetch_all(&mut *tx.tx)
+                    .await?;
+                for r in rows {
+                    ready.push(TaskRef { run_id: run_id.to_string(), step: r.try_get(0)?, item: r.try_get(1)? });
+                }
+                wake_in(&mut tx.tx, run_id, now_ms()).await?;
+                ready.push(TaskRef::decide(run_id));
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(ready))
     }
 
     /// Extends the lease of every task `me` holds (the heartbeat).
@@ -157,15 +262,35 @@ impl PostgresStore {
     }
 }
 
+fn claimed_rows(rows: Vec<sqlx::postgres::PgRow>) -> StoreResult<Vec<Claimed>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(Claimed {
+            run_id: r.try_get(0)?,
+            step: r.try_get(1)?,
+            item: r.try_get(2)?,
+            attempt: u32::try_from(r.try_get::<i32, _>(3)?).unwrap_or(0),
+            fallback: r.try_get(4)?,
+            prev: r.try_get(5)?,
+        });
+    }
+    Ok(out)
+}
+
 async fn begin(pool: &PgPool, run_id: &str) -> StoreResult<FleetTx> {
     let mut tx = pool.begin().await?;
-    let row = sqlx::query("SELECT status FROM runs WHERE run_id = $1 FOR UPDATE")
-        .bind(run_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+    let row = sqlx::query(
+        "SELECT status, EXISTS (SELECT 1 FROM run_pauses p WHERE p.run_id = $1), audit_head, audit_count, cost_usd
+         FROM runs WHERE run_id = $1 FOR UPDATE",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
     let status: String = row.try_get(0)?;
-    Ok(FleetTx { tx, run_id: run_id.to_string(), status })
+    let held: bool = row.try_get(1)?;
+    let head = RunHead { audit_head: row.try_get(2)?, audit_count: row.try_get(3)?, cost_usd: row.try_get(4)? };
+    Ok(FleetTx { tx, run_id: run_id.to_string(), status, held, head: Some(head) })
 }
 
 async fn wake_in(tx: &mut sqlx::PgConnection, run_id: &str, at: u64) -> StoreResult<()> {
@@ -188,6 +313,11 @@ pub struct FleetTx {
     run_id: String,
     /// The run's status when it was locked (`queued`, `running`, …).
     pub status: String,
+    /// Paused by an operator (`aosc pause`): results are committed, nothing
+    /// new is decided.
+    pub held: bool,
+    /// The run's audit head and cost under the lock, until a batch is written.
+    head: Option<RunHead>,
 }
 
 impl FleetTx {
@@ -240,7 +370,10 @@ impl FleetTx {
         if batch.is_empty() {
             return Ok(None);
         }
-        write_batch(&mut self.tx, &self.run_id, batch, None).await
+        match self.head.take() {
+            Some(h) => write_batch_locked(&mut self.tx, &self.run_id, batch, h).await,
+            None => write_batch(&mut self.tx, &self.run_id, batch, None).await,
+        }
     }
 
     /// Moves a queued run to `status` (`running` at its first decision;

@@ -35,9 +35,34 @@ pub enum StoreError {
     /// decision per gate, checked and written in one transaction.
     #[error("cannot decide on step `{step}` of run `{run_id}`: it was already {verdict} by {by}; one decision per gate, this one was not recorded")]
     AlreadyDecided { run_id: String, step: String, verdict: String, by: String },
+    /// `aosc cancel`/`pause`/`resume` of a fleet run in a state that does not allow it.
+    #[error("cannot {action} run `{run_id}`: it is {status}")]
+    ControlRefused { run_id: String, action: &'static str, status: String },
     /// An approval decision for a step that is not waiting at a gate.
     #[error("cannot decide on step `{step}` of run `{run_id}`: it is not waiting for approval")]
     NotWaiting { run_id: String, step: String },
+}
+
+/// Run control of a fleet run ([`Store::fleet_control`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetAction {
+    /// The run ends `cancelled`; no worker takes its tasks again.
+    Cancel,
+    /// The run stops taking new tasks (the attempts in flight finish and
+    /// are committed); it shows `cancelled` and paused until resumed.
+    Pause,
+    /// A paused run continues: its tasks are ready again.
+    Resume,
+}
+
+impl FleetAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetAction::Cancel => "cancel",
+            FleetAction::Pause => "pause",
+            FleetAction::Resume => "resume",
+        }
+    }
 }
 
 /// Where one approval gate stands.
@@ -298,10 +323,24 @@ pub trait Store: Send + Sync {
         })
     }
     /// Tells the fleet that a run may continue (a decision was journaled);
-    /// nothing happens for a run the fleet does not run.
-    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+    /// nothing happens for a run the fleet does not run. Returns whether it
+    /// is a fleet run.
+    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let _ = run_id;
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(false) })
+    }
+    /// Whether the fleet runs `run_id` (it was queued with `aosc run --detach`).
+    fn fleet_queued<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let _ = run_id;
+        Box::pin(async { Ok(false) })
+    }
+    /// Cancels, pauses or resumes a run of the fleet (`aosc cancel`,
+    /// `pause`, `resume`, the API), journaling it with an audit record that
+    /// names `by`. `Ok(None)` when the fleet does not run it; else the
+    /// tasks that became ready (to dispatch).
+    fn fleet_control<'a>(&'a self, run_id: &'a str, action: FleetAction, by: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<crate::bus::dispatch::TaskRef>>>> {
+        let _ = (run_id, action, by);
+        Box::pin(async { Ok(None) })
     }
     /// Runs with journal entries past their publish cursor.
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {

@@ -134,7 +134,6 @@ impl PostgresStore {
 /// is still waiting (checked under the row lock: one decision per gate).
 pub(crate) async fn write_batch(tx: &mut sqlx::PgConnection, run_id: &str, batch: &Batch, gate: Option<&str>) -> StoreResult<Option<i64>> {
     {
-        let at = now_ms();
         let row = sqlx::query("SELECT audit_head, audit_count, cost_usd FROM runs WHERE run_id = $1 FOR UPDATE")
             .bind(run_id)
             .fetch_optional(&mut *tx)
@@ -149,10 +148,31 @@ pub(crate) async fn write_batch(tx: &mut sqlx::PgConnection, run_id: &str, batch
             let ts: Vec<Transition> = rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
             super::check_gate(run_id, step, super::gate_of(step, &ts))?;
         }
+        let head: String = row.try_get(0)?;
+        let count: i64 = row.try_get(1)?;
+        let cost: f64 = row.try_get(2)?;
+        write_batch_locked(tx, run_id, batch, RunHead { audit_head: head, audit_count: count, cost_usd: cost }).await
+    }
+}
+
+/// What a batch continues from: the run's audit head and count and its
+/// cost so far, read under the run's row lock.
+#[derive(Clone, Debug)]
+pub(crate) struct RunHead {
+    pub audit_head: String,
+    pub audit_count: i64,
+    pub cost_usd: f64,
+}
+
+/// [`write_batch`] for a caller that holds the run's row lock and read its
+/// [`RunHead`] already (one round trip fewer per commit).
+pub(crate) async fn write_batch_locked(tx: &mut sqlx::PgConnection, run_id: &str, batch: &Batch, h: RunHead) -> StoreResult<Option<i64>> {
+    {
+        let at = now_ms();
         let mut last_id = None;
-        let mut head: String = row.try_get(0)?;
-        let mut count: i64 = row.try_get(1)?;
-        let mut cost: f64 = row.try_get(2)?;
+        let mut head: String = h.audit_head;
+        let mut count: i64 = h.audit_count;
+        let mut cost: f64 = h.cost_usd;
         let mut status: Option<RunStatus> = None;
         let mut output: Option<String> = None;
         let mut error: Option<String> = None;
@@ -626,8 +646,16 @@ impl Store for PostgresStore {
         Box::pin(self.queue_run(run_id))
     }
 
-    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async move { self.wake_run(run_id).await.map(|_| ()) })
+    fn fleet_wake<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.wake_run(run_id))
+    }
+
+    fn fleet_queued<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.is_fleet_run(run_id))
+    }
+
+    fn fleet_control<'a>(&'a self, run_id: &'a str, action: super::FleetAction, by: &'a str) -> BoxFuture<'a, StoreResult<Option<Vec<crate::bus::dispatch::TaskRef>>>> {
+        Box::pin(self.control_run(run_id, action, by))
     }
 
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {

@@ -1,4 +1,10 @@
-use super::*;
+//! Builders of hand-made syntax trees and environments for the unit tests
+//! of risk and policy (they do not need the parser).
+
+use crate::ast::{self, ExprKind};
+use crate::check::env::{Decl, Env};
+use crate::source::FileId;
+use crate::span::Span;
 
 pub fn id(name: &str) -> ast::Ident {
     ast::Ident { name: name.to_string(), span: Span::default() }
@@ -29,7 +35,7 @@ pub fn call(path: &str) -> ast::Expr {
 }
 
 pub fn llm() -> ast::Expr {
-    at(ExprKind::Llm { role: id("executor"), prompt: Box::new(string("hi")) })
+    at(ExprKind::Llm { role: id("executor"), prompt: Box::new(string("hi")), agent: false })
 }
 
 pub fn fan_out(body: ast::Expr) -> ast::Expr {

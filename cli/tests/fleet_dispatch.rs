@@ -1,0 +1,230 @@
+//! The fleet with Redis Streams dispatch (real `redis-server`s of the
+//! test's own, a real PostgreSQL, real `aosc worker` processes): Redis
+//! restarted mid-run, a worker killed with SIGKILL (its entries taken over
+//! with XAUTOCLAIM), and run control of fleet runs (`aosc pause`, `resume`,
+//! `cancel`), and a workflow call with a gate refused at `--detach`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aos_testkit::redis as redis_server;
+use aos_testkit::services as support;
+mod fleet_support;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use aos_compiler::ir::{Program, SimOptions};
+use aos_runtime::testkit::*;
+use fleet_support::*;
+use serde_json::Value;
+
+fn stream_ids(redis: &redis_server::RedisServer, id: &str) -> Vec<i64> {
+    let out = redis.cli(&["XRANGE", &format!("aos:run:{id}"), "-", "+"]);
+    // Entry ids are `{journal id}-0`; fields and values are on other lines.
+    out.lines().filter_map(|l| l.strip_suffix("-0")?.parse().ok()).collect()
+}
+
+fn journal_ids(pg: &support::Postgres, db: &str, id: &str) -> Vec<i64> {
+    pg.query(db, &format!("SELECT id FROM journal WHERE run_id = '{id}' ORDER BY id")).lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+/// Waits until the run's stream holds exactly its journal (the workers
+/// publish in the background).
+fn stream_matches_journal(redis: &redis_server::RedisServer, pg: &support::Postgres, db: &str, id: &str) {
+    let journal = journal_ids(pg, db, id);
+    let start = Instant::now();
+    loop {
+        let stream = stream_ids(redis, id);
+        if stream == journal {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let missing: Vec<&i64> = journal.iter().filter(|j| !stream.contains(j)).take(20).collect();
+            panic!("the run's stream has {} entries, its journal {}; missing (first 20): {missing:?}", stream.len(), journal.len());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stop_all(workers: Vec<Child>) -> Vec<String> {
+    workers
+        .into_iter()
+        .map(|w| {
+            let (code, err) = stop(w);
+            assert_eq!(code, Some(0), "{err}");
+            err
+        })
+        .collect()
+}
+
+#[test]
+fn redis_restarted_mid_fan_out_every_item_once_and_no_event_gap() {
+    let Some(pg) = support::Postgres::start() else { return };
+    let Some(mut redis) = redis_server::RedisServer::start() else { return };
+    use_redis(&redis.url());
+    let db = database(&pg, "fleet_redis_restart");
+    let dir = tempfile::tempdir().unwrap();
+    const N: usize = 300;
+    let prog = fan_program(dir.path(), N, 20, false);
+    let id = detach(dir.path(), &db, &prog);
+    let workers: Vec<Child> = (0..3).map(|_| worker(dir.path(), &db, 8)).collect();
+    until_items(&pg, &db, &id, 60);
+    redis.down();
+    let at_stop = count(&pg, &db, &id, "item.succeeded");
+    std::thread::sleep(Duration::from_secs(2));
+    let while_down = count(&pg, &db, &id, "item.succeeded");
+    redis.up();
+
+    let o = aosc(dir.path(), Some(&db), &["wait", &id, "--json", "--timeout", "180"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["output"], reference_output(&prog), "the fleet's output differs from a single process's");
+    each_item_once(&pg, &db, &id, N);
+    assert!(while_down > at_stop, "the workers made no progress while Redis was down ({at_stop} → {while_down})");
+
+    let errs = stop_all(workers);
+    let mut from_stream = 0;
+    let mut said = 0;
+    for err in &errs {
+        assert!(first_line(err).contains("taking steps from Redis Streams (aos:tasks group aos:workers"), "{err}");
+        from_stream += figure(err, "from the Redis stream");
+        if err.contains("Redis dispatch is unavailable") {
+            assert!(err.contains("Redis dispatch is back"), "{err}");
+            said += 1;
+        }
+    }
+    assert!(said >= 1, "no worker said that Redis was unavailable: {errs:#?}");
+    assert!(from_stream > 0, "no task came through the Redis stream: {errs:#?}");
+    // Every event of the run is in its stream, none twice, in order.
+    stream_matches_journal(&redis, &pg, &db, &id);
+    // Every entry of the task stream was acknowledged or is about a task
+    // that is gone (nothing is left pending for a live task).
+    assert_eq!(pg.query(&db, &format!("SELECT count(*) FROM tasks WHERE run_id = '{id}'")), "0", "tasks left behind");
+}
+
+#[test]
+fn a_killed_workers_entries_are_taken_over_with_xautoclaim() {
+    let Some(pg) = support::Postgres::start() else { return };
+    let Some(redis) = redis_server::RedisServer::start() else { return };
+    use_redis(&redis.url());
+    let db = database(&pg, "fleet_redis_kill");
+    let dir = tempfile::tempdir().unwrap();
+    const N: usize = 500;
+    let prog = fan_program(dir.path(), N, 20, false);
+    let id = detach(dir.path(), &db, &prog);
+    let mut workers: Vec<Child> = (0..4).map(|_| worker(dir.path(), &db, 8)).collect();
+    until_items(&pg, &db, &id, 100);
+    let mut victim = workers.remove(0);
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    assert!(count(&pg, &db, &id, "item.succeeded") < N, "the run ended before the kill");
+
+    let o = aosc(dir.path(), Some(&db), &["wait", &id, "--json", "--timeout", "180"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["output"], reference_output(&prog));
+    each_item_once(&pg, &db, &id, N);
+    let interrupted = pg.query(&db, &format!("SELECT data FROM journal WHERE run_id = '{id}' AND kind = 'step.interrupted'"));
+    assert!(!interrupted.is_empty(), "no attempt of the killed worker was taken over");
+    assert!(interrupted.lines().all(|l| l.contains("\"retry\"")), "{interrupted}");
+
+    let errs = stop_all(workers);
+    let autoclaimed: u64 = errs.iter().map(|e| figure(e, "by XAUTOCLAIM")).sum();
+    assert!(autoclaimed > 0, "no entry of the killed worker was taken over with XAUTOCLAIM: {errs:#?}");
+    let took_part = errs.iter().filter(|e| !e.contains(" 0 attempt(s) run")).count();
+    assert!(took_part >= 2, "the work was not shared: {errs:#?}");
+    assert_eq!(pg.query(&db, &format!("SELECT count(*) FROM tasks WHERE run_id = '{id}'")), "0", "tasks left behind");
+    // The killed worker's consumer holds nothing any more.
+    let pending = redis.cli(&["XPENDING", "aos:tasks", "aos:workers"]);
+    assert!(pending.starts_with('0'), "entries still pending: {pending}");
+}
+
+#[test]
+fn pause_holds_resume_continues_cancel_ends_a_fleet_run() {
+    let Some(pg) = support::Postgres::start() else { return };
+    let redis = redis_server::RedisServer::start();
+    if let Some(r) = &redis {
+        use_redis(&r.url());
+    }
+    let db = database(&pg, "fleet_control");
+    let dir = tempfile::tempdir().unwrap();
+    const N: usize = 200;
+    let prog = fan_program(dir.path(), N, 20, false);
+    let id = detach(dir.path(), &db, &prog);
+    let workers: Vec<Child> = (0..2).map(|_| worker(dir.path(), &db, 8)).collect();
+    until_items(&pg, &db, &id, 20);
+
+    let o = aosc(dir.path(), Some(&db), &["pause", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("aosc resume {id}")), "{}", String::from_utf8_lossy(&o.stderr));
+    // The attempts in flight finish and are committed; then nothing starts.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (started, done) = (count(&pg, &db, &id, "step.started"), count(&pg, &db, &id, "item.succeeded"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count(&pg, &db, &id, "step.started"), started, "a paused run started new steps");
+    assert_eq!(count(&pg, &db, &id, "item.succeeded"), done);
+    assert!(done < N, "the run ended before the pause took effect");
+    let o = aosc(dir.path(), Some(&db), &["pause", &id]);
+    assert_eq!(o.status.code(), Some(1), "a second pause is refused");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("paused already"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let o = aosc(dir.path(), Some(&db), &["resume", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the workers continue it"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = aosc(dir.path(), Some(&db), &["wait", &id, "--json", "--timeout", "180"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["output"], reference_output(&prog));
+    each_item_once(&pg, &db, &id, N);
+    let kinds = pg.query(&db, &format!("SELECT kind FROM audit WHERE run_id = '{id}' ORDER BY seq"));
+    assert!(kinds.lines().any(|k| k.trim() == "pause") && kinds.lines().any(|k| k.trim() == "resume"), "{kinds}");
+
+    // Cancel: the run ends cancelled, its tasks are gone, nothing more runs.
+    let id2 = detach(dir.path(), &db, &prog);
+    until_items(&pg, &db, &id2, 20);
+    let o = aosc(dir.path(), Some(&db), &["cancel", &id2, "--by", "ana"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = aosc(dir.path(), Some(&db), &["wait", &id2, "--json", "--timeout", "60"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["status"], "cancelled");
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = count(&pg, &db, &id2, "step.started");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count(&pg, &db, &id2, "step.started"), after, "a cancelled run started new steps");
+    assert_eq!(pg.query(&db, &format!("SELECT count(*) FROM tasks WHERE run_id = '{id2}'")), "0", "tasks left behind");
+    assert_eq!(pg.query(&db, &format!("SELECT status FROM runs WHERE run_id = '{id2}'")), "cancelled");
+    let o = aosc(dir.path(), Some(&db), &["cancel", &id2]);
+    assert_eq!(o.status.code(), Some(1), "cancelling an ended run is refused");
+    let o = aosc(dir.path(), Some(&db), &["audit", "verify", &id2]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    stop_all(workers);
+}
+
+#[test]
+fn a_call_into_a_gated_workflow_is_refused_at_detach() {
+    let Some(pg) = support::Postgres::start() else { return };
+    let db = database(&pg, "fleet_gated_call");
+    let dir = tempfile::tempdir().unwrap();
+    let mut p: Program = program();
+    with_role(&mut p, "executor", vec![sim_model("echo", SimOptions::default())]);
+    let mut inner = workflow("inner");
+    let mut g = llm("publish", "executor", interp(vec![s("publish")]));
+    g.approval = Some("ops".into());
+    add(&mut inner, g);
+    inner.ret_expr = Some(step_ref("publish"));
+    p.workflows.insert("inner".into(), inner);
+    let mut outer = workflow("outer");
+    add(&mut outer, call("sub", "inner", vec![]));
+    outer.ret_expr = Some(step_ref("sub"));
+    p.workflows.insert("outer".into(), outer);
+    let path = dir.path().join("calls.json");
+    std::fs::write(&path, serde_json::to_string(&p).unwrap()).unwrap();
+    let o = aosc(dir.path(), Some(&db), &["run", path.to_str().unwrap(), "--workflow", "outer", "--detach"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("step `sub` calls workflow `inner`") && err.contains("`publish` waits for approval"), "{err}");
+    assert_eq!(pg.query(&db, "SELECT count(*) FROM runs"), "0", "nothing is stored");
+}
