@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::lsp_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
@@ -249,7 +249,7 @@ impl LanguageServer for Backend {
                 }),
                 document_symbol_provider: Some(OneOf::Left(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
-                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                code_action_provider: Some(features::generate::capability()),
                 code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
                 semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
                     SemanticTokensOptions {
@@ -366,6 +366,23 @@ impl LanguageServer for Backend {
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         let uri = params.text_document.uri;
         let Some(snap) = self.snapshot(&uri).await else { return Ok(None) };
-        Ok(Some(features::code_actions::code_actions(&snap, &uri, params.range)))
+        let mut actions = features::code_actions::code_actions(&snap, &uri, params.range);
+        actions.extend(features::generate::offers(&snap, &uri, params.range));
+        Ok(Some(actions))
+    }
+
+    async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
+        let Some((uri, _)) = features::generate::target(&action) else { return Ok(action) };
+        let uri: Uri = uri.parse().map_err(|_| Error::invalid_params("the action's document is not a URI"))?;
+        let Some(snap) = self.snapshot(&uri).await else { return Err(Error::invalid_params("the document is not open")) };
+        let resolved = tokio::task::spawn_blocking(move || features::generate::resolve(&snap, &uri, action)).await;
+        match resolved {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => {
+                self.client.show_message(MessageType::ERROR, format!("{}: {e}", features::generate::TITLE)).await;
+                Err(Error { code: ErrorCode::ServerError(-32803), message: e.to_string().into(), data: None })
+            }
+            Err(e) => Err(Error { code: ErrorCode::InternalError, message: e.to_string().into(), data: None }),
+        }
     }
 }
