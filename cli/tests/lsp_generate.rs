@@ -5,8 +5,6 @@
 //! returns the edit, which makes the document check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/fake_llm.rs"]
-mod fake_llm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -14,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use fake_llm::{Act, Fake, Keys};
+use aos_testkit::fake_llm::{Act, Fake, Keys};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
