@@ -85,6 +85,8 @@ pub enum AttrType {
     CacheScope,
     /// `measured(latency)`, `measured(cost)` or `measured(quality)`.
     Route,
+    /// A list of tool names (`[http.get, sql.query]`).
+    ToolList,
 }
 
 impl AttrType {
@@ -111,6 +113,7 @@ impl AttrType {
             AttrType::StringList => "List<String>".to_string(),
             AttrType::CacheScope => "`workflow`, `shared` or `global`".to_string(),
             AttrType::Route => "`measured(latency \\| cost \\| quality)`".to_string(),
+            AttrType::ToolList => "list of tools".to_string(),
         }
     }
 }
@@ -133,6 +136,8 @@ pub struct AttrSpec {
 const U32: i64 = u32::MAX as i64;
 const TOKENS: AttrType = AttrType::Int { min: 1, max: i64::MAX };
 const COUNT: AttrType = AttrType::Int { min: 0, max: U32 };
+/// The most turns an agent step may take (`max_turns:`).
+pub const MAX_TURNS: i64 = 64;
 
 macro_rules! attr {
     ($item:ident $name:literal : $ty:expr, default $default:literal, e.g. $example:literal, $doc:literal) => {
@@ -196,6 +201,12 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "Keeps the reply of an LLM call, or the result of a `read`/`pure` tool call, this long; an identical call within it is answered from the cache at $0 (docs/language.md, *Response cache*)."),
     attr!(Step "cache_scope": AttrType::CacheScope, default "workflow", e.g. "shared",
         "Who may reuse a cached result: `workflow` (this workflow at the same trust level), `shared` (any workflow at the same trust level) or `global` (any workflow, any trust)."),
+    attr!(Step "tools": AttrType::ToolList, default "", e.g. "[http.get, sql.query]",
+        "Agent steps only (required): the tools the model may call (docs/language.md, Agent steps)."),
+    attr!(Step "max_turns": AttrType::Int { min: 1, max: MAX_TURNS }, default "4", e.g. "6",
+        "Agent steps only: the most model calls (turns); the cost bound is turns × the bound of one turn."),
+    attr!(Step "max_tool_calls": COUNT, default "max_turns - 1", e.g. "5",
+        "Agent steps only: the most tool calls the step runs; later calls get an error result instead."),
     // Tools.
     attr!(Tool "http": AttrType::String, default "", e.g. "\"POST http://127.0.0.1:9000/lookup\"",
         "Backs the tool with an HTTP request: `\"METHOD URL\"`."),
@@ -230,6 +241,8 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "`sim` only: the first N replies of a typed step are not valid JSON."),
     attr!(Model "confidence": AttrType::Float { min: 0.0, max: 1.0 }, default "", e.g. "0.9",
         "`sim` only: the confidence a verification by this model reports."),
+    attr!(Model "tool_calls": COUNT, default "1", e.g. "2",
+        "`sim` only: in an agent step, the turns that call a tool before the answer."),
     attr!(Model "seed": AttrType::Int { min: 0, max: i64::MAX }, default "0", e.g. "7",
         "`sim` only: seeds the simulated answers."),
     // Roles.

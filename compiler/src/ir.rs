@@ -115,6 +115,10 @@ pub struct SimOptions {
     pub malformed_first: u32,
     pub confidence: Option<f64>,
     pub seed: u64,
+    /// In an agent step, the turns that call a tool before the answer
+    /// (`tool_calls:`, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -470,6 +474,14 @@ impl Call {
             Call::Llm { prompt, .. } => vec![prompt],
         }
     }
+
+    /// The agent of an `agent ROLE(…)` call.
+    pub fn agent(&self) -> Option<&Agent> {
+        match self {
+            Call::Llm { agent, .. } => agent.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl Cond {
@@ -731,8 +743,48 @@ pub enum Backoff {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Call {
     Tool { tool: String, args: BTreeMap<String, Expr> },
-    Llm { role: String, prompt: Expr },
+    /// `llm ROLE(prompt)`; with `agent`, `agent ROLE(prompt) { tools: … }`.
+    Llm {
+        role: String,
+        prompt: Expr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<Agent>,
+    },
     Workflow { workflow: String, args: BTreeMap<String, Expr> },
+}
+
+/// What makes an LLM call a bounded agent (docs/language.md, Agent steps).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The tools the model may call, in the order of `tools:`.
+    pub tools: Vec<AgentTool>,
+    /// The most model calls (`max_turns:`).
+    pub max_turns: u32,
+    /// The most tool calls run (`max_tool_calls:`, default `max_turns - 1`).
+    pub max_tool_calls: u32,
+}
+
+/// One tool of an agent step, as providers are told of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentTool {
+    /// The dotted name (`http.get`).
+    pub tool: String,
+    /// The name providers see: `.` written `__` (`http__get`), since
+    /// function names may not hold dots.
+    pub wire_name: String,
+    /// The tool's doc comment, else a sentence naming it.
+    pub description: String,
+    /// The JSON Schema of the arguments: an object of the parameters.
+    pub parameters: serde_json::Value,
+    pub risk: Risk,
+    pub effect: Effect,
+}
+
+impl AgentTool {
+    /// The name providers see for a dotted tool name.
+    pub fn wire_name_of(tool: &str) -> String {
+        tool.replace('.', "__")
+    }
 }
 
 /// The worst-case cost of a step and the figures it came from.

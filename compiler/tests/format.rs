@@ -276,7 +276,7 @@ mod random_programs {
     fn step_call() -> impl Strategy<Value = Expr> {
         let simple = prop_oneof![
             call(expr()),
-            (ident(), expr()).prop_map(|(role, prompt)| ex(ExprKind::Llm { role, prompt: Box::new(prompt) })),
+            (ident(), expr(), any::<bool>()).prop_map(|(role, prompt, agent)| ex(ExprKind::Llm { role, prompt: Box::new(prompt), agent })),
         ];
         prop_oneof![
             3 => simple.clone(),
@@ -320,6 +320,7 @@ mod random_programs {
         let op = prop::option::of(prop::sample::select(vec![BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Le, BinaryOp::Gt]));
         let kind = prop_oneof![
             (ident(), outcome.clone(), expr()).prop_map(|(role, outcome, value)| TestStmtKind::GivenLlm { role, outcome, value }),
+            (ident(), call(expr())).prop_map(|(role, value)| TestStmtKind::GivenLlm { role, outcome: Scripted::Calls, value }),
             (prop::collection::vec(ident(), 1..3), outcome, expr())
                 .prop_map(|(tool, outcome, value)| TestStmtKind::GivenTool { tool, outcome, value }),
             (any::<bool>(), ident()).prop_map(|(approve, step)| TestStmtKind::Answer { approve, step }),

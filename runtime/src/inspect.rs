@@ -24,6 +24,8 @@ struct StepSummary {
     /// Calls answered from the response cache, and what they saved.
     cache_hits: u32,
     cache_saved_usd: f64,
+    /// An agent step's turns and tool calls (`agent.turn`, `agent.tool`), in order.
+    agent: Vec<Value>,
 }
 
 /// `{"run_id", "workflow", "status", "started_at", "cost_usd"}` (`aosc runs --json`).
@@ -95,6 +97,15 @@ fn summarize(journal: &[Entry]) -> Vec<(String, StepSummary)> {
                 }
                 s.routing.push(v);
             }
+            Transition::AgentTurn { item, attempt, turn, model, text, calls, usage, .. } => {
+                let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+                s.agent.push(json!({"kind": "turn", "item": item, "attempt": attempt, "turn": turn, "model": model,
+                                    "calls": names, "answer": calls.is_empty().then_some(text), "cost_usd": usage.cost_usd}));
+            }
+            Transition::AgentTool { item, attempt, turn, call_id, tool, args, output, error, .. } => {
+                s.agent.push(json!({"kind": "tool", "item": item, "attempt": attempt, "turn": turn, "call_id": call_id,
+                                    "tool": tool, "args": args, "output": output, "error": error}));
+            }
             _ => {}
         }
     }
@@ -120,6 +131,9 @@ impl Runtime {
             });
             if let (false, Some(obj)) = (s.routing.is_empty(), v.as_object_mut()) {
                 obj.insert("routing".into(), Value::Array(s.routing));
+            }
+            if let (false, Some(obj)) = (s.agent.is_empty(), v.as_object_mut()) {
+                obj.insert("agent".into(), Value::Array(s.agent));
             }
             if let (Some(n), Some(obj)) = (s.items, v.as_object_mut()) {
                 obj.insert("items".into(), json!({"total": n, "succeeded": s.items_done}));

@@ -109,7 +109,7 @@ fn step(name: &str, kind: StepKind, call: Call) -> Step {
 
 /// `step NAME = llm ROLE(prompt)`.
 pub fn llm(name: &str, role: &str, prompt: Expr) -> Step {
-    step(name, StepKind::Llm, Call::Llm { role: role.into(), prompt })
+    step(name, StepKind::Llm, Call::Llm { role: role.into(), prompt, agent: None })
 }
 
 /// `step NAME = TOOL(args)`.

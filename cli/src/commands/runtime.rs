@@ -321,6 +321,13 @@ fn plain_line(e: &Entry) -> Option<String> {
             let it = item.map(|i| format!(" item {i}")).unwrap_or_default();
             format!("{who}step {step}{it}: {}", routed_note(&e.transition, false)?)
         }
+        Transition::AgentTool { item, turn, tool, error, .. } => {
+            let it = item.map(|i| format!(" item {i}")).unwrap_or_default();
+            match error {
+                Some(err) => format!("{who}step {step}{it}: turn {turn}: tool {tool} failed ({err})"),
+                None => format!("{who}step {step}{it}: turn {turn}: called tool {tool}"),
+            }
+        }
         _ => return None,
     })
 }

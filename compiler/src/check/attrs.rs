@@ -246,6 +246,8 @@ pub struct StepAttrs {
     pub max_output_tokens: Option<u64>,
     pub max_items: Option<u64>,
     pub concurrency: Option<u32>,
+    pub max_turns: Option<u32>,
+    pub max_tool_calls: Option<u32>,
 }
 
 impl StepAttrs {
@@ -260,6 +262,8 @@ impl StepAttrs {
             max_output_tokens: b.count("max_output_tokens"),
             max_items: b.count("max_items"),
             concurrency: b.count_u32("concurrency"),
+            max_turns: b.count_u32("max_turns"),
+            max_tool_calls: b.count_u32("max_tool_calls"),
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::span::Span;
 
 use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
 use super::env::{Env, Local};
-use super::roles;
+use super::{agent, roles};
 use super::tokens::{self, Tokenizer};
 
 mod value;
@@ -119,6 +119,12 @@ pub fn analyze_for_diagnostics(env: &Env, models: &BTreeMap<String, ir::Model>, 
     }
     diags.append(&mut scratch);
     report
+}
+
+/// [`analyze`] counting every prompt in UTF-8 bytes, whatever the findings
+/// (the incremental re-check decides about exact counts itself).
+pub(crate) fn analyze_bytes(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>) -> CostReport {
+    run(env, models, diags, false)
 }
 
 fn run(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>, exact: bool) -> CostReport {

@@ -44,7 +44,7 @@ pub fn check(env: &Env, diags: &mut Vec<Diagnostic>) -> BTreeMap<String, StepGra
 }
 
 /// The attribute keys whose bare names are not steps.
-const NON_STEP_KEYS: &[&str] = &["after", "verify", "risk", "cache_scope"];
+const NON_STEP_KEYS: &[&str] = &["after", "verify", "risk", "tools", "cache_scope"];
 
 fn workflow(env: &Env, file: FileId, wf: &ast::Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph {
     // The first step of each name (a duplicate is E0102 already).

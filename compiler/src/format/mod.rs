@@ -545,7 +545,11 @@ impl<'a> Printer<'a> {
     fn test_stmt(&mut self, stmt: &TestStmt) {
         match &stmt.kind {
             TestStmtKind::GivenLlm { role, outcome, value } => {
-                let verb = if *outcome == Scripted::Fails { "fails" } else { "replies" };
+                let verb = match outcome {
+                    Scripted::Fails => "fails",
+                    Scripted::Returns => "replies",
+                    Scripted::Calls => "calls",
+                };
                 self.text(&format!("given llm {} {verb} ", role.name));
                 self.expr(value, 0, 0);
             }

@@ -143,7 +143,7 @@ fn triple_quoted_strings_are_reindented() {
         parts: vec![StrPart::Text("Summarize:\n  ".into()), StrPart::Interp(name("rows")), StrPart::Text("\n\"\"\"".into())],
         triple: true,
     }));
-    let llm = e(ExprKind::Llm { role: id("executor"), prompt: Box::new(prompt) });
+    let llm = e(ExprKind::Llm { role: id("executor"), prompt: Box::new(prompt), agent: false });
     let short = step("a", call("f.g", vec![]), None);
     let out = print(vec![workflow(vec![short.clone(), short, step("s", llm, None)], Some(name("s")))]);
     insta::assert_snapshot!(out, @r#"

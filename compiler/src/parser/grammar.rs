@@ -398,7 +398,7 @@ where
                 call.span,
                 &format!("expected a call after `{after}`"),
                 if first == Token::LParen { "parentheses make this an expression, not a call" } else { "this is not a call" },
-                Some("write a tool call `ns.name(…)`, a workflow call `name(…)`, `llm ROLE(prompt)` or `for x in LIST => CALL`"),
+                Some("write a tool call `ns.name(…)`, a workflow call `name(…)`, `llm ROLE(prompt)`, `agent ROLE(prompt)` or `for x in LIST => CALL`"),
             ));
         }
         call
@@ -504,6 +504,23 @@ where
                     kind: ExprKind::Llm {
                         role,
                         prompt: Box::new(prompt),
+                        agent: false,
+                    },
+                    span: e.span(),
+                });
+            // `agent ROLE(prompt)`: `agent` is a word, not a keyword; a role
+            // name must follow it (else `agent` is an ordinary name).
+            let agent = word("agent")
+                .ignore_then(ident().labelled("a role name"))
+                .then(
+                    expr.clone()
+                        .delimited_by(just(Token::LParen), close(Token::RParen)),
+                )
+                .map_with(|(role, prompt), e| Expr {
+                    kind: ExprKind::Llm {
+                        role,
+                        prompt: Box::new(prompt),
+                        agent: true,
                     },
                     span: e.span(),
                 });
@@ -528,6 +545,7 @@ where
                 record,
                 paren,
                 llm,
+                agent,
                 for_,
                 path,
             ))
@@ -1236,14 +1254,24 @@ where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
     E: PErr<'t, 's, I>,
 {
-    let llm_outcome = choice((word("replies").to(Scripted::Returns), word("fails").to(Scripted::Fails)));
+    let llm_outcome = choice((word("replies").to(Scripted::Returns), word("fails").to(Scripted::Fails), word("calls").to(Scripted::Calls)));
     let tool_outcome = choice((word("returns").to(Scripted::Returns), word("fails").to(Scripted::Fails)));
     let given = word("given").ignore_then(choice((
         just(Token::Llm)
             .ignore_then(ident().labelled("a role name"))
             .then(llm_outcome)
             .then(ex.clone())
-            .map(|((role, outcome), value)| TestStmtKind::GivenLlm { role, outcome, value }),
+            .validate(|((role, outcome), value): ((Ident, Scripted), Expr), _, emitter| {
+                if outcome == Scripted::Calls && !matches!(value.kind, ExprKind::Call { .. } | ExprKind::Error) {
+                    emitter.emit(custom_error(
+                        value.span,
+                        "expected a tool call after `calls`",
+                        "this is not a call",
+                        Some("write `given llm ROLE calls tool.name(arg: value, …)`"),
+                    ));
+                }
+                TestStmtKind::GivenLlm { role, outcome, value }
+            }),
         just(Token::Tool)
             .ignore_then(ident().labelled("a tool name").separated_by(just(Token::Dot)).at_least(1).collect::<Vec<_>>())
             .then(tool_outcome)

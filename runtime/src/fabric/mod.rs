@@ -3,6 +3,7 @@
 //! fallbacks with transport retries, schema validation with one repair,
 //! verification against `min_confidence`, and token and cost accounting.
 
+pub mod agent;
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
@@ -47,6 +48,9 @@ pub struct Request {
     /// When set, the provider streams the reply and sends its text here as
     /// it arrives (answers only; verifications are not streamed).
     pub stream: Option<stream::Deltas>,
+    /// A turn of an agent step: its tools and the turns so far. Providers
+    /// then ignore `schema` (the agent writes it into the prompt).
+    pub conversation: Option<Arc<agent::Conversation>>,
 }
 
 /// A provider's answer, with usage as the provider reported it.
@@ -66,6 +70,8 @@ pub struct Completion {
     /// For a verdict: the probability the provider's log-probabilities give
     /// its `agreement: true` token, when it returned them.
     pub agreement_probability: Option<f64>,
+    /// The tools an agent's turn asks to call (empty: the reply is the answer).
+    pub tool_calls: Vec<agent::ToolCall>,
 }
 
 /// Why a provider gave no answer. Neither is billed.
@@ -119,6 +125,21 @@ pub enum FabricError {
     Unverified { why: String, replies: Vec<String> },
     #[error("no reply")]
     NoReply,
+    /// An agent step's final answer did not parse or validate on its last turn.
+    #[error("the answer of agent step `{step}` is unusable after {turns} turns: {problem}")]
+    AgentUnusable { step: String, turns: u32, problem: String },
+    /// An agent step used all its turns; `still_calling` names the tools of
+    /// its last turn's calls (empty when the loop ended otherwise).
+    #[error("agent step `{step}` gave no answer within `max_turns: {turns}`{}", still_calling_note(.still_calling))]
+    AgentTurns { step: String, turns: u32, still_calling: Vec<String> },
+}
+
+fn still_calling_note(tools: &[String]) -> String {
+    if tools.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = tools.iter().map(|t| format!("`{t}`")).collect();
+    format!(": its last turn still called {}", names.join(", "))
 }
 
 fn rejected_replies(replies: &[String]) -> String {
@@ -543,6 +564,15 @@ impl Fabric {
         Err(FabricError::AllFailed { role: role.to_string(), last })
     }
 
+    /// One turn of an agent step: the role's chain asked as for any call
+    /// (fallbacks, transport retries, cooldowns; choices in `out`), with
+    /// the request's conversation. The usage is the answering model's.
+    pub async fn agent_turn(&self, program: &Program, req: &Request, out: &mut LlmOutcome, step: &str) -> Result<(Completion, Usage, String), FabricError> {
+        let (c, model) = self.ask_chain(program, &req.role, req, out, step).await?;
+        let usage = usage_of(&model, &c);
+        Ok((c, usage, model.name))
+    }
+
     /// Runs one LLM attempt of a step.
     pub async fn call(&self, program: &Program, call: LlmCall<'_>) -> LlmOutcome {
         let mut out = LlmOutcome::default();
@@ -583,6 +613,7 @@ impl Fabric {
                 purpose: Purpose::Answer,
                 role: call.role.to_string(),
                 stream: self.deltas.clone(),
+                conversation: None,
             };
             let (reply, model) = match self.ask_chain(program, call.role, &base, &mut out, call.step).await {
                 Ok(r) => r,
@@ -692,6 +723,7 @@ impl Fabric {
             purpose: Purpose::Verify,
             role: verify.role.clone(),
             stream: None,
+            conversation: None,
         };
         let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
         out.usage.add(&usage_of(&model, &c));
@@ -745,6 +777,10 @@ impl Fabric {
 /// validated against the schema in every mode.
 fn for_model(base: &Request, model: &Model) -> Request {
     let mut req = Request { model: model.clone(), ..base.clone() };
+    // An agent's turn carries its schema in the prompt already.
+    if base.conversation.is_some() {
+        return req;
+    }
     if let Some(schema) = &base.schema {
         let shown = match model.structured {
             Structured::JsonSchema => return req,
@@ -767,7 +803,7 @@ fn for_model(base: &Request, model: &Model) -> Request {
 
 /// The JSON of a reply: trimmed, and without a Markdown code fence around
 /// it (models asked for JSON in the prompt often add one).
-fn json_text(text: &str) -> &str {
+pub(crate) fn json_text(text: &str) -> &str {
     let t = text.trim();
     let Some(rest) = t.strip_prefix("```") else { return t };
     let rest = rest.strip_prefix("json").unwrap_or(rest);
@@ -801,7 +837,7 @@ fn usage_of(model: &Model, c: &Completion) -> Usage {
     }
 }
 
-fn placeholder_model() -> Model {
+pub(crate) fn placeholder_model() -> Model {
     Model {
         name: String::new(),
         provider: ProviderKind::Sim,

@@ -57,6 +57,10 @@ pub enum Act {
     /// `message_stop`, a `finishReason`), as when a connection drops.
     /// A request that does not stream gets a 200 with a truncated body.
     Cut,
+    /// A success that calls a tool through the provider's native tool
+    /// calling (OpenAI `tool_calls`, Anthropic `tool_use`, Gemini
+    /// `functionCall`): the function's name and arguments.
+    CallTool { name: String, args: Value },
 }
 
 impl Act {
@@ -78,6 +82,10 @@ impl Act {
             message: message.into(),
             headers: vec![("retry-after-ms".into(), ms.to_string()), ("retry-after".into(), ms.div_ceil(1000).to_string())],
         }
+    }
+
+    pub fn call_tool(name: &str, args: Value) -> Act {
+        Act::CallTool { name: name.to_string(), args }
     }
 
     pub fn server_error(provider: &str) -> Act {
@@ -345,6 +353,23 @@ async fn openai(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     if let Act::Malformed = act {
         return respond(200, &[], "{\"id\": \"chatcmpl-1\", \"choices\": [".into());
     }
+    if let Some(problem) = openai_tool_problem(&req) {
+        let body = json!({"error": {"message": problem, "type": "invalid_request_error", "param": "messages", "code": null}});
+        return respond(400, &[], body.to_string());
+    }
+    if let Act::CallTool { name, args } = &act {
+        let n = req.get("messages").and_then(Value::as_array).map_or(0, Vec::len);
+        let body = json!({
+            "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null,
+                "tool_calls": [{"id": format!("call_fake{n}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}]},
+                "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
+                      "prompt_tokens_details": {"cached_tokens": 20, "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 10, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        });
+        return respond(200, &[("x-request-id".into(), "req_fake".into())], body.to_string());
+    }
     let streamed = req.get("stream") == Some(&json!(true));
     if let (Act::Cut, false) = (&act, streamed) {
         return respond(200, &[], "{\"id\": \"chatcmpl-1\", \"choices\": [".into());
@@ -419,6 +444,19 @@ async fn anthropic(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: By
     }
     if let Act::Malformed = act {
         return respond(200, &[], "<html>502 Bad Gateway</html>".into());
+    }
+    if let Some(problem) = anthropic_tool_problem(&req) {
+        return err(400, "invalid_request_error", &problem, &[]);
+    }
+    if let Act::CallTool { name, args } = &act {
+        let n = req.get("messages").and_then(Value::as_array).map_or(0, Vec::len);
+        let body = json!({
+            "id": "msg_01Fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": format!("toolu_01Fake{n}"), "name": name, "input": args}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 100, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 20, "output_tokens": 30}
+        });
+        return respond(200, &[("request-id".into(), "req_011CfakeFake".into())], body.to_string());
     }
     // A forced tool: the answer is the tool call's input.
     let forced = req.pointer("/tool_choice/type").and_then(Value::as_str) == Some("tool");
@@ -496,6 +534,15 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
     if let Act::Malformed = act {
         return respond(200, &[], "{\"candidates\": [{\"content\": ".into());
     }
+    if let Some(problem) = gemini_tool_problem(&req) {
+        return err(400, "INVALID_ARGUMENT", &problem, &[]);
+    }
+    let usage = json!({"promptTokenCount": 120, "candidatesTokenCount": 20, "totalTokenCount": 160,
+                       "cachedContentTokenCount": 20, "thoughtsTokenCount": 10});
+    if let Act::CallTool { name, args } = &act {
+        let candidate = json!({"content": {"parts": [{"functionCall": {"name": name, "args": args}}], "role": "model"}, "finishReason": "STOP", "index": 0});
+        return respond(200, &[], json!({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}).to_string());
+    }
     let schema = req.pointer("/generationConfig/responseJsonSchema").cloned();
     if let (Act::Cut, false) = (&act, streamed) {
         return respond(200, &[], "{\"candidates\": [{\"content\": ".into());
@@ -567,4 +614,116 @@ fn sse(events: Vec<(Option<String>, String)>, cut: bool) -> Response {
     resp.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
     resp.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
     resp
+}
+
+/// What OpenAI answers 400 to in a tool-calling conversation: a `tool`
+/// message that answers no `tool_calls` id of the assistant message before
+/// it, an assistant `tool_calls` id left unanswered, a tool call of a
+/// function not in `tools`, or `tool_choice` without `tools`.
+fn openai_tool_problem(req: &Value) -> Option<String> {
+    let tools: Vec<&str> = req.get("tools").and_then(Value::as_array).map(|ts| ts.iter().filter_map(|t| t.pointer("/function/name").and_then(Value::as_str)).collect()).unwrap_or_default();
+    if req.get("tool_choice").is_some() && tools.is_empty() {
+        return Some("'tool_choice' is only allowed when 'tools' are specified.".into());
+    }
+    let msgs = req.get("messages").and_then(Value::as_array)?;
+    let mut open: Vec<String> = Vec::new();
+    for m in msgs {
+        match m.get("role").and_then(Value::as_str) {
+            Some("assistant") => {
+                if !open.is_empty() {
+                    return Some(format!("An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {}", open.join(", ")));
+                }
+                for c in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                    let name = c.pointer("/function/name").and_then(Value::as_str).unwrap_or("");
+                    if !tools.contains(&name) {
+                        return Some(format!("tool call of unknown function `{name}`"));
+                    }
+                    if c.pointer("/function/arguments").and_then(Value::as_str).is_none() {
+                        return Some("function.arguments must be a string".into());
+                    }
+                    open.push(c.get("id").and_then(Value::as_str).unwrap_or("").to_string());
+                }
+            }
+            Some("tool") => {
+                let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
+                let Some(i) = open.iter().position(|o| o == id) else {
+                    return Some("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.".into());
+                };
+                open.remove(i);
+            }
+            _ => {
+                if !open.is_empty() {
+                    return Some(format!("tool_call_ids did not have response messages: {}", open.join(", ")));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// What Anthropic answers 400 to: `tool_use` blocks without `tools`, a
+/// `tool_result` that answers no `tool_use` of the assistant message right
+/// before it, or a `tool_use` left unanswered.
+fn anthropic_tool_problem(req: &Value) -> Option<String> {
+    let tools: Vec<&str> = req.get("tools").and_then(Value::as_array).map(|ts| ts.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).collect()).unwrap_or_default();
+    let msgs = req.get("messages").and_then(Value::as_array)?;
+    let mut open: Vec<String> = Vec::new();
+    for m in msgs {
+        let blocks: Vec<&Value> = m.get("content").and_then(Value::as_array).map(|b| b.iter().collect()).unwrap_or_default();
+        match m.get("role").and_then(Value::as_str) {
+            Some("assistant") => {
+                if !open.is_empty() {
+                    return Some("messages: tool_use ids were found without tool_result blocks immediately after".into());
+                }
+                for b in blocks.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use")) {
+                    let name = b.get("name").and_then(Value::as_str).unwrap_or("");
+                    if !tools.contains(&name) {
+                        return Some("Requests which include `tool_use` or `tool_result` blocks must define tools.".into());
+                    }
+                    open.push(b.get("id").and_then(Value::as_str).unwrap_or("").to_string());
+                }
+            }
+            _ => {
+                for b in blocks.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")) {
+                    let id = b.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+                    let Some(i) = open.iter().position(|o| o == id) else {
+                        return Some(format!("messages: unexpected `tool_use_id` found in `tool_result` blocks: {id}"));
+                    };
+                    open.remove(i);
+                }
+                if !open.is_empty() {
+                    return Some("messages: tool_use ids were found without tool_result blocks immediately after".into());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// What Gemini answers 400 to: a `functionCall` of an undeclared function,
+/// or a turn of `functionCall`s not followed by as many `functionResponse`s.
+fn gemini_tool_problem(req: &Value) -> Option<String> {
+    let declared: Vec<&str> = req.pointer("/tools/0/functionDeclarations").and_then(Value::as_array).map(|ds| ds.iter().filter_map(|d| d.get("name").and_then(Value::as_str)).collect()).unwrap_or_default();
+    let contents = req.get("contents").and_then(Value::as_array)?;
+    let mut open = 0usize;
+    for c in contents {
+        let parts: Vec<&Value> = c.get("parts").and_then(Value::as_array).map(|p| p.iter().collect()).unwrap_or_default();
+        let calls: Vec<&str> = parts.iter().filter_map(|p| p.pointer("/functionCall/name").and_then(Value::as_str)).collect();
+        let responses = parts.iter().filter(|p| p.get("functionResponse").is_some()).count();
+        if let Some(name) = calls.iter().find(|n| !declared.contains(n)) {
+            return Some(format!("function `{name}` is not declared in tools.functionDeclarations"));
+        }
+        if c.get("role").and_then(Value::as_str) == Some("model") {
+            if open > 0 {
+                return Some("Please ensure that function call turn comes immediately after a user turn or after a function response turn.".into());
+            }
+            open = calls.len();
+        } else {
+            if responses != open {
+                return Some("Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.".into());
+            }
+            open = 0;
+        }
+    }
+    None
 }

@@ -104,7 +104,7 @@ impl<'a> Walker<'_, '_, 'a, '_> {
             }
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
             ExprKind::Call { callee, args } => self.builtin(callee, args),
-            ExprKind::Llm { role, prompt } => {
+            ExprKind::Llm { role, prompt, .. } => {
                 self.llm(role, prompt);
                 self.push(
                     Diagnostic::error(Code::E0201, self.file, e.span, "an LLM call can only be the call of a step")
