@@ -3,10 +3,8 @@
 //! the test's own) and a Redis of the test's own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
-#[path = "../../runtime/tests/support/redis.rs"]
-mod redis_server;
+use aos_testkit::redis as redis_server;
+use aos_testkit::services as support;
 
 use std::path::Path;
 use std::process::{Command, Output};

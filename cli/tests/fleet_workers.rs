@@ -5,10 +5,8 @@
 //! single-process `aosc run`'s.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
-#[path = "../../runtime/tests/support/redis.rs"]
-mod redis_server;
+use aos_testkit::redis as redis_server;
+use aos_testkit::services as support;
 mod fleet_support;
 
 use std::process::Child;

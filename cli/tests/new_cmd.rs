@@ -5,8 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/fake_llm.rs"]
-mod fake_llm;
+use aos_testkit::fake_llm;
 
 use std::path::Path;
 use std::process::{Command, Output};

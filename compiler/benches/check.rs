@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use aos_compiler::check::FileLoader;
-use aos_compiler::testgen::checked_pipeline;
+use aos_compiler::testkit::testgen::checked_pipeline;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// The generated pipelines only `use std.*`, which is embedded.

@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use aos_compiler::testgen::pipeline;
+use aos_compiler::testkit::testgen::pipeline;
 use aos_compiler::{FileId, parse};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 

@@ -26,11 +26,11 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("gen") => {
             let n: usize = args[1].parse().unwrap();
-            std::fs::write(&args[2], aos_compiler::testgen::checked_pipeline(n)).unwrap();
+            std::fs::write(&args[2], aos_compiler::testkit::testgen::checked_pipeline(n)).unwrap();
         }
         Some("gen-parse") => {
             let n: usize = args[1].parse().unwrap();
-            std::fs::write(&args[2], aos_compiler::testgen::pipeline(n)).unwrap();
+            std::fs::write(&args[2], aos_compiler::testkit::testgen::pipeline(n)).unwrap();
         }
         Some(mode @ ("check" | "check-diag")) => {
             let text = std::fs::read_to_string(&args[1]).unwrap();

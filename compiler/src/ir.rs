@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 /// Version of the IR format; bumped when the shape changes.
 pub const IR_VERSION: u32 = 1;
 
+/// A checked program. Read through [`compat`]: an IR written before the
+/// steps carried `typed` and `needs` gets them computed once, on load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "compat::ProgramRepr")]
 pub struct Program {
     pub version: u32,
     /// Every model declared (in this file and the files it uses), by name.
@@ -224,16 +227,163 @@ pub enum PolicyAction {
 }
 
 /// A policy condition over step facts and run facts.
+///
+/// Serialized with the value typed (`{"op": "compare", "cmp": "lt",
+/// "value": {"trust": "trusted"}}`); IR written before values were typed
+/// (`"fact": "trust", ..., "value": "trusted"`) still loads, its value
+/// parsed once on load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "snake_case", try_from = "compat::CondRepr")]
 pub enum Cond {
     True,
     False,
     And { a: Box<Cond>, b: Box<Cond> },
     Or { a: Box<Cond>, b: Box<Cond> },
     Not { a: Box<Cond> },
-    /// `FACT OP VALUE`, e.g. `trust < trusted`, `tool == "shell.exec"`.
-    Compare { fact: Fact, cmp: Cmp, value: String },
+    /// `FACT OP VALUE`, e.g. `trust < trusted`, `tool == "shell.exec"`:
+    /// the value is typed, so the fact is the value's.
+    Compare { cmp: Cmp, value: PolicyValue },
+}
+
+/// What a policy comparison compares a fact with, parsed once when the
+/// policy is checked (or an old IR is loaded): evaluation only compares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyValue {
+    Risk(Risk),
+    Trust(Trust),
+    Kind(StepKind),
+    Effect(Effect),
+    /// A tool's dotted name.
+    Tool(String),
+}
+
+impl PolicyValue {
+    /// The fact this value is compared with.
+    pub fn fact(&self) -> Fact {
+        match self {
+            PolicyValue::Risk(_) => Fact::Risk,
+            PolicyValue::Trust(_) => Fact::Trust,
+            PolicyValue::Kind(_) => Fact::Kind,
+            PolicyValue::Effect(_) => Fact::Effect,
+            PolicyValue::Tool(_) => Fact::Tool,
+        }
+    }
+
+    /// Parses the value of `fact` as written (a level, kind or effect
+    /// name; a tool's name as is). `None` for a name `fact` does not have.
+    pub fn parse(fact: Fact, text: &str) -> Option<PolicyValue> {
+        use crate::check::risk::{parse_effect, parse_kind, parse_risk, parse_trust};
+        Some(match fact {
+            Fact::Risk => PolicyValue::Risk(parse_risk(text)?),
+            Fact::Trust => PolicyValue::Trust(parse_trust(text)?),
+            Fact::Kind => PolicyValue::Kind(parse_kind(text)?),
+            Fact::Effect => PolicyValue::Effect(parse_effect(text)?),
+            Fact::Tool => PolicyValue::Tool(text.to_string()),
+        })
+    }
+
+    /// The value as written in a policy (a tool's name unquoted).
+    pub fn name(&self) -> &str {
+        use crate::check::risk::{effect_name, kind_name, risk_name, trust_name};
+        match self {
+            PolicyValue::Risk(r) => risk_name(*r),
+            PolicyValue::Trust(t) => trust_name(*t),
+            PolicyValue::Kind(k) => kind_name(*k),
+            PolicyValue::Effect(e) => effect_name(*e),
+            PolicyValue::Tool(t) => t,
+        }
+    }
+}
+
+/// The serde shapes `Cond` is read from: today's, and the one IR had
+/// before policy values were typed.
+mod compat {
+    use serde::Deserialize;
+
+    use std::collections::BTreeMap;
+
+    use super::{Cmp, Cond, Fact, Model, PolicyRule, PolicyValue, Program, Tool, Workflow};
+
+    /// [`Program`] as serialized, before the facts old IR lacks are filled.
+    #[derive(Deserialize)]
+    pub(super) struct ProgramRepr {
+        version: u32,
+        models: BTreeMap<String, Model>,
+        roles: BTreeMap<String, Vec<String>>,
+        tools: BTreeMap<String, Tool>,
+        rules: Vec<PolicyRule>,
+        workflows: BTreeMap<String, Workflow>,
+    }
+
+    impl From<ProgramRepr> for Program {
+        fn from(r: ProgramRepr) -> Program {
+            let mut p = Program { version: r.version, models: r.models, roles: r.roles, tools: r.tools, rules: r.rules, workflows: r.workflows };
+            // IR from before `typed` and `needs` has both at their serde
+            // defaults. Today's IR may too (a text step reading no step):
+            // computing them again then gives the same values.
+            for wf in p.workflows.values_mut() {
+                for s in &mut wf.steps {
+                    if !s.typed && s.needs.is_empty() {
+                        s.derive_facts();
+                    }
+                }
+            }
+            p
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(tag = "op", rename_all = "snake_case")]
+    pub(super) enum CondRepr {
+        True,
+        False,
+        And { a: Box<Cond>, b: Box<Cond> },
+        Or { a: Box<Cond>, b: Box<Cond> },
+        Not { a: Box<Cond> },
+        Compare {
+            /// Only in old IR (today's value names its fact).
+            #[serde(default)]
+            fact: Option<Fact>,
+            cmp: Cmp,
+            value: ValueRepr,
+        },
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum ValueRepr {
+        Typed(PolicyValue),
+        /// Old IR: the value as written, meaningful with `fact`.
+        Text(String),
+    }
+
+    impl TryFrom<CondRepr> for Cond {
+        type Error = String;
+
+        fn try_from(r: CondRepr) -> Result<Cond, String> {
+            Ok(match r {
+                CondRepr::True => Cond::True,
+                CondRepr::False => Cond::False,
+                CondRepr::And { a, b } => Cond::And { a, b },
+                CondRepr::Or { a, b } => Cond::Or { a, b },
+                CondRepr::Not { a } => Cond::Not { a },
+                CondRepr::Compare { fact, cmp, value: ValueRepr::Typed(value) } => match fact {
+                    Some(f) if f != value.fact() => {
+                        return Err(format!("a policy comparison of `{f:?}` has a value of `{:?}`", value.fact()));
+                    }
+                    _ => Cond::Compare { cmp, value },
+                },
+                CondRepr::Compare { fact: Some(fact), cmp, value: ValueRepr::Text(text) } => match PolicyValue::parse(fact, &text) {
+                    Some(value) => Cond::Compare { cmp, value },
+                    None => return Err(format!("`{text}` is not a value of the policy fact `{fact:?}`")),
+                },
+                CondRepr::Compare { fact: None, value: ValueRepr::Text(text), .. } => {
+                    return Err(format!("the policy comparison with `{text}` names no fact"));
+                }
+            })
+        }
+    }
 }
 
 /// The facts of one step a policy condition speaks of (the run's `trust`
@@ -247,6 +397,16 @@ pub struct StepFacts<'a> {
     pub tool: Option<&'a str>,
 }
 
+impl Type {
+    /// The type inside `?`, or the type itself.
+    pub fn unwrap_optional(&self) -> &Type {
+        match self {
+            Type::Optional { inner } => inner,
+            t => t,
+        }
+    }
+}
+
 impl Step {
     /// The policy facts of this step.
     pub fn facts(&self) -> StepFacts<'_> {
@@ -255,6 +415,41 @@ impl Step {
             _ => None,
         };
         StepFacts { risk: self.risk, kind: self.kind, effect: self.effect, tool }
+    }
+
+    /// Whether one value of the call (the step's, or one fan-out item's)
+    /// is JSON rather than text: its type, without `?`, is not `String`.
+    pub fn derived_typed(&self) -> bool {
+        let item = match (self.ty.unwrap_optional(), self.fan_out.is_some()) {
+            (Type::List { item }, true) => item.as_ref(),
+            (t, _) => t,
+        };
+        !matches!(item.unwrap_optional(), Type::String)
+    }
+
+    /// The steps the call, the fan-out list and the idempotency key need
+    /// (those only on the left of `??` are not needed), each once, in the
+    /// order they are read.
+    pub fn derived_needs(&self) -> Vec<String> {
+        let mut read = Vec::new();
+        for e in self.call_exprs() {
+            e.steps_read(true, &mut read);
+        }
+        let mut needs: Vec<String> = Vec::new();
+        for n in read {
+            if !needs.iter().any(|x| x == n) {
+                needs.push(n.to_string());
+            }
+        }
+        needs
+    }
+
+    /// Computes `typed` and `needs`: the one definition of both, used when
+    /// the checker lowers a step and when an IR written before they were
+    /// carried is loaded.
+    pub fn derive_facts(&mut self) {
+        self.typed = self.derived_typed();
+        self.needs = self.derived_needs();
     }
 
     /// The expressions evaluated to start an attempt: the call's
@@ -295,19 +490,18 @@ impl Cond {
     /// by the runtime (for the run's). A comparison the checker would have
     /// rejected (an unknown value, an order on `kind`) is false.
     pub fn holds(&self, facts: &StepFacts<'_>, trust: Trust) -> bool {
-        use crate::check::risk::{parse_effect, parse_kind, parse_risk, parse_trust};
         match self {
             Cond::True => true,
             Cond::False => false,
             Cond::And { a, b } => a.holds(facts, trust) && b.holds(facts, trust),
             Cond::Or { a, b } => a.holds(facts, trust) || b.holds(facts, trust),
             Cond::Not { a } => !a.holds(facts, trust),
-            Cond::Compare { fact, cmp, value } => match fact {
-                Fact::Risk => parse_risk(value).is_some_and(|v| cmp.ordered(facts.risk, v)),
-                Fact::Trust => parse_trust(value).is_some_and(|v| cmp.ordered(trust, v)),
-                Fact::Kind => parse_kind(value).is_some_and(|v| cmp.equality(facts.kind == v)),
-                Fact::Effect => parse_effect(value).is_some_and(|v| cmp.equality(facts.effect == v)),
-                Fact::Tool => cmp.equality(facts.tool == Some(value.as_str())),
+            Cond::Compare { cmp, value } => match value {
+                PolicyValue::Risk(v) => cmp.ordered(facts.risk, *v),
+                PolicyValue::Trust(v) => cmp.ordered(trust, *v),
+                PolicyValue::Kind(v) => cmp.equality(facts.kind == *v),
+                PolicyValue::Effect(v) => cmp.equality(facts.effect == *v),
+                PolicyValue::Tool(t) => cmp.equality(facts.tool == Some(t.as_str())),
             },
         }
     }

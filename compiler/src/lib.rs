@@ -24,8 +24,12 @@ pub mod span;
 pub mod stdlib;
 pub mod testplan;
 pub mod verify;
+/// Test support: generated pipelines for the benchmarks and tests (feature
+/// `testkit`, never in a release build of the tools) and hand-made trees for
+/// the unit tests.
+#[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
-pub mod testgen;
+pub mod testkit;
 
 pub use check::{check, check_with, Analysis, FileLoader, FsLoader, Options as CheckOptions, ProjectLoader};
 

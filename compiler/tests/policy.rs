@@ -5,7 +5,7 @@ use std::path::Path;
 
 use aos_compiler::check::policy::{self, Decision, Facts, StepGovernance};
 use aos_compiler::check::{FileLoader, resolve};
-use aos_compiler::ir::{Cmp, Cond, Effect, Fact, PolicyAction, Risk, StepKind, Trust};
+use aos_compiler::ir::{Cmp, Cond, Effect, PolicyAction, PolicyRule, PolicyValue, Risk, StepKind, Trust};
 use aos_compiler::source::Sources;
 
 struct NoFiles;
@@ -42,8 +42,8 @@ fn a_trust_rule_goes_to_the_ir_without_a_diagnostic() {
     assert_eq!(
         deny.cond,
         Cond::And {
-            a: Box::new(Cond::Compare { fact: Fact::Tool, cmp: Cmp::Eq, value: "shell.exec".into() }),
-            b: Box::new(Cond::Compare { fact: Fact::Trust, cmp: Cmp::Lt, value: "trusted".into() }),
+            a: Box::new(Cond::Compare { cmp: Cmp::Eq, value: PolicyValue::Tool("shell.exec".into()) }),
+            b: Box::new(Cond::Compare { cmp: Cmp::Lt, value: PolicyValue::Trust(Trust::Trusted) }),
         }
     );
     assert_eq!(report.rules[1].text, "require approval when risk >= high or trust == untrusted and effect == external");
@@ -55,6 +55,51 @@ fn a_trust_rule_goes_to_the_ir_without_a_diagnostic() {
     assert_eq!(policy::decide(&deny.cond, &facts), Decision::Dynamic);
     assert!(policy::evaluate(&deny.cond, &facts, Trust::Basic));
     assert!(!policy::evaluate(&deny.cond, &facts, Trust::Trusted));
+}
+
+/// IR written before policy values were typed (journals keep the program
+/// of every run) still loads: the string values are parsed once, on load,
+/// and the rule means what it meant.
+#[test]
+fn an_old_ir_rule_with_string_values_loads_typed() {
+    let old = serde_json::json!({
+        "policy": "house_rules",
+        "text": "deny when tool == \"shell.exec\" and trust < trusted or risk >= high and not effect == pure",
+        "action": "deny",
+        "cond": {"op": "or",
+            "a": {"op": "and",
+                "a": {"op": "compare", "fact": "tool", "cmp": "eq", "value": "shell.exec"},
+                "b": {"op": "compare", "fact": "trust", "cmp": "lt", "value": "trusted"}},
+            "b": {"op": "and",
+                "a": {"op": "compare", "fact": "risk", "cmp": "ge", "value": "high"},
+                "b": {"op": "not", "a": {"op": "compare", "fact": "effect", "cmp": "eq", "value": "pure"}}}}
+    });
+    let rule: PolicyRule = serde_json::from_value(old).unwrap();
+    let Cond::Or { a, b } = &rule.cond else { panic!("{:?}", rule.cond) };
+    assert_eq!(
+        **a,
+        Cond::And {
+            a: Box::new(Cond::Compare { cmp: Cmp::Eq, value: PolicyValue::Tool("shell.exec".into()) }),
+            b: Box::new(Cond::Compare { cmp: Cmp::Lt, value: PolicyValue::Trust(Trust::Trusted) }),
+        }
+    );
+    let Cond::And { a: risk, b: not } = &**b else { panic!("{b:?}") };
+    assert_eq!(**risk, Cond::Compare { cmp: Cmp::Ge, value: PolicyValue::Risk(Risk::High) });
+    assert_eq!(**not, Cond::Not { a: Box::new(Cond::Compare { cmp: Cmp::Eq, value: PolicyValue::Effect(Effect::Pure) }) });
+    let shell = Facts { risk: Risk::Low, kind: StepKind::Tool, effect: Effect::External, tool: Some("shell.exec") };
+    assert!(rule.cond.holds(&shell, Trust::Basic));
+    assert!(!rule.cond.holds(&shell, Trust::Trusted));
+    // Written again, it is in today's typed form, and reads back the same.
+    let new = serde_json::to_value(&rule).unwrap();
+    assert_eq!(new["cond"]["a"]["b"], serde_json::json!({"op": "compare", "cmp": "lt", "value": {"trust": "trusted"}}));
+    assert_eq!(serde_json::from_value::<PolicyRule>(new).unwrap(), rule);
+    // A value its fact does not have is a load error, never a rule that
+    // silently never matches.
+    let bad = serde_json::json!({"op": "compare", "fact": "risk", "cmp": "ge", "value": "severe"});
+    let e = serde_json::from_value::<Cond>(bad).unwrap_err().to_string();
+    assert!(e.contains("`severe` is not a value of the policy fact"), "{e}");
+    let mixed = serde_json::json!({"op": "compare", "fact": "risk", "cmp": "ge", "value": {"trust": "admin"}});
+    assert!(serde_json::from_value::<Cond>(mixed).is_err());
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn diagnostics_only_mode_reports_what_check_reports() {
     assert!(compared > 30, "only {compared} fixtures");
     // Mixed OpenAI (o200k) and Anthropic roles, a budget that holds: no
     // finding, so the fast mode never needed the BPE.
-    let text = aos_compiler::testgen::checked_pipeline(120);
+    let text = aos_compiler::testkit::testgen::checked_pipeline(120);
     let full = check("gen.aos", &text, &FixtureLoader);
     let fast = aos_compiler::check_with("gen.aos", &text, &FixtureLoader, options);
     assert!(full.diagnostics.is_empty() && fast.diagnostics.is_empty(), "{:?}", fast.diagnostics);

@@ -387,7 +387,7 @@ pub fn prepare_inputs(wf: &Workflow, mut inputs: BTreeMap<String, Value>) -> Res
     let mut out = BTreeMap::new();
     for p in &wf.params {
         let value = match inputs.remove(&p.name) {
-            Some(v) => validate::input(&wf.name, p, v).map_err(RuntimeError::Usage)?,
+            Some(v) => validate::input(&wf.name, p, v).map_err(|e| RuntimeError::Usage(e.to_string()))?,
             None => match &p.default {
                 Some(e) => {
                     let empty_params = BTreeMap::new();

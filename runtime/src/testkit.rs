@@ -167,26 +167,13 @@ pub fn add(wf: &mut Workflow, mut step: Step) {
     for e in exprs {
         e.steps_read(false, &mut read);
     }
-    let mut needed = Vec::new();
-    for e in step.call_exprs() {
-        e.steps_read(true, &mut needed);
-    }
-    let (read, needed): (Vec<String>, Vec<String>) = (read.into_iter().map(str::to_string).collect(), needed.into_iter().map(str::to_string).collect());
+    let read: Vec<String> = read.into_iter().map(str::to_string).collect();
     for n in read {
         if !step.deps.contains(&n) {
             step.deps.push(n);
         }
     }
-    for n in needed {
-        if !step.needs.contains(&n) {
-            step.needs.push(n);
-        }
-    }
-    let item = match (&step.ty, &step.fan_out) {
-        (Type::List { item }, Some(_)) => (**item).clone(),
-        (t, _) => t.clone(),
-    };
-    step.typed = !matches!(item, Type::String) && !matches!(&item, Type::Optional { inner } if **inner == Type::String);
+    step.derive_facts();
     wf.steps.push(step);
 }
 

@@ -24,7 +24,7 @@ use crate::fabric::agent::{call_text, ToolCall};
 use crate::fabric::{Completion, Fabric, Provider, ProviderError, Request};
 use crate::store::BoxFuture;
 use crate::store::sqlite::SqliteStore;
-use crate::tools::{Tool, ToolCtx, Tools};
+use crate::tools::{Tool, ToolCtx, ToolError, Tools};
 use crate::{RunOptions, Runtime, RuntimeError, Verdict};
 
 /// What a test's run did, and which expectations failed.
@@ -133,14 +133,14 @@ struct ScriptedTool {
 }
 
 impl Tool for ScriptedTool {
-    fn call<'a>(&'a self, _args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, _args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let script = self.results.lock().ok().and_then(|mut r| r.get_mut(&self.name).and_then(Queue::take));
             match script {
                 Some(Script::Returns(v)) => Ok(v),
-                Some(Script::Fails(m)) => Err(m),
-                Some(Script::Calls { .. }) => Err(format!("tool `{}` has a scripted model turn for a result", self.name)),
-                None => Err(format!("the test scripts no result for tool `{}` (add `given tool {} returns …`)", self.name, self.name)),
+                Some(Script::Fails(m)) => Err(ToolError::Failed(m)),
+                Some(Script::Calls { .. }) => Err(ToolError::BadInput(format!("tool `{}` has a scripted model turn for a result", self.name))),
+                None => Err(ToolError::BadInput(format!("the test scripts no result for tool `{}` (add `given tool {} returns …`)", self.name, self.name))),
             }
         })
     }

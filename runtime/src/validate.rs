@@ -20,6 +20,15 @@ pub struct Mismatch {
     pub found: String,
 }
 
+/// A run input or a returned value that is not of its declared type.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TypeError {
+    #[error("input `{param}` of workflow `{workflow}` must be {expected}: {mismatch}; nothing was run")]
+    Input { workflow: String, param: String, expected: String, mismatch: Mismatch },
+    #[error("workflow `{workflow}` returned a value that is not its declared {expected}: {mismatch}")]
+    Returned { workflow: String, expected: String, mismatch: Mismatch },
+}
+
 /// Checks `value` against `ty`.
 pub fn conforms(ty: &Type, value: &Value) -> Result<(), Mismatch> {
     check(ty, value, &mut String::new())
@@ -32,7 +41,7 @@ pub fn input(
     workflow: &str,
     param: &aos_compiler::ir::Param,
     value: Value,
-) -> Result<Value, String> {
+) -> Result<Value, TypeError> {
     let value = match (textual(&param.ty), &value) {
         (true, Value::Number(n)) => Value::String(n.to_string()),
         (true, Value::Bool(b)) => Value::String(b.to_string()),
@@ -40,11 +49,12 @@ pub fn input(
     };
     match conforms(&param.ty, &value) {
         Ok(()) => Ok(value),
-        Err(m) => Err(format!(
-            "input `{}` of workflow `{workflow}` must be {}: {m}; nothing was run",
-            param.name,
-            type_name(&param.ty)
-        )),
+        Err(mismatch) => Err(TypeError::Input {
+            workflow: workflow.to_string(),
+            param: param.name.clone(),
+            expected: type_name(&param.ty),
+            mismatch,
+        }),
     }
 }
 
@@ -57,15 +67,9 @@ fn textual(ty: &Type) -> bool {
 }
 
 /// The value a workflow returns against its declared return type.
-pub fn returned(wf: &aos_compiler::ir::Workflow, value: &Value) -> Result<(), String> {
+pub fn returned(wf: &aos_compiler::ir::Workflow, value: &Value) -> Result<(), TypeError> {
     let Some(ty) = &wf.ret else { return Ok(()) };
-    conforms(ty, value).map_err(|m| {
-        format!(
-            "workflow `{}` returned a value that is not its declared {}: {m}",
-            wf.name,
-            type_name(ty)
-        )
-    })
+    conforms(ty, value).map_err(|mismatch| TypeError::Returned { workflow: wf.name.clone(), expected: type_name(ty), mismatch })
 }
 
 fn check(ty: &Type, v: &Value, at: &mut String) -> Result<(), Mismatch> {

@@ -1,13 +1,11 @@
 //! Agent steps end to end (docs/language.md, *Agent steps*): compiled from
 //! source, run through the real core and driver against the simulator and
 //! against loopback servers speaking each provider's tool-calling wire
-//! format (`support/fake_llm.rs`), with exact cost; every turn and tool
+//! format (`aos_testkit::fake_llm`), with exact cost; every turn and tool
 //! call journaled; an interrupted agent resumed without repeating a
 //! completed model call or tool call.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -24,9 +22,9 @@ use aos_runtime::fabric::wire::Endpoint;
 use aos_runtime::fabric::Fabric;
 use aos_runtime::store::sqlite::SqliteStore;
 use aos_runtime::store::BoxFuture;
-use aos_runtime::tools::{Tool, ToolCtx, Tools};
+use aos_runtime::tools::{Tool, ToolCtx, ToolError, Tools};
 use aos_runtime::{RunOptions, Runtime};
-use fake_llm::{Act, Fake, Keys};
+use aos_testkit::fake_llm::{Act, Fake, Keys};
 use serde_json::{json, Value};
 
 struct NoFiles;
@@ -51,7 +49,7 @@ struct Recorder {
 }
 
 impl Tool for Recorder {
-    fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             self.calls.lock().unwrap().push(args);
             Ok(self.answer.clone())
@@ -289,7 +287,7 @@ async fn an_interrupted_agent_resumes_without_repeating_a_turn_or_a_tool_call() 
         tx: Arc<tokio::sync::watch::Sender<bool>>,
     }
     impl Tool for Interrupting {
-        fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+        fn call<'a>(&'a self, args: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
             Box::pin(async move {
                 self.calls.lock().unwrap().push(args);
                 let tx = self.tx.clone();

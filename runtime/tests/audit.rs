@@ -2,9 +2,7 @@
 //! it, in the SQLite store and in the PostgreSQL store alike.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-#[path = "support/stores.rs"]
-mod stores;
+use aos_testkit::{both_stores, stores};
 
 use std::collections::BTreeMap;
 

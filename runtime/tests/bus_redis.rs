@@ -5,11 +5,8 @@
 //! memory entries expire after their TTL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-#[path = "support/redis.rs"]
-mod redis_server;
-#[path = "support/stores.rs"]
-mod stores;
+use aos_testkit::redis as redis_server;
+use aos_testkit::stores;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -154,7 +151,7 @@ mod postgres {
 
 async fn call(t: &Tools, name: &str, args: Value, run: &str) -> Result<Value, String> {
     let ctx = ToolCtx { run_id: run.into(), step: "s".into(), ..Default::default() };
-    t.get(name).unwrap().call(args, &ctx).await
+    t.get(name).unwrap().call(args, &ctx).await.map_err(|e| e.to_string())
 }
 
 async fn working_entries_expire_after_their_ttl(w: Arc<dyn working::Working>) {

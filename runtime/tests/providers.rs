@@ -4,8 +4,7 @@
 //! fallback, cooldown, verification, and keys never leaking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
+use aos_testkit::fake_llm;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -250,7 +249,7 @@ async fn wrong_keys_are_not_retried_and_never_leak() {
         vec![model("o", Kind::Openai, "gpt-4o", 1.0, 2.0), model("a", Kind::Anthropic, "claude", 1.0, 2.0), model("g", Kind::Gemini, "gemini", 1.0, 2.0)],
     );
     let out = ask(&f, &p, None, None).await;
-    let err = out.error.clone().unwrap();
+    let err = out.error.clone().unwrap().to_string();
     assert!(err.contains("every model of role `executor` failed"), "{err}");
     assert!(err.contains("gemini: HTTP 400 INVALID_ARGUMENT: API key not valid"), "{err}");
     for id in ["gpt-4o", "claude", "gemini"] {
@@ -365,7 +364,7 @@ async fn verification_asks_for_a_typed_verdict_and_reasks_with_its_problems() {
         ],
     );
     let out = ask(&f, &p, None, Some(&verify)).await;
-    let err = out.error.unwrap();
+    let err = out.error.unwrap().to_string();
     assert!(err.contains("confidence 0.50, below min_confidence 0.70 (problems: still vague)"), "{err}");
     assert!(err.contains("reply 1: first try") && err.contains("reply 2: second try"), "{err}");
 }
@@ -422,7 +421,7 @@ async fn verdict_logprobs_lower_a_confident_verifier() {
         fake.script(id, vec![Act::text(high), Act::text(high)]);
         let out = ask(&f, &p, None, Some(&verify)).await;
         // Stated 0.95, but the `true` token had probability 0.6.
-        let err = out.error.unwrap_or_else(|| panic!("{judge}: accepted"));
+        let err = out.error.unwrap_or_else(|| panic!("{judge}: accepted")).to_string();
         assert!(err.contains("confidence 0.60, below min_confidence 0.70"), "{judge}: {err}");
         let v = out.decisions.iter().find(|d| d.kind == "verify").unwrap();
         assert_eq!(v.data["stated_confidence"], 0.95);

@@ -5,8 +5,7 @@
 //! Against the loopback servers of `support/fake_llm.rs` (real HTTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
+use aos_testkit::fake_llm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,7 +219,7 @@ async fn a_server_rejecting_json_schema_is_not_retried_and_the_error_names_the_a
     // One request, no transport retries (HTTP 500 is otherwise retried).
     assert_eq!(fake.seen_for("llama").len(), 1);
     assert_eq!(kinds(&out), ["model_failed"]);
-    let e = out.error.unwrap();
+    let e = out.error.unwrap().to_string();
     assert!(e.contains("HTTP 500"), "{e}");
     assert!(e.contains("structured: \"json_object\""), "{e}");
     assert!(e.contains("model `llama`"), "{e}");
@@ -233,7 +232,7 @@ async fn a_base_url_without_v1_names_the_url_and_suggests_v1() {
     let f = fabric_at(&fake, fake.base());
     let p = prog(vec![model(Kind::Openai, "gpt", Structured::JsonSchema)]);
     let out = ask(&f, &p, 30, 0, None).await;
-    let e = out.error.unwrap();
+    let e = out.error.unwrap().to_string();
     let url = format!("{}/chat/completions", fake.base());
     assert!(e.contains("HTTP 404"), "{e}");
     assert!(e.contains(&format!("POST {url}")), "{e}");

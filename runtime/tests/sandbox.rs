@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aos_runtime::tools::exec::{ExecTool, ShellExec};
 use aos_runtime::tools::sandbox::{Isolation, Limits, Output, Sandbox};
-use aos_runtime::tools::{Tool, ToolCtx};
+use aos_runtime::tools::{Tool, ToolCtx, ToolError};
 use serde_json::{json, Value};
 
 fn bwrap() -> Isolation {
@@ -124,6 +124,8 @@ async fn without_a_sandbox_nothing_runs_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let refused = Sandbox::new(Isolation::detect_with(None, false), limits());
     let err = refused.run(&["echo".into(), "hi".into()], None, dir.path()).await.unwrap_err();
+    assert!(matches!(err, ToolError::Denied(_)), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("no sandbox is available") && err.contains("AOS_ALLOW_UNSANDBOXED=1"), "{err}");
     let allowed = Sandbox::new(Isolation::detect_with(None, true), limits());
     assert_eq!(allowed.isolation, Isolation::Unsandboxed);
@@ -273,6 +275,8 @@ async fn escape_by_filling_the_workspace_with_many_files() {
     let ws = tempfile::tempdir().unwrap();
     let ctx = ToolCtx { workspace: ws.path().to_path_buf(), idempotency_key: None, run_id: "r".into(), step: "s".into() };
     let e = tool.call(json!({"command": ["sh", "-c", "i=0; while :; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); done"]}), &ctx).await.unwrap_err();
+    assert!(matches!(e, ToolError::Denied(_)), "{e:?}");
+    let e = e.to_string();
     assert!(e.contains("over its quota of 8 MiB") && e.contains("AOS_EXEC_WORKSPACE_MB"), "{e}");
 }
 
@@ -363,6 +367,8 @@ async fn shell_exec_returns_status_stdout_and_stderr() {
     let v = tool.call(json!({"command": ["sh", "-c", "cat; echo err >&2; exit 3"], "stdin": "in"}), &ctx).await.unwrap();
     assert_eq!(v, json!({"status": 3, "stdout": "in", "stderr": "err\n"}));
     let err = tool.call(json!({"command": []}), &ctx).await.unwrap_err();
+    assert!(matches!(err, ToolError::BadInput(_)), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("empty"), "{err}");
     let v = tool.call(json!({"command": ["no-such-program-aos"]}), &ctx).await.unwrap();
     assert_ne!(v["status"], json!(0));
@@ -377,6 +383,8 @@ async fn shell_exec_says_which_limit_ended_the_program() {
     assert!(v["stderr"].as_str().unwrap().contains("CPU limit"), "{v}");
     let tool = ShellExec { sandbox: Arc::new(Sandbox::new(bwrap(), Limits { wall: Duration::from_secs(1), ..limits() })) };
     let err = tool.call(json!({"command": ["sleep", "10"]}), &ctx).await.unwrap_err();
+    assert!(matches!(err, ToolError::Timeout(_)), "{err:?}");
+    let err = err.to_string();
     assert_eq!(err, "shell.exec `sleep 10`: killed after the wall-clock limit of 1s");
 }
 
@@ -401,10 +409,14 @@ async fn exec_tools_take_json_on_stdin_and_answer_json_on_stdout() {
 
     let bad = exec_tool(&["sh", "-c", "echo plain words"], false);
     let err = bad.call(json!({}), &ctx).await.unwrap_err();
+    assert!(matches!(err, ToolError::Failed(_)), "{err:?}");
+    let err = err.to_string();
     assert!(err.starts_with("tool `calc.add` (`sh -c echo plain words`): its stdout is not one JSON value"), "{err}");
 
     let failing = exec_tool(&["sh", "-c", "echo 'bad input' >&2; exit 2"], false);
     let err = failing.call(json!({}), &ctx).await.unwrap_err();
+    assert!(matches!(err, ToolError::Failed(_)), "{err:?}");
+    let err = err.to_string();
     assert!(err.ends_with("exited with status 2; stderr: bad input"), "{err}");
 }
 
@@ -422,11 +434,15 @@ async fn escape_through_file_tools_via_a_symlink_the_program_planted() {
     let read = aos_runtime::tools::file::Read;
     for path in ["shadow", "secret", "up/secret.txt", "d/up2/secret.txt"] {
         let err = read.call(json!({"path": path}), &ctx).await.unwrap_err();
+        assert!(matches!(err, ToolError::Denied(_)), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("leaves the run's workspace"), "{path}: {err}");
     }
     let write = aos_runtime::tools::file::Write;
     for path in ["secret", "up/written.txt", "tmp/written.txt", "d/up2/written.txt"] {
         let err = write.call(json!({"path": path, "content": "pwned"}), &ctx).await.unwrap_err();
+        assert!(matches!(err, ToolError::Denied(_)), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("leaves the run's workspace"), "{path}: {err}");
     }
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOP SECRET");

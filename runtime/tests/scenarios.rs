@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aos_compiler::ir::{
-    Backoff, BinOp, Call, Cmp, Cond, Effect, Expr, FanOut, Fact, PolicyAction, PolicyRule, Program, Risk, SimOptions, Trust, Type, Verify,
+    Backoff, BinOp, Call, Cmp, Cond, Effect, Expr, FanOut, PolicyAction, PolicyRule, PolicyValue, Program, Risk, SimOptions, StepKind, Trust, Type, Verify,
 };
 use aos_runtime::events::{RunStatus, Transition};
 use aos_runtime::store::sqlite::SqliteStore;
@@ -353,8 +353,8 @@ async fn dynamic_policy_denies_by_trust() {
         text: "deny when kind == llm and trust < trusted".into(),
         action: PolicyAction::Deny,
         cond: Cond::And {
-            a: Box::new(Cond::Compare { fact: Fact::Kind, cmp: Cmp::Eq, value: "llm".into() }),
-            b: Box::new(Cond::Compare { fact: Fact::Trust, cmp: Cmp::Lt, value: "trusted".into() }),
+            a: Box::new(Cond::Compare { cmp: Cmp::Eq, value: PolicyValue::Kind(StepKind::Llm) }),
+            b: Box::new(Cond::Compare { cmp: Cmp::Lt, value: PolicyValue::Trust(Trust::Trusted) }),
         },
     });
     let mut wf = workflow("d");

@@ -3,9 +3,7 @@
 //! publish cursor, and whole workflows run through the runtime.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-#[path = "support/stores.rs"]
-mod stores;
+use aos_testkit::{both_stores, stores};
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 //! store for `memory.*`. Each failure mode gives a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use aos_testkit::services as support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use aos_runtime::store::sqlite::SqliteStore;
 use aos_runtime::store::Store;
 use aos_runtime::tools::guard::Guard;
-use aos_runtime::tools::{http, Tool, ToolConfig, ToolCtx, Tools};
+use aos_runtime::tools::{http, Tool, ToolConfig, ToolCtx, ToolError, Tools};
 use serde_json::{json, Value};
 use support::{Postgres, SmtpSink};
 
@@ -29,8 +29,49 @@ fn tools(mut cfg: ToolConfig) -> Tools {
     Tools::with_config(&cfg)
 }
 
+/// The call's value, or its error's message.
 async fn call(t: &Tools, name: &str, args: Value) -> Result<Value, String> {
-    t.get(name).unwrap().call(args, &ctx(None)).await
+    t.get(name).unwrap().call(args, &ctx(None)).await.map_err(|e| e.to_string())
+}
+
+/// The call's error, typed.
+async fn fail(t: &Tools, name: &str, args: Value) -> ToolError {
+    match t.get(name).unwrap().call(args, &ctx(None)).await {
+        Ok(v) => panic!("{name} succeeded: {v}"),
+        Err(e) => e,
+    }
+}
+
+/// Each failure says what kind it is, so that nothing downstream reads
+/// the message to tell them apart.
+#[tokio::test]
+async fn tool_failures_are_typed_by_kind() {
+    let base = http_server();
+    let t = tools(ToolConfig::default());
+    assert!(matches!(fail(&t, "http.get", json!({})).await, ToolError::BadInput(_)));
+    assert!(matches!(fail(&t, "http.get", json!({"url": "file:///etc/passwd"})).await, ToolError::Denied(_)));
+    assert!(matches!(fail(&t, "http.get", json!({"url": format!("{base}/missing")})).await, ToolError::Failed(_)));
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = fail(&t, "http.get", json!({"url": format!("http://127.0.0.1:{port}/")})).await;
+    assert!(matches!(e, ToolError::Transport(_)), "{e:?}");
+    let closed = tools(ToolConfig { http_allow: Some(String::new()), ..Default::default() });
+    let e = fail(&closed, "http.get", json!({"url": format!("{base}/ok")})).await;
+    assert!(matches!(&e, ToolError::Denied(m) if m.contains("refused:")), "{e:?}");
+    let e = fail(&closed, "http.get", json!({"url": format!("http://localhost:{port}/")})).await;
+    assert!(matches!(e, ToolError::Denied(_)), "{e:?}");
+    let slow = http::Get(http::client_with_timeout(Duration::from_millis(300), Guard::parse("127.0.0.1")).unwrap());
+    let e = slow.call(json!({"url": format!("{base}/slow")}), &ctx(None)).await.unwrap_err();
+    assert!(matches!(e, ToolError::Timeout(_)), "{e:?}");
+    assert!(matches!(fail(&t, "sql.query", json!({"sql": "select 1"})).await, ToolError::Unavailable(_)));
+    assert!(matches!(fail(&t, "email.send", json!({"to": "a@b.c", "subject": "s", "body": "b"})).await, ToolError::Unavailable(_)));
+    assert!(matches!(fail(&t, "file.read", json!({"path": "../x"})).await, ToolError::Denied(_)));
+    assert!(matches!(fail(&t, "file.read", json!({})).await, ToolError::BadInput(_)));
+    assert!(matches!(fail(&t, "file.read", json!({"path": "surely/not/here.txt"})).await, ToolError::Failed(_)));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display());
+    let db = tools(ToolConfig { sql_url: Some(url), ..Default::default() });
+    assert!(matches!(fail(&db, "sql.query", json!({"sql": "selec nothing"})).await, ToolError::Failed(_)));
+    assert!(matches!(fail(&db, "sql.query", json!({"sql": "select 1", "params": 3})).await, ToolError::BadInput(_)));
 }
 
 #[tokio::test]
@@ -208,7 +249,7 @@ async fn http_tools_bound_time_size_and_redirects() {
     assert_eq!(r["status"], 404);
 
     let slow = http::Get(http::client_with_timeout(Duration::from_millis(500), Guard::parse("127.0.0.1")).unwrap());
-    let e = slow.call(json!({"url": format!("{base}/slow")}), &ctx(None)).await.unwrap_err();
+    let e = slow.call(json!({"url": format!("{base}/slow")}), &ctx(None)).await.unwrap_err().to_string();
     assert!(e.contains("timed out"), "{e}");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let e = call(&t, "http.get", json!({"url": format!("http://127.0.0.1:{port}/")})).await.unwrap_err();
@@ -240,7 +281,7 @@ async fn the_outbound_guard_refuses_internal_addresses_unless_allowed() {
     assert!(e.contains("cloud metadata"), "{e}");
     let e = call(&closed, "http.request", json!({"method": "POST", "url": format!("{base}/json")})).await.unwrap_err();
     assert!(e.contains(&format!("AOS_HTTP_ALLOW=127.0.0.1:{port}")), "{e}");
-    let e = closed.call_http("crm.lookup", "POST", &format!("{base}/json"), json!({})).await.unwrap_err();
+    let e = closed.call_http("crm.lookup", "POST", &format!("{base}/json"), json!({})).await.unwrap_err().to_string();
     assert!(e.contains("is a loopback address"), "{e}");
 
     // Allowed: exactly that address and port.
@@ -271,7 +312,7 @@ async fn user_http_tools_send_their_arguments_as_json() {
     assert_eq!(serde_json::from_str::<Value>(v["body"].as_str().unwrap()).unwrap(), json!({"id": 7, "name": "Ada"}));
     let v = t.call_http("crm.find", "GET", &format!("{base}/json"), json!({"q": "a b", "n": 2})).await.unwrap();
     assert_eq!(v["target"], "/json?n=2&q=a+b");
-    let e = t.call_http("crm.gone", "GET", &format!("{base}/missing"), json!({})).await.unwrap_err();
+    let e = t.call_http("crm.gone", "GET", &format!("{base}/missing"), json!({})).await.unwrap_err().to_string();
     assert!(e.starts_with("tool `crm.gone` (GET ") && e.contains("HTTP 404"), "{e}");
 }
 

@@ -35,7 +35,7 @@ pub async fn open() -> Result<Runtime, String> {
     if let Some(redis) = redis_url() {
         let bus = aos_runtime::bus::redis::RedisBus::start(&redis, store.clone()).map_err(|e| e.to_string())?;
         rt.bus = std::sync::Arc::new(bus);
-        let working = aos_runtime::tools::memory::working::Redis::new(&redis)?;
+        let working = aos_runtime::tools::memory::working::Redis::new(&redis).map_err(|e| e.to_string())?;
         rt.tools = std::sync::Arc::new(aos_runtime::tools::Tools::builtin().with_memory(store, std::sync::Arc::new(working)));
     }
     Ok(rt)

@@ -56,7 +56,7 @@ impl Backend {
                 let outcome = runtime.block_on(fabric.call(program, call));
                 match (outcome.result, outcome.error) {
                     (Some(v), _) => Ok(Plan::from_value(v)?),
-                    (None, Some(e)) => Err(PlannerError::Model(e)),
+                    (None, Some(e)) => Err(PlannerError::Model(e.to_string())),
                     (None, None) => Err(PlannerError::Model("no reply".into())),
                 }
             }

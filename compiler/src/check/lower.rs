@@ -180,25 +180,15 @@ fn step(
         _ => None,
     };
     let governance = inputs.policy.steps.get(&key);
-    let typed = !matches!(item_ty.unwrap_optional(), Ty::String);
     let idempotency_key = Env::attr(attrs, "idempotency_key").map(|a| expr(env, scope, &a.value));
-    let mut needs: Vec<String> = Vec::new();
-    {
-        let mut read = Vec::new();
-        call.exprs().into_iter().chain(fan_out.as_ref().map(|f| &f.items)).chain(idempotency_key.as_ref()).for_each(|e| e.steps_read(true, &mut read));
-        for n in read {
-            if !needs.iter().any(|x| x == n) {
-                needs.push(n.to_string());
-            }
-        }
-    }
-    ir::Step {
+    let mut step = ir::Step {
         name: s.name.name.clone(),
         kind,
         ty: value_ty.to_ir(),
         schema,
-        typed,
-        needs,
+        // Filled below from the step's type and expressions.
+        typed: false,
+        needs: Vec::new(),
         call,
         fan_out,
         deps: graph.and_then(|g| g.deps.get(&s.name.name)).cloned().unwrap_or_default(),
@@ -229,7 +219,9 @@ fn step(
             .and_then(|c| c.steps.get(&s.name.name))
             .cloned()
             .unwrap_or_default(),
-    }
+    };
+    step.derive_facts();
+    step
 }
 
 /// The agent of an `agent ROLE(…)` step: its tools as providers are told

@@ -20,7 +20,7 @@ use crate::check::risk::{
 };
 use crate::diagnostic::Diagnostic;
 use crate::codes::Code;
-use crate::ir::{self, Cmp, Cond, Effect, Fact, PolicyAction, Risk, StepKind, Trust};
+use crate::ir::{self, Cmp, Cond, Effect, Fact, PolicyAction, PolicyValue, Risk, StepKind, Trust};
 use crate::source::FileId;
 use crate::span::Span;
 

@@ -28,10 +28,6 @@ use crate::span::Span;
 
 mod names;
 mod read;
-/// Builders of hand-made syntax trees and environments for the unit tests
-/// of risk and policy (they do not need the parser).
-#[cfg(test)]
-pub(crate) mod build;
 #[cfg(test)]
 mod tests;
 

@@ -257,7 +257,7 @@ fn finish_success(state: &mut RunState, tick: &mut Tick) {
     // The returned value must be of the declared type (checked, not trusted).
     let out = out
         .map_err(|e| format!("evaluating `return`: {e}"))
-        .and_then(|v| crate::validate::returned(&ctx.wf, &v).map(|()| v));
+        .and_then(|v| crate::validate::returned(&ctx.wf, &v).map(|()| v).map_err(|e| e.to_string()));
     match out {
         Ok(v) => tick.emit(state, Transition::RunSucceeded { output: ctx.secrets.redact_value(&v), cost_usd }),
         Err(error) => tick.emit(state, Transition::RunFailed { error, cost_usd }),

@@ -21,7 +21,7 @@ use super::tool;
 use crate::audit::Decision;
 use crate::events::{Entry, Transition, Usage};
 use crate::fabric::agent::{Conversation, Exchange, ToolCall, ToolResult};
-use crate::fabric::{LlmOutcome, Purpose, Request};
+use crate::fabric::{FabricError, LlmOutcome, Purpose, Request};
 use crate::interp;
 use crate::store::Batch;
 
@@ -102,7 +102,7 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: 
             match answer(&text, step.typed, validator.as_deref()) {
                 Ok(v) => return Ok(v),
                 Err(problem) if last => {
-                    return Err(CallError::Llm(format!("the answer of agent step `{}` is unusable after {turns} turns: {problem}", step.name)));
+                    return Err(CallError::Llm(FabricError::AgentUnusable { step: step.name.clone(), turns, problem: problem.to_string() }));
                 }
                 Err(problem) => {
                     let note = format!("Your answer was rejected: {problem}. Answer again.");
@@ -112,11 +112,11 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: 
             }
         }
         if last {
-            return Err(CallError::Llm(format!(
-                "agent step `{}` gave no answer within `max_turns: {turns}`: its last turn still called {}",
-                step.name,
-                calls.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", ")
-            )));
+            return Err(CallError::Llm(FabricError::AgentTurns {
+                step: step.name.clone(),
+                turns,
+                still_calling: calls.iter().map(|c| c.name.clone()).collect(),
+            }));
         }
         let mut results = Vec::with_capacity(calls.len());
         for c in &calls {
@@ -172,7 +172,7 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: 
         }
         history.push(Exchange { text, calls, results, note: None });
     }
-    Err(CallError::Llm(format!("agent step `{}` gave no answer within `max_turns: {turns}`", step.name)))
+    Err(CallError::Llm(FabricError::AgentTurns { step: step.name.clone(), turns, still_calling: Vec::new() }))
 }
 
 /// The final answer as the step's value: the text for a `String` step,

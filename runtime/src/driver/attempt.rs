@@ -22,19 +22,19 @@ pub enum CallError {
     #[error("{0}")]
     Eval(#[from] EvalError),
     /// Every model of the role failed, or the reply was unusable.
-    #[error("{0}")]
-    Llm(String),
-    /// The tool reported an error.
-    #[error("{0}")]
-    Tool(String),
+    #[error(transparent)]
+    Llm(#[from] crate::fabric::FabricError),
+    /// The tool failed (its kind says how).
+    #[error(transparent)]
+    Tool(#[from] crate::tools::ToolError),
     #[error("tool `{0}` is not available in this runtime")]
     ToolUnavailable(String),
     #[error("tool `{tool}` returned {tokens} tokens of JSON, more than max_output_tokens {bound}")]
     OutputTooLong { tool: String, tokens: u64, bound: u64 },
     #[error("the value of `{step}` does not conform to its type: {errors}")]
     Nonconforming { step: String, errors: String },
-    #[error("the step's JSON Schema is invalid: {0}")]
-    Schema(String),
+    #[error(transparent)]
+    Schema(InvalidSchema),
     #[error("timed out after {0}")]
     Timeout(String),
     #[error(transparent)]
@@ -48,6 +48,12 @@ pub enum CallError {
     #[error("unknown step")]
     UnknownStep,
 }
+
+/// A step's JSON Schema that does not compile (the checker validates the
+/// schemas it derives; this is the runtime's second line).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the step's JSON Schema is invalid: {0}")]
+pub struct InvalidSchema(pub String);
 
 /// What a call produced when it did not fail.
 pub(super) enum Reply {

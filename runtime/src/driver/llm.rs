@@ -42,6 +42,6 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
     match (out.result, out.error) {
         (Some(v), _) => Ok(v),
         (None, Some(e)) => Err(CallError::Llm(e)),
-        (None, None) => Err(CallError::Llm("no reply".into())),
+        (None, None) => Err(CallError::Llm(crate::fabric::FabricError::NoReply)),
     }
 }

@@ -29,7 +29,7 @@ use crate::store::writer::{Writer, MAX_BACKLOG};
 use crate::store::{Batch, NewRun, StoreError};
 use crate::{RunOptions, RunReport, Runtime, RuntimeError};
 
-pub use attempt::CallError;
+pub use attempt::{CallError, InvalidSchema};
 
 /// Everything an attempt needs, shared across a run.
 pub(crate) struct Shared {
@@ -39,7 +39,7 @@ pub(crate) struct Shared {
     pub opts: RunOptions,
     /// The JSON Schema validator of every step that has a schema,
     /// compiled once per run (by step index).
-    pub schemas: Vec<Option<Result<Arc<jsonschema::Validator>, String>>>,
+    pub schemas: Vec<Option<Result<Arc<jsonschema::Validator>, InvalidSchema>>>,
 }
 
 impl Shared {
@@ -48,7 +48,7 @@ impl Shared {
             .wf
             .steps
             .iter()
-            .map(|s| s.schema.as_ref().map(|schema| jsonschema::validator_for(schema).map(Arc::new).map_err(|e| e.to_string())))
+            .map(|s| s.schema.as_ref().map(|schema| jsonschema::validator_for(schema).map(Arc::new).map_err(|e| InvalidSchema(e.to_string()))))
             .collect();
         Shared { rt, ctx, workspace, opts, schemas }
     }

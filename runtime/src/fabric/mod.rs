@@ -95,6 +95,60 @@ impl ProviderError {
     }
 }
 
+/// Why an LLM call of a step produced no value. The messages are the
+/// journaled errors users see.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum FabricError {
+    /// A provider's client could not be built (its credentials are set).
+    #[error("cannot build the HTTP client for {provider}: {message}")]
+    Client { provider: &'static str, message: String },
+    #[error("role `{0}` is bound to no model")]
+    Unbound(String),
+    /// Every model of the role's chain failed; `last` is the last error.
+    #[error("every model of role `{role}` failed; last error: {last}")]
+    AllFailed { role: String, last: String },
+    #[error("the step's JSON Schema is invalid: {0}")]
+    Schema(String),
+    /// A typed step's reply did not parse as JSON (after the repair).
+    #[error("the reply is not valid JSON: {0}")]
+    NotJson(String),
+    /// A typed step's reply did not validate (after the repair).
+    #[error("the reply does not match the schema: {0}")]
+    Nonconforming(String),
+    /// The verifier did not accept the reply (after the repair): why, and
+    /// the rejected replies when there were two or more.
+    #[error("{why}{}", rejected_replies(.replies))]
+    Unverified { why: String, replies: Vec<String> },
+    #[error("no reply")]
+    NoReply,
+    /// An agent step's final answer did not parse or validate on its last turn.
+    #[error("the answer of agent step `{step}` is unusable after {turns} turns: {problem}")]
+    AgentUnusable { step: String, turns: u32, problem: String },
+    /// An agent step used all its turns; `still_calling` names the tools of
+    /// its last turn's calls (empty when the loop ended otherwise).
+    #[error("agent step `{step}` gave no answer within `max_turns: {turns}`{}", still_calling_note(.still_calling))]
+    AgentTurns { step: String, turns: u32, still_calling: Vec<String> },
+}
+
+fn still_calling_note(tools: &[String]) -> String {
+    if tools.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = tools.iter().map(|t| format!("`{t}`")).collect();
+    format!(": its last turn still called {}", names.join(", "))
+}
+
+fn rejected_replies(replies: &[String]) -> String {
+    if replies.len() < 2 {
+        return String::new();
+    }
+    let mut e = ", also after a re-ask with the verifier's problems".to_string();
+    for (i, t) in replies.iter().enumerate() {
+        e.push_str(&format!("; reply {}: {}", i + 1, wire::clip(t, 400)));
+    }
+    e
+}
+
 /// An LLM provider.
 pub trait Provider: Send + Sync {
     fn complete<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<Completion, ProviderError>>;
@@ -104,7 +158,7 @@ pub trait Provider: Send + Sync {
 #[derive(Debug, Default)]
 pub struct LlmOutcome {
     pub result: Option<Value>,
-    pub error: Option<String>,
+    pub error: Option<FabricError>,
     pub usage: Usage,
     pub decisions: Vec<Decision>,
 }
@@ -229,7 +283,7 @@ pub struct Fabric {
     pub retry: RetryPolicy,
     health: Mutex<HashMap<String, Health>>,
     /// Providers whose credentials are set but which could not be built.
-    setup_errors: Vec<String>,
+    setup_errors: Vec<FabricError>,
 }
 
 impl Fabric {
@@ -376,10 +430,10 @@ impl Fabric {
         base: &Request,
         out: &mut LlmOutcome,
         step: &str,
-    ) -> Result<(Completion, Model), String> {
+    ) -> Result<(Completion, Model), FabricError> {
         let chain = program.roles.get(role).cloned().unwrap_or_default();
         if chain.is_empty() {
-            return Err(format!("role `{role}` is bound to no model"));
+            return Err(FabricError::Unbound(role.to_string()));
         }
         let purpose = if base.purpose == Purpose::Verify { "verify" } else { "answer" };
         let cooling: Vec<Option<Duration>> = chain.iter().map(|n| program.models.get(n).and_then(|m| self.cooling(m))).collect();
@@ -475,13 +529,13 @@ impl Fabric {
                 ));
             }
         }
-        Err(format!("every model of role `{role}` failed; last error: {last}"))
+        Err(FabricError::AllFailed { role: role.to_string(), last })
     }
 
     /// One turn of an agent step: the role's chain asked as for any call
     /// (fallbacks, transport retries, cooldowns; choices in `out`), with
     /// the request's conversation. The usage is the answering model's.
-    pub async fn agent_turn(&self, program: &Program, req: &Request, out: &mut LlmOutcome, step: &str) -> Result<(Completion, Usage, String), String> {
+    pub async fn agent_turn(&self, program: &Program, req: &Request, out: &mut LlmOutcome, step: &str) -> Result<(Completion, Usage, String), FabricError> {
         let (c, model) = self.ask_chain(program, &req.role, req, out, step).await?;
         let usage = usage_of(&model, &c);
         Ok((c, usage, model.name))
@@ -509,7 +563,7 @@ impl Fabric {
                 Some(&compiled)
             }
             (None, Some(Err(e))) => {
-                out.error = Some(format!("the step's JSON Schema is invalid: {e}"));
+                out.error = Some(FabricError::Schema(e.to_string()));
                 return out;
             }
             (None, None) => None,
@@ -554,15 +608,16 @@ impl Fabric {
                     Ok(v) => match &validator {
                         Some(val) => {
                             let errors: Vec<String> = val.iter_errors(&v).take(3).map(|e| e.to_string()).collect();
-                            if errors.is_empty() { Ok(v) } else { Err(format!("the reply does not match the schema: {}", errors.join("; "))) }
+                            if errors.is_empty() { Ok(v) } else { Err(FabricError::Nonconforming(errors.join("; "))) }
                         }
                         None => Ok(v),
                     },
-                    Err(e) => Err(format!("the reply is not valid JSON: {e}")),
+                    Err(e) => Err(FabricError::NotJson(e.to_string())),
                 }
             } else {
                 Ok(Value::String(text.clone()))
             };
+            let mut value_error = None;
             let (problem, problems) = match value {
                 Ok(v) => match call.verify {
                     Some(verify) => match self.verify(program, verify, &prompt, &text, &call, &mut out).await {
@@ -584,7 +639,11 @@ impl Fabric {
                         return out;
                     }
                 },
-                Err(e) => (e, Vec::new()),
+                Err(e) => {
+                    let problem = e.to_string();
+                    value_error = Some(e);
+                    (problem, Vec::new())
+                }
             };
             out.decisions.push(Decision::new(
                 "repair",
@@ -592,15 +651,7 @@ impl Fabric {
                 json!({"round": round + 1, "problem": problem, "repair": round < REPAIRS}),
             ));
             if round == REPAIRS {
-                out.error = Some(if rejected.len() >= 2 {
-                    let mut e = format!("{problem}, also after a re-ask with the verifier's problems");
-                    for (i, t) in rejected.iter().enumerate() {
-                        e.push_str(&format!("; reply {}: {}", i + 1, wire::clip(t, 400)));
-                    }
-                    e
-                } else {
-                    problem
-                });
+                out.error = Some(value_error.unwrap_or(FabricError::Unverified { why: problem, replies: rejected }));
                 return out;
             }
             let notes = if problems.is_empty() {
@@ -613,7 +664,7 @@ impl Fabric {
                 None => format!("{prompt}\n\nYour previous reply was rejected: {problem}{notes}\nAnswer again."),
             };
         }
-        out.error = Some("no reply".into());
+        out.error = Some(FabricError::NoReply);
         out
     }
 
@@ -627,7 +678,7 @@ impl Fabric {
         reply: &str,
         call: &LlmCall<'_>,
         out: &mut LlmOutcome,
-    ) -> Result<Option<(String, Vec<String>)>, String> {
+    ) -> Result<Option<(String, Vec<String>)>, FabricError> {
         let req = Request {
             model: placeholder_model(),
             prompt: format!(

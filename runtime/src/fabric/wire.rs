@@ -28,13 +28,13 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint with its own client. `timeout` bounds one HTTP request.
-    pub fn new(provider: &'static str, base_url: String, key: String, timeout: Duration) -> Result<Endpoint, String> {
+    pub fn new(provider: &'static str, base_url: String, key: String, timeout: Duration) -> Result<Endpoint, super::FabricError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("aosc/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client for {provider}: {e}"))?;
+            .map_err(|e| super::FabricError::Client { provider, message: e.to_string() })?;
         Ok(Endpoint { provider, base_url: base_url.trim_end_matches('/').to_string(), key, client, timeout, logprobs: false })
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::sandbox::{Output, Sandbox};
-use super::{Tool, ToolCtx};
+use super::{Tool, ToolCtx, ToolError};
 use crate::store::BoxFuture;
 
 /// `shell.exec(command: List<String>, stdin: String?) -> { status, stdout, stderr }`.
@@ -24,32 +24,36 @@ pub struct ShellExec {
 }
 
 impl Tool for ShellExec {
-    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let command = match args.get("command") {
                 Some(Value::Array(items)) => items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("shell.exec: `command` must be a list of strings, found {v}")))
-                    .collect::<Result<Vec<String>, String>>()?,
-                None | Some(Value::Null) => return Err("shell.exec: missing argument `command` (a list of strings: the program, then its arguments)".into()),
-                Some(other) => return Err(format!("shell.exec: `command` must be a list of strings (the program, then its arguments), found {other}")),
+                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ToolError::BadInput(format!("shell.exec: `command` must be a list of strings, found {v}"))))
+                    .collect::<Result<Vec<String>, ToolError>>()?,
+                None | Some(Value::Null) => {
+                    return Err(ToolError::BadInput("shell.exec: missing argument `command` (a list of strings: the program, then its arguments)".into()));
+                }
+                Some(other) => {
+                    return Err(ToolError::BadInput(format!("shell.exec: `command` must be a list of strings (the program, then its arguments), found {other}")));
+                }
             };
             let stdin = match args.get("stdin") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => return Err(format!("shell.exec: `stdin` must be a string, found {other}")),
+                Some(other) => return Err(ToolError::BadInput(format!("shell.exec: `stdin` must be a string, found {other}"))),
             };
             let shown = show_command(&command);
             let out = self
                 .sandbox
                 .run(&command, stdin.as_deref().map(str::as_bytes), &ctx.workspace)
                 .await
-                .map_err(|e| format!("shell.exec `{shown}`: {e}"))?;
+                .map_err(|e| e.map(|e| format!("shell.exec `{shown}`: {e}")))?;
             if out.timed_out {
-                return Err(format!("shell.exec `{shown}`: killed after the wall-clock limit of {}s", self.sandbox.limits.wall.as_secs()));
+                return Err(ToolError::Timeout(format!("shell.exec `{shown}`: killed after the wall-clock limit of {}s", self.sandbox.limits.wall.as_secs())));
             }
             if let Some(used) = out.workspace_exceeded {
-                return Err(format!("shell.exec `{shown}`: {}", super::sandbox::quota_message(&self.sandbox.limits, used)));
+                return Err(ToolError::Denied(format!("shell.exec `{shown}`: {}", super::sandbox::quota_message(&self.sandbox.limits, used))));
             }
             let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             if let Some(note) = note(&out, &self.sandbox) {
@@ -78,32 +82,40 @@ pub struct ExecTool {
 }
 
 impl Tool for ExecTool {
-    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let name = &self.name;
             let shown = show_command(&self.argv);
-            let input = serde_json::to_vec(&args).map_err(|e| format!("tool `{name}`: cannot encode the arguments: {e}"))?;
-            let out = self.sandbox.run(&self.argv, Some(&input), &ctx.workspace).await.map_err(|e| format!("tool `{name}` (`{shown}`): {e}"))?;
+            let input = serde_json::to_vec(&args).map_err(|e| ToolError::BadInput(format!("tool `{name}`: cannot encode the arguments: {e}")))?;
+            let out = self
+                .sandbox
+                .run(&self.argv, Some(&input), &ctx.workspace)
+                .await
+                .map_err(|e| e.map(|e| format!("tool `{name}` (`{shown}`): {e}")))?;
             let stderr = String::from_utf8_lossy(&out.stderr);
             let tail = tail(stderr.trim(), 2000);
             if out.timed_out {
-                return Err(format!("tool `{name}` (`{shown}`): killed after the wall-clock limit of {}s", self.sandbox.limits.wall.as_secs()));
+                return Err(ToolError::Timeout(format!("tool `{name}` (`{shown}`): killed after the wall-clock limit of {}s", self.sandbox.limits.wall.as_secs())));
             }
             if let Some(used) = out.workspace_exceeded {
-                return Err(format!("tool `{name}` (`{shown}`): {}", super::sandbox::quota_message(&self.sandbox.limits, used)));
+                return Err(ToolError::Denied(format!("tool `{name}` (`{shown}`): {}", super::sandbox::quota_message(&self.sandbox.limits, used))));
             }
             if out.status != 0 {
                 let why = note(&out, &self.sandbox).unwrap_or_else(|| format!("exited with status {}", out.status));
-                return Err(if tail.is_empty() { format!("tool `{name}` (`{shown}`): {why}") } else { format!("tool `{name}` (`{shown}`): {why}; stderr: {tail}") });
+                return Err(ToolError::Failed(if tail.is_empty() {
+                    format!("tool `{name}` (`{shown}`): {why}")
+                } else {
+                    format!("tool `{name}` (`{shown}`): {why}; stderr: {tail}")
+                }));
             }
             if out.truncated {
-                return Err(format!("tool `{name}` (`{shown}`): its output is longer than {} bytes", self.sandbox.limits.output_bytes));
+                return Err(ToolError::Denied(format!("tool `{name}` (`{shown}`): its output is longer than {} bytes", self.sandbox.limits.output_bytes)));
             }
             let stdout = String::from_utf8_lossy(&out.stdout);
             match serde_json::from_str::<Value>(&stdout) {
                 Ok(v) => Ok(v),
                 Err(_) if self.returns_string => Ok(Value::String(stdout.strip_suffix('\n').unwrap_or(&stdout).to_string())),
-                Err(e) => Err(format!("tool `{name}` (`{shown}`): its stdout is not one JSON value ({e}): {}", tail_start(stdout.trim(), 200))),
+                Err(e) => Err(ToolError::Failed(format!("tool `{name}` (`{shown}`): its stdout is not one JSON value ({e}): {}", tail_start(stdout.trim(), 200)))),
             }
         })
     }

@@ -13,22 +13,22 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use serde_json::{json, Value};
 
-use super::{Tool, ToolCtx};
+use super::{Tool, ToolCtx, ToolError};
 use crate::store::BoxFuture;
 
 /// Resolves `path` inside `workspace`, refusing anything that could leave it.
-pub fn confine(workspace: &Path, path: &str) -> Result<PathBuf, String> {
+pub fn confine(workspace: &Path, path: &str) -> Result<PathBuf, ToolError> {
     let p = Path::new(path);
     if path.is_empty() {
-        return Err("file path is empty".into());
+        return Err(ToolError::BadInput("file path is empty".into()));
     }
     if p.is_absolute() {
-        return Err(format!("file path `{path}` is absolute; file tools only accept paths relative to the run's workspace"));
+        return Err(ToolError::Denied(format!("file path `{path}` is absolute; file tools only accept paths relative to the run's workspace")));
     }
     for c in p.components() {
         match c {
             Component::Normal(_) | Component::CurDir => {}
-            _ => return Err(format!("file path `{path}` leaves the run's workspace (`..` and roots are not allowed)")),
+            _ => return Err(ToolError::Denied(format!("file path `{path}` leaves the run's workspace (`..` and roots are not allowed)"))),
         }
     }
     Ok(workspace.join(p))
@@ -36,32 +36,33 @@ pub fn confine(workspace: &Path, path: &str) -> Result<PathBuf, String> {
 
 /// Opens `rel` (already checked by [`confine`]) beneath `workspace`; with
 /// `create`, creates missing parent directories and the file (truncated).
-fn open_beneath(workspace: &Path, rel: &str, create: bool) -> Result<File, String> {
-    let escape = || format!("file path `{rel}` leaves the run's workspace through a symbolic link");
+/// Messages start with "cannot read" or "cannot write" (`create`).
+fn open_beneath(workspace: &Path, rel: &str, create: bool) -> Result<File, ToolError> {
+    let verb = if create { "write" } else { "read" };
     let fail = |e: rustix::io::Errno| {
         if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::LOOP {
-            escape()
+            ToolError::Denied(format!("file path `{rel}` leaves the run's workspace through a symbolic link"))
         } else {
-            format!("`{rel}` in the workspace: {}", std::io::Error::from(e))
+            ToolError::Failed(format!("cannot {verb} `{rel}` in the workspace: {}", std::io::Error::from(e)))
         }
     };
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    std::fs::create_dir_all(workspace).map_err(|e| format!("cannot create the workspace: {e}"))?;
-    let root = File::open(workspace).map_err(|e| format!("cannot open the workspace: {e}"))?;
+    std::fs::create_dir_all(workspace).map_err(|e| ToolError::Failed(format!("cannot create the workspace: {e}")))?;
+    let root = File::open(workspace).map_err(|e| ToolError::Failed(format!("cannot open the workspace: {e}")))?;
     let path = Path::new(rel);
     if !create {
         // NONBLOCK: opening a FIFO planted in the workspace must not wait
         // for a writer; anything but a regular file is then refused.
         let fd = rustix::fs::openat2(&root, path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty(), resolve).map_err(fail)?;
         let file = File::from(fd);
-        if !file.metadata().map_err(|e| format!("`{rel}` in the workspace: {e}"))?.is_file() {
-            return Err(format!("cannot read `{rel}` in the workspace: it is not a regular file"));
+        if !file.metadata().map_err(|e| ToolError::Failed(format!("cannot read `{rel}` in the workspace: {e}")))?.is_file() {
+            return Err(ToolError::BadInput(format!("cannot read `{rel}` in the workspace: it is not a regular file")));
         }
         return Ok(file);
     }
     let mut dir = std::os::fd::OwnedFd::from(root);
     let mut parts: Vec<&std::ffi::OsStr> = path.components().filter_map(|c| if let Component::Normal(n) = c { Some(n) } else { None }).collect();
-    let Some(name) = parts.pop() else { return Err(format!("file path `{rel}` names no file")) };
+    let Some(name) = parts.pop() else { return Err(ToolError::BadInput(format!("file path `{rel}` names no file"))) };
     for part in parts {
         match rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
@@ -74,15 +75,19 @@ fn open_beneath(workspace: &Path, rel: &str, create: bool) -> Result<File, Strin
     Ok(File::from(fd))
 }
 
-fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
-    args.get(name).and_then(Value::as_str).ok_or_else(|| format!("missing String argument `{name}`"))
+fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
+    args.get(name).and_then(Value::as_str).ok_or_else(|| ToolError::BadInput(format!("missing String argument `{name}`")))
+}
+
+fn join_error(e: tokio::task::JoinError) -> ToolError {
+    ToolError::Failed(e.to_string())
 }
 
 pub struct Read;
 pub struct Write;
 
 impl Tool for Read {
-    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let rel = arg(&args, "path")?;
             confine(&ctx.workspace, rel)?;
@@ -90,18 +95,17 @@ impl Tool for Read {
             tokio::task::spawn_blocking(move || {
                 let mut file = open_beneath(&workspace, &owned, false)?;
                 let mut text = String::new();
-                file.read_to_string(&mut text).map_err(|e| format!("cannot read `{owned}` in the workspace: {e}"))?;
-                Ok::<_, String>(Value::String(text))
+                file.read_to_string(&mut text).map_err(|e| ToolError::Failed(format!("cannot read `{owned}` in the workspace: {e}")))?;
+                Ok::<_, ToolError>(Value::String(text))
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| if e.starts_with("cannot") || e.starts_with("file path") { e } else { format!("cannot read {e}") })
+            .map_err(join_error)?
         })
     }
 }
 
 impl Tool for Write {
-    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let rel = arg(&args, "path")?.to_string();
             let content = arg(&args, "content")?.to_string();
@@ -110,11 +114,10 @@ impl Tool for Write {
             let workspace = ctx.workspace.clone();
             tokio::task::spawn_blocking(move || {
                 let mut file = open_beneath(&workspace, &rel, true)?;
-                file.write_all(content.as_bytes()).map_err(|e| format!("cannot write `{rel}` in the workspace: {e}"))
+                file.write_all(content.as_bytes()).map_err(|e| ToolError::Failed(format!("cannot write `{rel}` in the workspace: {e}")))
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| if e.starts_with("cannot") || e.starts_with("file path") { e } else { format!("cannot write {e}") })?;
+            .map_err(join_error)??;
             Ok(json!({ "bytes": n }))
         })
     }

@@ -141,7 +141,7 @@ impl Guard {
 
     /// Refuses `ip` (reached as `host`, on `port` when known) when it is
     /// internal and not allowed.
-    pub fn check(&self, host: &str, ip: IpAddr, port: Option<u16>) -> Result<(), String> {
+    pub fn check(&self, host: &str, ip: IpAddr, port: Option<u16>) -> Result<(), GuardError> {
         match internal_kind(ip) {
             Some(kind) if !self.allowed(host, ip, port) => {
                 let dest = match port {
@@ -154,9 +154,9 @@ impl Guard {
                     Some(p) => format!("{host}:{p}"),
                     None => host.to_string(),
                 };
-                Err(format!(
+                Err(GuardError::Refused(format!(
                     "refused: {dest}{named} is a {kind} address; outbound HTTP to loopback, private, link-local and metadata addresses is refused unless the operator allows it (AOS_HTTP_ALLOW={allow})"
-                ))
+                )))
             }
             _ => Ok(()),
         }
@@ -164,7 +164,7 @@ impl Guard {
 
     /// Checks a URL before it is requested: an address in it, or every
     /// address its name resolves to.
-    pub async fn check_url(&self, url: &reqwest::Url) -> Result<(), String> {
+    pub async fn check_url(&self, url: &reqwest::Url) -> Result<(), GuardError> {
         if self.all {
             return Ok(());
         }
@@ -175,19 +175,19 @@ impl Guard {
                 let name = name.as_str();
                 let addrs = tokio::net::lookup_host((name, port.unwrap_or(0)))
                     .await
-                    .map_err(|e| format!("cannot resolve `{name}`: {e}"))?;
+                    .map_err(|e| GuardError::Unresolved { name: name.to_string(), message: e.to_string() })?;
                 for a in addrs {
                     self.check(name, a.ip(), port)?;
                 }
                 Ok(())
             }
-            None => Err(format!("`{url}` has no host")),
+            None => Err(GuardError::NoHost(url.to_string())),
         }
     }
 
     /// Checks a redirect's target when it names an address (a name is
     /// checked by the resolver when the connection is made).
-    fn check_redirect(&self, url: &reqwest::Url) -> Result<(), String> {
+    fn check_redirect(&self, url: &reqwest::Url) -> Result<(), GuardError> {
         let port = url.port_or_known_default();
         match host_of(url) {
             Some(Host::Ip(ip)) => self.check(&ip.to_string(), ip, port),
@@ -197,16 +197,30 @@ impl Guard {
                 let n = normalize(&name);
                 let entries: Vec<&Allow> = self.allow.iter().filter(|a| a.host == n).collect();
                 if !entries.is_empty() && !entries.iter().any(|a| a.port.is_none() || a.port == port) {
-                    return Err(format!(
+                    return Err(GuardError::Refused(format!(
                         "refused: `{name}` is allowed on other ports only; outbound HTTP to internal addresses is refused unless the operator allows it (AOS_HTTP_ALLOW={name}:{})",
                         port.unwrap_or(0)
-                    ));
+                    )));
                 }
                 Ok(())
             }
             _ => Ok(()),
         }
     }
+}
+
+/// Why the guard stopped a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// An internal destination the operator did not allow.
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot resolve `{name}`: {message}")]
+    Unresolved { name: String, message: String },
+    #[error("`{0}` has no host")]
+    NoHost(String),
+    #[error("`{0}` has no address")]
+    NoAddress(String),
 }
 
 enum Host {
@@ -256,7 +270,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 })
                 .collect();
             if kept.is_empty() {
-                let why = refused.unwrap_or_else(|| format!("`{host}` has no address"));
+                let why = refused.unwrap_or(GuardError::NoAddress(host));
                 return Err(why.into());
             }
             let it: reqwest::dns::Addrs = Box::new(kept.into_iter());
@@ -318,11 +332,11 @@ mod tests {
         let g = Guard::parse("127.0.0.1:8080, localhost:9000,10.0.0.5,[::1]:81, bad:port");
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(g.check("127.0.0.1", lo, Some(8080)).is_ok());
-        assert!(g.check("127.0.0.1", lo, Some(8081)).unwrap_err().contains("AOS_HTTP_ALLOW=127.0.0.1:8081"));
+        assert!(g.check("127.0.0.1", lo, Some(8081)).unwrap_err().to_string().contains("AOS_HTTP_ALLOW=127.0.0.1:8081"));
         assert!(g.check("localhost", lo, Some(9000)).is_ok());
         assert!(g.check("10.0.0.5", "10.0.0.5".parse().unwrap(), Some(1)).is_ok());
         assert!(g.check("::1", "::1".parse().unwrap(), Some(81)).is_ok());
-        assert!(g.check("x", "169.254.169.254".parse().unwrap(), Some(80)).unwrap_err().contains("cloud metadata"));
+        assert!(g.check("x", "169.254.169.254".parse().unwrap(), Some(80)).unwrap_err().to_string().contains("cloud metadata"));
         assert!(g.check("example.com", "93.184.216.34".parse().unwrap(), Some(80)).is_ok());
         assert!(Guard::parse("*").check("x", lo, Some(1)).is_ok());
         assert!(Guard::default().check("x", lo, None).is_err());

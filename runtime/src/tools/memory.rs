@@ -24,7 +24,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Tool, ToolCtx};
+use super::{Tool, ToolCtx, ToolError};
 use crate::store::{BoxFuture, Store};
 
 /// Dimensions of the built-in embedding.
@@ -78,16 +78,16 @@ pub enum Layer {
 }
 
 impl Layer {
-    fn parse(args: &Value) -> Result<Layer, String> {
+    fn parse(args: &Value) -> Result<Layer, ToolError> {
         match args.get("layer") {
             None | Some(Value::Null) => Ok(Layer::LongTerm),
             Some(Value::String(s)) => match s.as_str() {
                 "working" => Ok(Layer::Working),
                 "session" => Ok(Layer::Session),
                 "long_term" => Ok(Layer::LongTerm),
-                other => Err(format!("unknown memory layer `{other}` (expected `working`, `session` or `long_term`)")),
+                other => Err(ToolError::BadInput(format!("unknown memory layer `{other}` (expected `working`, `session` or `long_term`)"))),
             },
-            Some(v) => Err(format!("`layer` must be a String, got {v}")),
+            Some(v) => Err(ToolError::BadInput(format!("`layer` must be a String, got {v}"))),
         }
     }
 
@@ -125,37 +125,38 @@ pub struct Remember(pub Arc<Memory>);
 pub struct Recall(pub Arc<Memory>);
 
 impl Tool for Remember {
-    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
-            let key = args.get("key").and_then(Value::as_str).ok_or("missing String argument `key`")?;
+            let key = args.get("key").and_then(Value::as_str).ok_or_else(|| ToolError::BadInput("missing String argument `key`".into()))?;
             if key.is_empty() {
-                return Err("memory.remember: the key is empty".into());
+                return Err(ToolError::BadInput("memory.remember: the key is empty".into()));
             }
-            let layer = Layer::parse(&args).map_err(|e| format!("memory.remember: {e}"))?;
+            let named = |e: ToolError| e.map(|e| format!("memory.remember: {e}"));
+            let layer = Layer::parse(&args).map_err(named)?;
             let ttl = match args.get("ttl_s") {
                 None | Some(Value::Null) => None,
                 Some(v) => match v.as_u64() {
                     Some(n) if n > 0 => Some(n),
-                    _ => return Err(format!("memory.remember: `ttl_s` must be a positive Int, got {v}")),
+                    _ => return Err(ToolError::BadInput(format!("memory.remember: `ttl_s` must be a positive Int, got {v}"))),
                 },
             };
             if ttl.is_some() && layer != Layer::Working {
-                return Err(format!("memory.remember: `ttl_s` applies to the `working` layer only, not `{}`", layer.as_str()));
+                return Err(ToolError::BadInput(format!("memory.remember: `ttl_s` applies to the `working` layer only, not `{}`", layer.as_str())));
             }
             let value = args.get("value").cloned().unwrap_or(Value::Null);
             let m = &self.0;
             match layer {
                 Layer::LongTerm => {
                     let e = embed(&text_of(key, &value));
-                    m.store.memory_put(key, &value, &e).await.map_err(|e| format!("memory.remember: {e}"))?;
+                    m.store.memory_put(key, &value, &e).await.map_err(|e| ToolError::Failed(format!("memory.remember: {e}")))?;
                     m.index.put(key, &value, e);
                 }
                 Layer::Working => {
-                    m.working.put("working", key, &value, ttl.unwrap_or(DEFAULT_WORKING_TTL_S)).await.map_err(|e| format!("memory.remember: {e}"))?;
+                    m.working.put("working", key, &value, ttl.unwrap_or(DEFAULT_WORKING_TTL_S)).await.map_err(named)?;
                 }
                 Layer::Session => {
                     let ns = format!("session:{}", session_of(ctx));
-                    m.working.put(&ns, key, &value, SESSION_TTL_S).await.map_err(|e| format!("memory.remember: {e}"))?;
+                    m.working.put(&ns, key, &value, SESSION_TTL_S).await.map_err(named)?;
                 }
             }
             Ok(Value::Bool(true))
@@ -180,24 +181,25 @@ fn rank_small(query: &str, rows: Vec<(String, Value)>, k: usize) -> Vec<(f32, St
 }
 
 impl Tool for Recall {
-    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
-            let query = args.get("query").and_then(Value::as_str).ok_or("missing String argument `query`")?;
+            let query = args.get("query").and_then(Value::as_str).ok_or_else(|| ToolError::BadInput("missing String argument `query`".into()))?;
             let k = match args.get("k") {
                 None | Some(Value::Null) => 5,
-                Some(v) => v.as_u64().ok_or_else(|| format!("`k` must be a non-negative Int, got {v}"))? as usize,
+                Some(v) => v.as_u64().ok_or_else(|| ToolError::BadInput(format!("`k` must be a non-negative Int, got {v}")))? as usize,
             };
-            let layer = Layer::parse(&args).map_err(|e| format!("memory.recall: {e}"))?;
+            let named = |e: ToolError| e.map(|e| format!("memory.recall: {e}"));
+            let layer = Layer::parse(&args).map_err(named)?;
             let m = &self.0;
             let hits = match layer {
                 Layer::LongTerm => {
-                    m.index.refresh(m.store.as_ref()).await.map_err(|e| format!("memory.recall: {e}"))?;
+                    m.index.refresh(m.store.as_ref()).await.map_err(|e| ToolError::Failed(format!("memory.recall: {e}")))?;
                     m.index.search(query, &embed(query), k)
                 }
-                Layer::Working => rank_small(query, m.working.all("working").await.map_err(|e| format!("memory.recall: {e}"))?, k),
+                Layer::Working => rank_small(query, m.working.all("working").await.map_err(named)?, k),
                 Layer::Session => {
                     let ns = format!("session:{}", session_of(ctx));
-                    rank_small(query, m.working.all(&ns).await.map_err(|e| format!("memory.recall: {e}"))?, k)
+                    rank_small(query, m.working.all(&ns).await.map_err(named)?, k)
                 }
             };
             Ok(Value::Array(
@@ -235,7 +237,7 @@ mod tests {
         assert_eq!(Layer::parse(&json!({})).unwrap(), Layer::LongTerm);
         assert_eq!(Layer::parse(&json!({"layer": "working"})).unwrap(), Layer::Working);
         assert_eq!(Layer::parse(&json!({"layer": "session"})).unwrap(), Layer::Session);
-        let e = Layer::parse(&json!({"layer": "short"})).unwrap_err();
+        let e = Layer::parse(&json!({"layer": "short"})).unwrap_err().to_string();
         assert!(e.contains("unknown memory layer `short`"), "{e}");
     }
 }

@@ -31,9 +31,64 @@ pub struct ToolCtx {
     pub step: String,
 }
 
+/// Why a tool call failed. Each variant carries the message the journal
+/// records; the variant says what kind of failure it was, so that nothing
+/// compares messages.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    /// The arguments are missing or malformed (retrying cannot help).
+    #[error("{0}")]
+    BadInput(String),
+    /// A guard refused the call: the workspace confinement, the outbound
+    /// HTTP guard, or the sandbox (including a limit it enforced).
+    #[error("{0}")]
+    Denied(String),
+    /// What the tool talks to could not be reached or answered badly at
+    /// the transport level (connection, DNS, TLS, a malformed answer).
+    #[error("{0}")]
+    Transport(String),
+    /// A time limit ended the call.
+    #[error("{0}")]
+    Timeout(String),
+    /// The tool ran and reported failure (a non-zero exit, an SQL error,
+    /// an HTTP error status, a rejected message).
+    #[error("{0}")]
+    Failed(String),
+    /// The tool is not configured in this runtime (e.g. no `AOS_SQL_URL`).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ToolError {
+    /// The same kind of failure with its message rewritten (a prefix naming
+    /// the tool, a password redacted).
+    pub fn map(self, f: impl FnOnce(String) -> String) -> ToolError {
+        match self {
+            ToolError::BadInput(m) => ToolError::BadInput(f(m)),
+            ToolError::Denied(m) => ToolError::Denied(f(m)),
+            ToolError::Transport(m) => ToolError::Transport(f(m)),
+            ToolError::Timeout(m) => ToolError::Timeout(f(m)),
+            ToolError::Failed(m) => ToolError::Failed(f(m)),
+            ToolError::Unavailable(m) => ToolError::Unavailable(f(m)),
+        }
+    }
+
+    /// The message, as journaled.
+    pub fn message(&self) -> &str {
+        match self {
+            ToolError::BadInput(m)
+            | ToolError::Denied(m)
+            | ToolError::Transport(m)
+            | ToolError::Timeout(m)
+            | ToolError::Failed(m)
+            | ToolError::Unavailable(m) => m,
+        }
+    }
+}
+
 /// A tool implementation.
 pub trait Tool: Send + Sync {
-    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>>;
+    fn call<'a>(&'a self, args: Value, ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>>;
 }
 
 /// Where the external tools connect (§6a); read from the environment by
@@ -160,8 +215,8 @@ impl Tools {
     }
 
     /// Calls a user tool declared `http: "METHOD URL"` with `args`.
-    pub async fn call_http(&self, tool: &str, method: &str, url: &str, args: Value) -> Result<Value, String> {
-        let client = self.http.clone().ok_or_else(|| format!("tool `{tool}`: the HTTP client is not available"))?;
+    pub async fn call_http(&self, tool: &str, method: &str, url: &str, args: Value) -> Result<Value, ToolError> {
+        let client = self.http.clone().ok_or_else(|| ToolError::Unavailable(format!("tool `{tool}`: the HTTP client is not available")))?;
         http::UserHttp { client, tool: tool.to_string(), method: method.to_string(), url: url.to_string() }.call(args).await
     }
 }

@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use rustix::process::Pid;
 use tokio::sync::OnceCell;
+use super::ToolError;
 
 /// Where the workspace appears inside the bubblewrap sandbox.
 pub const SANDBOX_WORKSPACE: &str = "/workspace";
@@ -184,13 +185,17 @@ pub struct Output {
     pub workspace_exceeded: Option<u64>,
 }
 
+fn waiting(e: std::io::Error) -> ToolError {
+    ToolError::Failed(format!("waiting for the program failed: {e}"))
+}
+
 /// A configured sandbox; cheap to share.
 #[derive(Debug)]
 pub struct Sandbox {
     pub isolation: Isolation,
     pub limits: Limits,
     /// Whether bubblewrap actually works here, checked once on first use.
-    probe: OnceCell<Result<(), String>>,
+    probe: OnceCell<Result<(), ToolError>>,
 }
 
 impl Sandbox {
@@ -206,36 +211,40 @@ impl Sandbox {
     }
 
     /// Runs `argv` with `stdin` in `workspace` (created if missing).
-    pub async fn run(&self, argv: &[String], stdin: Option<&[u8]>, workspace: &Path) -> Result<Output, String> {
+    pub async fn run(&self, argv: &[String], stdin: Option<&[u8]>, workspace: &Path) -> Result<Output, ToolError> {
         let Some(program) = argv.first() else {
-            return Err("the command is empty: give the program and its arguments".into());
+            return Err(ToolError::BadInput("the command is empty: give the program and its arguments".into()));
         };
         if program.is_empty() {
-            return Err("the program name is empty".into());
+            return Err(ToolError::BadInput("the program name is empty".into()));
         }
         if let Isolation::Refused(why) = &self.isolation {
-            return Err(why.clone());
+            return Err(ToolError::Denied(why.clone()));
         }
         let Some(prlimit) = find_in_path("prlimit") else {
-            return Err("`prlimit` (util-linux) is not installed: resource limits cannot be set, so nothing runs".into());
+            return Err(ToolError::Unavailable("`prlimit` (util-linux) is not installed: resource limits cannot be set, so nothing runs".into()));
         };
         let root = euid() == 0;
         // The kernel ignores the process limit for root: drop to a sandbox user.
         let drop_root = if root {
             match find_in_path("setpriv") {
                 Some(p) => Some(p),
-                None => return Err("`setpriv` (util-linux) is not installed: the runtime runs as root and cannot drop to a sandbox user".into()),
+                None => {
+                    return Err(ToolError::Unavailable(
+                        "`setpriv` (util-linux) is not installed: the runtime runs as root and cannot drop to a sandbox user".into(),
+                    ));
+                }
             }
         } else {
             None
         };
-        std::fs::create_dir_all(workspace).map_err(|e| format!("cannot create the workspace {}: {e}", workspace.display()))?;
-        let workspace = workspace.canonicalize().map_err(|e| format!("cannot resolve the workspace {}: {e}", workspace.display()))?;
+        std::fs::create_dir_all(workspace).map_err(|e| ToolError::Failed(format!("cannot create the workspace {}: {e}", workspace.display())))?;
+        let workspace = workspace.canonicalize().map_err(|e| ToolError::Failed(format!("cannot resolve the workspace {}: {e}", workspace.display())))?;
         let uid = if root { sandbox_uid(&workspace) } else { uid() };
         if root {
             // The program must be able to write its workspace as its own user.
             std::os::unix::fs::chown(&workspace, Some(uid), Some(uid))
-                .map_err(|e| format!("cannot hand the workspace {} to the sandbox user: {e}", workspace.display()))?;
+                .map_err(|e| ToolError::Failed(format!("cannot hand the workspace {} to the sandbox user: {e}", workspace.display())))?;
         }
         let mut inner: Vec<String> = Vec::new();
         if let Some(setpriv) = &drop_root {
@@ -255,7 +264,7 @@ impl Sandbox {
         }
         inner.extend(argv.iter().cloned());
         match &self.isolation {
-            Isolation::Refused(why) => Err(why.clone()),
+            Isolation::Refused(why) => Err(ToolError::Denied(why.clone())),
             Isolation::Bubblewrap(bwrap) => {
                 let probe = self
                     .probe
@@ -265,11 +274,11 @@ impl Sandbox {
                         let cmd = self.bwrap_command(&prlimit, bwrap, &args, &workspace, root, uid);
                         match self.spawn(cmd, None, false, &workspace).await {
                             Ok(out) if out.status == 0 => Ok(()),
-                            Ok(out) => Err(format!(
+                            Ok(out) => Err(ToolError::Unavailable(format!(
                                 "bubblewrap is installed but cannot create a sandbox here (are user namespaces disabled?): {}",
                                 String::from_utf8_lossy(&out.stderr).trim()
-                            )),
-                            Err(e) => Err(format!("bubblewrap is installed but does not start: {e}")),
+                            ))),
+                            Err(e) => Err(ToolError::Unavailable(format!("bubblewrap is installed but does not start: {}", e.message()))),
                         }
                     })
                     .await;
@@ -358,13 +367,13 @@ impl Sandbox {
         cmd
     }
 
-    async fn spawn(&self, mut cmd: Command, stdin: Option<&[u8]>, bwrap: bool, workspace: &Path) -> Result<Output, String> {
+    async fn spawn(&self, mut cmd: Command, stdin: Option<&[u8]>, bwrap: bool, workspace: &Path) -> Result<Output, ToolError> {
         let l = &self.limits;
         cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.process_group(0);
         cmd.kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start the sandbox: {e}"))?;
+        let mut child = cmd.spawn().map_err(|e| ToolError::Failed(format!("cannot start the sandbox: {e}")))?;
         let group = KillGroup(child.id().and_then(|p| i32::try_from(p).ok()).and_then(Pid::from_raw));
         let input = stdin.map(<[u8]>::to_vec);
         let mut pipe_in = child.stdin.take();
@@ -399,15 +408,15 @@ impl Sandbox {
         };
         let (status, timed_out, workspace_exceeded) = tokio::select! {
             r = tokio::time::timeout(l.wall, child.wait()) => match r {
-                Ok(s) => (s.map_err(|e| format!("waiting for the program failed: {e}"))?, false, None),
+                Ok(s) => (s.map_err(waiting)?, false, None),
                 Err(_) => {
                     group.kill();
-                    (child.wait().await.map_err(|e| format!("waiting for the program failed: {e}"))?, true, None)
+                    (child.wait().await.map_err(waiting)?, true, None)
                 }
             },
             used = over_quota => {
                 group.kill();
-                (child.wait().await.map_err(|e| format!("waiting for the program failed: {e}"))?, false, Some(used))
+                (child.wait().await.map_err(waiting)?, false, Some(used))
             }
         };
         // Written between the last measure and the kill.

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRo
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 use tokio::sync::OnceCell;
 
-use super::{Tool, ToolCtx};
+use super::{Tool, ToolCtx, ToolError};
 use crate::store::BoxFuture;
 
 /// How long connecting to the database may take before the step fails.
@@ -33,8 +33,11 @@ impl SqlDb {
         SqlDb { url, pool: OnceCell::new() }
     }
 
-    async fn pool(&self) -> Result<&Pool, String> {
-        let url = self.url.as_deref().ok_or("sql tools need a database: set AOS_SQL_URL (postgres://… or sqlite://…)")?;
+    async fn pool(&self) -> Result<&Pool, ToolError> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or_else(|| ToolError::Unavailable("sql tools need a database: set AOS_SQL_URL (postgres://… or sqlite://…)".into()))?;
         self.pool.get_or_try_init(|| connect(url)).await
     }
 }
@@ -51,7 +54,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn connect(url: &str) -> Result<Pool, String> {
+async fn connect(url: &str) -> Result<Pool, ToolError> {
     let shown = redact(url);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         PgPoolOptions::new()
@@ -60,28 +63,28 @@ async fn connect(url: &str) -> Result<Pool, String> {
             .connect(url)
             .await
             .map(Pool::Pg)
-            .map_err(|e| format!("cannot connect to the SQL database `{shown}` (AOS_SQL_URL): {e}"))
+            .map_err(|e| ToolError::Transport(format!("cannot connect to the SQL database `{shown}` (AOS_SQL_URL): {e}")))
     } else if url.starts_with("sqlite:") {
         let opts: SqliteConnectOptions =
-            url.parse().map_err(|e| format!("AOS_SQL_URL `{shown}` is not a valid SQLite URL: {e}"))?;
+            url.parse().map_err(|e| ToolError::Unavailable(format!("AOS_SQL_URL `{shown}` is not a valid SQLite URL: {e}")))?;
         SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(opts)
             .await
             .map(Pool::Sqlite)
-            .map_err(|e| format!("cannot open the SQL database `{shown}` (AOS_SQL_URL): {e}"))
+            .map_err(|e| ToolError::Transport(format!("cannot open the SQL database `{shown}` (AOS_SQL_URL): {e}")))
     } else {
-        Err(format!("AOS_SQL_URL `{shown}`: expected a postgres:// or sqlite:// URL"))
+        Err(ToolError::Unavailable(format!("AOS_SQL_URL `{shown}`: expected a postgres:// or sqlite:// URL")))
     }
 }
 
-fn args(args: &Value) -> Result<(&str, Vec<Value>), String> {
-    let sql = args.get("sql").and_then(Value::as_str).ok_or("missing String argument `sql`")?;
+fn args(args: &Value) -> Result<(&str, Vec<Value>), ToolError> {
+    let sql = args.get("sql").and_then(Value::as_str).ok_or_else(|| ToolError::BadInput("missing String argument `sql`".into()))?;
     let params = match args.get("params") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.clone(),
-        Some(other) => return Err(format!("`params` must be a list, got {other}")),
+        Some(other) => return Err(ToolError::BadInput(format!("`params` must be a list, got {other}"))),
     };
     Ok((sql, params))
 }
@@ -208,15 +211,16 @@ fn pg_timestamp(micros: i64, tz: bool) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}{}", s / 3600, s / 60 % 60, s % 60, if tz { "Z" } else { "" })
 }
 
-fn pg_value(row: &PgRow, i: usize) -> Result<Value, String> {
-    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+fn pg_value(row: &PgRow, i: usize) -> Result<Value, ToolError> {
+    let raw = row.try_get_raw(i).map_err(|e| ToolError::Failed(e.to_string()))?;
     if raw.is_null() {
         return Ok(Value::Null);
     }
     let ty = raw.type_info().name().to_string();
     let col = row.columns().get(i).map(|c| c.name().to_string()).unwrap_or_default();
-    let err = |e: sqlx::Error| format!("column `{col}` ({ty}): {e}");
-    let bytes = || raw.as_bytes().map_err(|e| format!("column `{col}` ({ty}): {e}"));
+    let err = |e: sqlx::Error| ToolError::Failed(format!("column `{col}` ({ty}): {e}"));
+    let bytes = || raw.as_bytes().map_err(|e| ToolError::Failed(format!("column `{col}` ({ty}): {e}")));
+    let malformed = |what: &str| ToolError::Failed(format!("column `{col}`: malformed {what} value"));
     Ok(match ty.as_str() {
         "BOOL" => Value::Bool(row.try_get::<bool, _>(i).map_err(err)?),
         "INT2" => json!(row.try_get::<i16, _>(i).map_err(err)?),
@@ -226,14 +230,14 @@ fn pg_value(row: &PgRow, i: usize) -> Result<Value, String> {
         "FLOAT8" => float(row.try_get::<f64, _>(i).map_err(err)?),
         "JSON" | "JSONB" => row.try_get::<Value, _>(i).map_err(err)?,
         "BYTEA" => Value::String(hex::encode(row.try_get::<Vec<u8>, _>(i).map_err(err)?)),
-        "NUMERIC" => pg_numeric(bytes()?).ok_or_else(|| format!("column `{col}`: malformed NUMERIC value"))?,
+        "NUMERIC" => pg_numeric(bytes()?).ok_or_else(|| malformed("NUMERIC"))?,
         "DATE" => {
-            let days = i32::from_be_bytes(be(bytes()?).ok_or("malformed DATE")?);
+            let days = i32::from_be_bytes(be(bytes()?).ok_or_else(|| malformed("DATE"))?);
             let (y, m, d) = civil(i64::from(days) + PG_EPOCH_DAYS);
             Value::String(format!("{y:04}-{m:02}-{d:02}"))
         }
         "TIMESTAMP" | "TIMESTAMPTZ" => {
-            let micros = i64::from_be_bytes(be(bytes()?).ok_or("malformed TIMESTAMP")?);
+            let micros = i64::from_be_bytes(be(bytes()?).ok_or_else(|| malformed("TIMESTAMP"))?);
             Value::String(pg_timestamp(micros, ty == "TIMESTAMPTZ"))
         }
         "UUID" => {
@@ -246,23 +250,23 @@ fn pg_value(row: &PgRow, i: usize) -> Result<Value, String> {
         _ => match row.try_get::<String, _>(i) {
             Ok(s) => Value::String(s),
             Err(_) => {
-                return Err(format!(
+                return Err(ToolError::Failed(format!(
                     "column `{col}` has type {ty}, which sql.query cannot convert to JSON; cast it in the SQL (e.g. `{col}::text`)"
-                ));
+                )));
             }
         },
     })
 }
 
-fn sqlite_value(row: &SqliteRow, i: usize) -> Result<Value, String> {
-    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+fn sqlite_value(row: &SqliteRow, i: usize) -> Result<Value, ToolError> {
+    let raw = row.try_get_raw(i).map_err(|e| ToolError::Failed(e.to_string()))?;
     if raw.is_null() {
         return Ok(Value::Null);
     }
     let ty = raw.type_info().name().to_string();
     let col = row.columns().get(i).map(|c| c.name().to_string()).unwrap_or_default();
     let declared = row.columns().get(i).map(|c| c.type_info().name().to_string()).unwrap_or_default();
-    let err = |e: sqlx::Error| format!("column `{col}`: {e}");
+    let err = |e: sqlx::Error| ToolError::Failed(format!("column `{col}`: {e}"));
     Ok(match ty.as_str() {
         "INTEGER" | "INT8" | "BOOLEAN" if declared == "BOOLEAN" => Value::Bool(row.try_get::<i64, _>(i).map_err(err)? != 0),
         "INTEGER" | "INT8" | "BOOLEAN" => json!(row.try_get::<i64, _>(i).map_err(err)?),
@@ -281,15 +285,18 @@ pub struct Query(pub std::sync::Arc<SqlDb>);
 /// `sql.execute`: `{ rows_affected }`.
 pub struct Execute(pub std::sync::Arc<SqlDb>);
 
-fn sql_error(e: sqlx::Error) -> String {
+fn sql_error(e: sqlx::Error) -> ToolError {
     match e {
-        sqlx::Error::Database(d) => format!("the database refused the SQL: {}", d.message()),
-        other => format!("the SQL failed: {other}"),
+        sqlx::Error::Database(d) => ToolError::Failed(format!("the database refused the SQL: {}", d.message())),
+        e @ (sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_)) => {
+            ToolError::Transport(format!("the SQL failed: {e}"))
+        }
+        other => ToolError::Failed(format!("the SQL failed: {other}")),
     }
 }
 
 impl Tool for Query {
-    fn call<'a>(&'a self, a: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, a: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let (sql, params) = args(&a)?;
             let rows = match self.0.pool().await? {
@@ -320,7 +327,7 @@ impl Tool for Query {
 }
 
 impl Tool for Execute {
-    fn call<'a>(&'a self, a: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, String>> {
+    fn call<'a>(&'a self, a: Value, _ctx: &'a ToolCtx) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let (sql, params) = args(&a)?;
             let n = match self.0.pool().await? {

@@ -159,14 +159,15 @@ impl Compiler<'_, '_, '_> {
             );
             return None;
         }
-        let value = match fact {
+        let text = match fact {
             Fact::Tool => self.tool_value(value)?,
             Fact::Risk => self.level(value, fact, "risk level", RISK_LEVELS)?,
             Fact::Trust => self.level(value, fact, "trust level", TRUST_LEVELS)?,
             Fact::Kind => self.level(value, fact, "step kind", KINDS)?,
             Fact::Effect => self.level(value, fact, "effect", EFFECTS)?,
         };
-        Some(Cond::Compare { fact, cmp, value })
+        // Parsed here, once: evaluation only compares.
+        Some(Cond::Compare { cmp, value: PolicyValue::parse(fact, &text)? })
     }
 
     /// The value of a level-like fact: a bare name out of `names`.

@@ -17,12 +17,12 @@ pub(super) fn render_at(cond: &Cond, prec: u8) -> String {
         Cond::Or { a, b } => (1, format!("{} or {}", render_at(a, 1), render_at(b, 2))),
         Cond::And { a, b } => (2, format!("{} and {}", render_at(a, 2), render_at(b, 3))),
         Cond::Not { a } => (3, format!("not {}", render_at(a, 3))),
-        Cond::Compare { fact, cmp, value } => {
-            let value = match fact {
-                Fact::Tool => format!("\"{}\"", escape(value)),
-                _ => value.clone(),
+        Cond::Compare { cmp, value } => {
+            let shown = match value {
+                PolicyValue::Tool(t) => format!("\"{}\"", escape(t)),
+                v => v.name().to_string(),
             };
-            (4, format!("{} {} {value}", fact_name(*fact), cmp_str(*cmp)))
+            (4, format!("{} {} {shown}", fact_name(value.fact()), cmp_str(*cmp)))
         }
     };
     if own < prec { format!("({text})") } else { text }

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-use super::build::*;
+use crate::testkit::trees::*;
 use super::*;
 
 /// (workflow, step, risk, effect, kind) of every step.

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::store::BoxFuture;
+use crate::tools::ToolError;
 
 /// Short-lived key/value entries in namespaces (`working`, `session:RUN`).
 pub trait Working: Send + Sync {
-    fn put<'a>(&'a self, ns: &'a str, key: &'a str, value: &'a Value, ttl_s: u64) -> BoxFuture<'a, Result<(), String>>;
+    fn put<'a>(&'a self, ns: &'a str, key: &'a str, value: &'a Value, ttl_s: u64) -> BoxFuture<'a, Result<(), ToolError>>;
     /// Every live entry of a namespace.
-    fn all<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<(String, Value)>, String>>;
+    fn all<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<(String, Value)>, ToolError>>;
 }
 
 /// Working memory in this process.
@@ -24,19 +25,19 @@ pub struct InProcess {
 }
 
 impl Working for InProcess {
-    fn put<'a>(&'a self, ns: &'a str, key: &'a str, value: &'a Value, ttl_s: u64) -> BoxFuture<'a, Result<(), String>> {
+    fn put<'a>(&'a self, ns: &'a str, key: &'a str, value: &'a Value, ttl_s: u64) -> BoxFuture<'a, Result<(), ToolError>> {
         Box::pin(async move {
             let until = Instant::now() + Duration::from_secs(ttl_s);
-            let mut m = self.map.lock().map_err(|_| "working memory is unavailable".to_string())?;
+            let mut m = self.map.lock().map_err(|_| ToolError::Unavailable("working memory is unavailable".into()))?;
             m.entry(ns.to_string()).or_default().insert(key.to_string(), (value.clone(), until));
             Ok(())
         })
     }
 
-    fn all<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<(String, Value)>, String>> {
+    fn all<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<(String, Value)>, ToolError>> {
         Box::pin(async move {
             let now = Instant::now();
-            let mut m = self.map.lock().map_err(|_| "working memory is unavailable".to_string())?;
+            let mut m = self.map.lock().map_err(|_| ToolError::Unavailable("working memory is unavailable".into()))?;
             let Some(entries) = m.get_mut(ns) else { return Ok(Vec::new()) };
             entries.retain(|_, (_, until)| *until > now);
             Ok(entries.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect())
@@ -52,20 +53,20 @@ pub struct Redis {
 }
 
 impl Redis {
-    pub fn new(url: &str) -> Result<Redis, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("AOS_REDIS_URL `{url}`: {e}"))?;
+    pub fn new(url: &str) -> Result<Redis, ToolError> {
+        let client = redis::Client::open(url).map_err(|e| ToolError::Unavailable(format!("AOS_REDIS_URL `{url}`: {e}")))?;
         Ok(Redis { client, conn: tokio::sync::Mutex::new(None) })
     }
 
-    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, ToolError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
         let c = tokio::time::timeout(Duration::from_secs(5), self.client.get_multiplexed_async_connection())
             .await
-            .map_err(|_| "working memory: Redis did not answer in 5s".to_string())?
-            .map_err(|e| format!("working memory: Redis: {e}"))?;
+            .map_err(|_| ToolError::Timeout("working memory: Redis did not answer in 5s".into()))?
+            .map_err(redis_error)?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -75,25 +76,29 @@ impl Redis {
     }
 }
 
+fn redis_error(e: redis::RedisError) -> ToolError {
+    ToolError::Transport(format!("working memory: Redis: {e}"))
+}
+
 fn prefix(ns: &str) -> String {
     format!("aos:mem:{ns}:")
 }
 
 impl Working for Redis {
-    fn put<'a>(&'a self, ns: &'a str, key: &'a str, value: &'a Value, ttl_s: u64) -> BoxFuture<'a, Result<(), String>> {
+    fn put<'a>(&'a self, ns: &'a str, key: &'a str, value: &'a Value, ttl_s: u64) -> BoxFuture<'a, Result<(), ToolError>> {
         Box::pin(async move {
             let mut c = self.conn().await?;
             let r: Result<(), redis::RedisError> =
                 redis::cmd("SET").arg(format!("{}{key}", prefix(ns))).arg(value.to_string()).arg("EX").arg(ttl_s).query_async(&mut c).await;
             if let Err(e) = r {
                 self.forget_conn().await;
-                return Err(format!("working memory: Redis: {e}"));
+                return Err(redis_error(e));
             }
             Ok(())
         })
     }
 
-    fn all<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<(String, Value)>, String>> {
+    fn all<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Vec<(String, Value)>, ToolError>> {
         Box::pin(async move {
             let mut c = self.conn().await?;
             let p = prefix(ns);
@@ -106,7 +111,7 @@ impl Working for Redis {
                     Ok(x) => x,
                     Err(e) => {
                         self.forget_conn().await;
-                        return Err(format!("working memory: Redis: {e}"));
+                        return Err(redis_error(e));
                     }
                 };
                 keys.extend(batch);
@@ -118,7 +123,7 @@ impl Working for Redis {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await.map_err(|e| format!("working memory: Redis: {e}"))?;
+            let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await.map_err(redis_error)?;
             Ok(keys
                 .iter()
                 .zip(values)

@@ -1,8 +1,9 @@
 //! Generators of large, valid programs for the benchmarks (`benches/`).
 //!
-//! Not part of the compiler's interface: hidden from the docs and free to
-//! change. Kept in the library so that every bench uses the same pipelines
-//! instead of a copy each.
+//! Not part of the compiler's interface: behind the `testkit` feature (the
+//! compiler's own tests, benches and examples turn it on), free to change.
+//! Kept in the library so that every bench uses the same pipelines instead
+//! of a copy each.
 
 use std::fmt::Write as _;
 

@@ -31,7 +31,7 @@ impl Drop for Session {
 
 impl Session {
     fn start() -> Session {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aosc"))
+        let mut child = Command::new(aos_e2e::aosc())
             .arg("lsp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -145,7 +145,7 @@ fn pos(text: &str, needle: &str, nth: usize, shift: usize) -> Value {
 
 #[test]
 fn a_whole_session_over_stdio() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/weekly_sales_report.aos");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/weekly_sales_report.aos");
     let path = path.canonicalize().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let uri = format!("file://{}", path.display());
@@ -270,7 +270,7 @@ fn a_whole_session_over_stdio() {
     assert!(args[2].as_str().unwrap().starts_with("aosc test '"), "{args:?}");
     let line = first["range"]["start"]["line"].as_u64().unwrap() as usize;
     assert!(text.lines().nth(line).unwrap().starts_with("test \"the approved report is sent\""));
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_aosc"))
+    let run = std::process::Command::new(aos_e2e::aosc())
         .args(["test", args[0].as_str().unwrap(), "--filter", args[1].as_str().unwrap()])
         .env("AOS_HOME", std::env::temp_dir().join("aos-lsp-lens-home-unused"))
         .output()

@@ -11,7 +11,7 @@ use aos_runtime::store::postgres::PostgresStore;
 use aos_runtime::store::sqlite::SqliteStore;
 use aos_runtime::store::Store;
 
-use crate::support::Postgres;
+use crate::services::Postgres;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

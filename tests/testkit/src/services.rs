@@ -1,7 +1,7 @@
 //! Real services for tool tests: a PostgreSQL server started in a temporary
 //! directory on a loopback port, and an SMTP sink speaking real SMTP on
-//! loopback. Shared by `runtime/tests/tools.rs` and the CLI scenario test
-//! (included there with `#[path]`).
+//! loopback. Used by `runtime/tests/tools.rs`, the fleet tests and the
+//! end-to-end scenario test.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};

@@ -50,7 +50,7 @@ impl Rng {
 }
 
 fn aosc(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aosc"));
+    let mut c = Command::new(aos_e2e::aosc());
     c.args(args).env("AOS_HOME", home).env_remove("AOS_DATABASE_URL").stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }

@@ -1,4 +1,10 @@
-use super::*;
+//! Builders of hand-made syntax trees and environments for the unit tests
+//! of risk and policy (they do not need the parser).
+
+use crate::ast::{self, ExprKind};
+use crate::check::env::{Decl, Env};
+use crate::source::FileId;
+use crate::span::Span;
 
 pub fn id(name: &str) -> ast::Ident {
     ast::Ident { name: name.to_string(), span: Span::default() }

@@ -5,8 +5,7 @@
 //! mode ends the step with a clear error that `aosc show` displays.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
+use aos_testkit::services as support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -14,10 +13,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use support::{Postgres, SmtpSink};
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/weekly_sales_report.aos");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/weekly_sales_report.aos");
 
 fn aosc(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aosc"));
+    let mut c = Command::new(aos_e2e::aosc());
     // The HTTP servers of these tests are on loopback: allowed through the
     // outbound guard.
     c.args(args).env("AOS_HOME", home).env("AOS_LLM", "sim").env("AOS_HTTP_ALLOW", "127.0.0.1").env_remove("AOS_DATABASE_URL");

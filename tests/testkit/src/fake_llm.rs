@@ -16,8 +16,8 @@
 //! sentence). Every reply reports 120 input tokens (20 cached) and 30 output
 //! tokens (10 of them reasoning), in each provider's own usage fields.
 //!
-//! Used by `runtime/tests/providers.rs` and `cli/tests/providers_e2e.rs`
-//! (through `#[path]`), so it depends only on axum, tokio and serde_json.
+//! Used by `runtime/tests/providers.rs` and `tests/e2e/tests/providers_e2e.rs`
+//! (through `aos-testkit`); it depends only on axum, tokio and serde_json.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, VecDeque};

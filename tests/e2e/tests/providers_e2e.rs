@@ -7,8 +7,7 @@
 //! reach the output, the store or the audit log. Also `aosc models`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/fake_llm.rs"]
-mod fake_llm;
+use aos_testkit::fake_llm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -53,7 +52,7 @@ workflow report(topic: String = "weekly sales") {
 "#;
 
 fn aosc(home: &Path, fake: &Fake, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aosc"))
+    Command::new(aos_e2e::aosc())
         .args(args)
         .env("AOS_HOME", home)
         .env_remove("AOS_DATABASE_URL")
@@ -75,7 +74,7 @@ async fn aosc_async(home: PathBuf, fake: &Fake, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (openai, base) = (fake.openai_base(), fake.base());
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_aosc"))
+        Command::new(aos_e2e::aosc())
             .args(&args)
             .env("AOS_HOME", &home)
             .env_remove("AOS_DATABASE_URL")
@@ -267,7 +266,7 @@ async fn models_lists_prices_context_and_credentials() {
     assert!(!text.contains(ANTHROPIC_KEY));
 
     // Without keys: the simulator, and the table says why.
-    let out = Command::new(env!("CARGO_BIN_EXE_aosc"))
+    let out = Command::new(aos_e2e::aosc())
         .args(["models", &file_s])
         .env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
