@@ -121,6 +121,12 @@ pub fn analyze_for_diagnostics(env: &Env, models: &BTreeMap<String, ir::Model>, 
     report
 }
 
+/// [`analyze`] counting every prompt in UTF-8 bytes, whatever the findings
+/// (the incremental re-check decides about exact counts itself).
+pub(crate) fn analyze_bytes(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>) -> CostReport {
+    run(env, models, diags, false)
+}
+
 fn run(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>, exact: bool) -> CostReport {
     let mut a = Analyzer {
         env,

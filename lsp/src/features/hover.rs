@@ -23,7 +23,13 @@ pub fn hover(snap: &Snapshot, pos: Position) -> Option<Hover> {
     }
     let occ = *snap.index.at(snap.main(), offset)?;
     let (_, sym) = symbol_at(snap, pos)?;
-    let facts = query::facts(&snap.analysis);
+    // The figures of the workflow the symbol belongs to (or is), computed
+    // over that workflow alone.
+    let workflow = match sym.kind {
+        SymbolKind::Workflow => Some(sym.name.as_str()),
+        _ => sym.workflow.as_deref(),
+    };
+    let facts = query::facts_for(&snap.analysis, workflow);
     let value = describe(snap, &facts, sym)?;
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value }),
