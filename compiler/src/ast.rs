@@ -283,8 +283,12 @@ pub enum ExprKind {
     /// bounded agent that may call the step's `tools:` (docs/language.md,
     /// Agent steps).
     Llm { role: Ident, prompt: Box<Expr>, agent: bool },
-    /// `for x in LIST => CALL`.
+    /// `for x in LIST => CALL`, or `for x in LIST => { steps… return EXPR }`
+    /// (the body an `ExprKind::Block`).
     For { var: Ident, iter: Box<Expr>, body: Box<Expr> },
+    /// `{ step … return EXPR }`: the body of a fan-out that runs a block of
+    /// steps per item (docs/language.md, Fan-out blocks). Only after `=>`.
+    Block { steps: Vec<Step>, ret: Box<Expr> },
     /// Broken source (already reported).
     Error,
 }

@@ -442,6 +442,12 @@ impl Index {
                 self.expr_refs(scope, body, None);
                 scope.vars.pop();
             }
+            ExprKind::Block { steps, ret } => {
+                for s in steps {
+                    self.expr_refs(scope, &s.call, None);
+                }
+                self.expr_refs(scope, ret, None);
+            }
             ExprKind::Int(_)
             | ExprKind::Float(_)
             | ExprKind::Bool(_)

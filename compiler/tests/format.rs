@@ -278,9 +278,15 @@ mod random_programs {
             call(expr()),
             (ident(), expr(), any::<bool>()).prop_map(|(role, prompt, agent)| ex(ExprKind::Llm { role, prompt: Box::new(prompt), agent })),
         ];
+        let inner_step = (ident(), prop::option::of(ty()), simple.clone(), prop::option::of(attrs()))
+            .prop_map(|(name, ty, call, attrs)| Step { name, ty, call, attrs, span: Span::default() });
         prop_oneof![
             3 => simple.clone(),
             1 => (ident(), expr(), simple).prop_map(|(var, iter, body)| ex(ExprKind::For { var, iter: Box::new(iter), body: Box::new(body) })),
+            1 => (ident(), expr(), prop::collection::vec(inner_step, 0..3), expr()).prop_map(|(var, iter, steps, ret)| {
+                let body = ex(ExprKind::Block { steps, ret: Box::new(ret) });
+                ex(ExprKind::For { var, iter: Box::new(iter), body: Box::new(body) })
+            }),
         ]
     }
 

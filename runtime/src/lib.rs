@@ -367,7 +367,8 @@ fn find_workflow<'a>(program: &'a Program, name: &str) -> Result<&'a Workflow, R
 
 /// The workflow a file runs when `--workflow` is not given: its only one.
 pub fn default_workflow(program: &Program) -> Result<String, RuntimeError> {
-    let names: Vec<&String> = program.workflows.keys().collect();
+    // `W.STEP` workflows run fan-out blocks; they are not started by name.
+    let names: Vec<&String> = program.workflows.keys().filter(|n| !n.contains('.')).collect();
     match names.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(RuntimeError::Usage("the file declares no workflow".into())),

@@ -297,6 +297,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
     /// E0501 / W0501; returns the budget.
     fn check_budget(&mut self, name: &str, wf: &ast::Workflow, file: FileId, cost: &WorkflowCost) -> Option<Usd> {
         let Some(attr) = Env::attr(&wf.attrs, "budget") else {
+            // A fan-out block's workflow (`W.STEP`) is within its caller's budget.
+            if name.contains('.') {
+                return None;
+            }
             let worst = match cost.total {
                 Some(t) => format!("a run can cost up to {t}"),
                 None => "and a run's cost has no bound".to_string(),

@@ -264,6 +264,18 @@ fn mentions_in(e: &ast::Expr, index: &HashMap<&str, usize>, vars: &mut Vec<Strin
         ExprKind::Unary(_, a) => mentions_in(a, index, vars, out),
         ExprKind::Call { args, .. } => args.iter().for_each(|a| mentions_in(&a.value, index, vars, out)),
         ExprKind::Llm { prompt, .. } => mentions_in(prompt, index, vars, out),
+        ExprKind::Block { steps, ret } => {
+            let inner = steps.len();
+            vars.extend(steps.iter().map(|s| s.name.name.clone()));
+            for s in steps {
+                mentions_in(&s.call, index, vars, out);
+                for a in s.attrs.iter().flat_map(|a| &a.entries) {
+                    mentions_in(&a.value, index, vars, out);
+                }
+            }
+            mentions_in(ret, index, vars, out);
+            vars.truncate(vars.len().saturating_sub(inner));
+        }
         ExprKind::For { var, iter, body } => {
             mentions_in(iter, index, vars, out);
             vars.push(var.name.clone());

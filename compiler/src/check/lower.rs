@@ -299,7 +299,7 @@ fn expr(env: &Env, scope: &Scope, e: &ast::Expr) -> ir::Expr {
         ExprKind::Int(n) => lit(json!(n)),
         ExprKind::Float(f) => lit(json!(f)),
         ExprKind::Bool(b) => lit(json!(b)),
-        ExprKind::Null | ExprKind::Error | ExprKind::Llm { .. } | ExprKind::For { .. } => lit(Value::Null),
+        ExprKind::Null | ExprKind::Error | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Block { .. } => lit(Value::Null),
         ExprKind::Duration(d) => lit(json!(d.as_millis())),
         ExprKind::Money(m) | ExprKind::Price(m) => lit(json!(m.dollars())),
         ExprKind::Str(s) => {

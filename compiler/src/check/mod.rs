@@ -3,6 +3,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod attrs;
+pub(crate) mod blocks;
 pub(crate) mod cache;
 pub mod cost;
 pub(crate) mod cycles;
@@ -129,7 +130,9 @@ pub fn check_with(path: &str, text: &str, loader: &dyn FileLoader, options: Opti
         })
         .unwrap_or_default();
     let lower = Options { program: options.program || !decls.is_empty() };
-    let (mut program, cost) = run_passes(&loaded, &mut diagnostics, lower);
+    // Fan-out blocks are checked as the workflows they run as.
+    let lifted = blocks::lift(&loaded);
+    let (mut program, cost) = run_passes(lifted.as_ref().unwrap_or(&loaded), &mut diagnostics, lower);
     let mut tests = Vec::new();
     if let Some(p) = &program
         && !decls.is_empty()

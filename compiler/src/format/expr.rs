@@ -112,6 +112,8 @@ fn flat_bare(e: &Expr, src: &str, triple: Triple) -> Option<String> {
         ExprKind::For { var, iter, body } => {
             format!("for {} in {} => {}", var.name, flat(iter, 0, src, triple)?, flat(body, 0, src, triple)?)
         }
+        // A block of steps is never on one line.
+        ExprKind::Block { .. } => return None,
         ExprKind::Error => src.get(e.span.range()).unwrap_or("").to_string(),
     })
 }
@@ -394,6 +396,7 @@ impl Printer<'_> {
                 self.expr(body, 0, trail);
             }
             ExprKind::Str(s) if s.triple => self.triple(s),
+            ExprKind::Block { steps, ret } => self.block(steps, ret, e.span),
             _ => {
                 let s = flat(e, 0, self.src, Triple::AsPlain).unwrap_or_default();
                 self.text(&s);

@@ -16,7 +16,7 @@ mod expr;
 mod tests;
 
 use crate::ast::{
-    Attr, Attrs, Comment, CommentKind, File, Item, ItemKind, Param, Rule, RuleKind, Scripted, Step, TestDecl, TestStmt, TestStmtKind, Use,
+    Attr, Attrs, Comment, CommentKind, Expr, File, Item, ItemKind, Param, Rule, RuleKind, Scripted, Step, TestDecl, TestStmt, TestStmtKind, Use,
     Workflow,
 };
 use crate::diagnostic::Diagnostic;
@@ -587,6 +587,27 @@ impl<'a> Printer<'a> {
         if let Some(attrs) = &step.attrs {
             self.attrs_block(attrs);
         }
+    }
+
+    /// A fan-out's block: `{`, its steps one level in (set apart as in a
+    /// workflow body), a blank line, `return …`, and `}` on its own line.
+    pub(super) fn block(&mut self, steps: &[Step], ret: &Expr, span: Span) {
+        self.text("{");
+        self.indent += INDENT;
+        let mut prev_multiline = false;
+        for (i, step) in steps.iter().enumerate() {
+            let multiline = self.step_is_multiline(step);
+            let newlines = if i > 0 && (multiline || prev_multiline) { 2 } else { 1 };
+            self.separate(newlines, i > 0);
+            self.at_entry(step.span.start);
+            self.step(step);
+            prev_multiline = multiline;
+        }
+        self.separate(if steps.is_empty() { 1 } else { 2 }, !steps.is_empty());
+        self.at_entry(ret.span.start);
+        self.text("return ");
+        self.expr(ret, 0, 0);
+        self.close("}", span.end.saturating_sub(1));
     }
 
     /// Whether a step prints on more than one line (steps that do are set

@@ -408,7 +408,7 @@ where
 fn is_call(e: &Expr) -> bool {
     matches!(
         e.kind,
-        ExprKind::Call { .. } | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Error
+        ExprKind::Call { .. } | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Block { .. } | ExprKind::Error
     )
 }
 
@@ -524,12 +524,22 @@ where
                     },
                     span: e.span(),
                 });
+            // `=> { step … return EXPR }`: a block of steps per item.
+            let block = step(expr.clone().boxed(), ty().boxed())
+                .repeated()
+                .collect::<Vec<Option<Step>>>()
+                .then(just(Token::Return).ignore_then(expr.clone()).labelled("`return` and the item's value"))
+                .delimited_by(just(Token::LBrace), close(Token::RBrace))
+                .map_with(|(steps, ret), e| Expr {
+                    kind: ExprKind::Block { steps: steps.into_iter().flatten().collect(), ret: Box::new(ret) },
+                    span: e.span(),
+                });
             let for_ = just(Token::For)
                 .ignore_then(ident().labelled("a variable name"))
                 .then_ignore(just(Token::In))
                 .then(expr.clone())
                 .then_ignore(just(Token::FatArrow))
-                .then(call_expr(expr.clone(), "=>"))
+                .then(block.or(call_expr(expr.clone(), "=>")))
                 .map_with(|((var, iter), body), e| Expr {
                     kind: ExprKind::For {
                         var,

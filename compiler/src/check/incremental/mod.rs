@@ -366,6 +366,15 @@ fn names<'e>(e: &'e ast::Expr, out: &mut BTreeSet<&'e str>) {
             names(iter, out);
             names(body, out);
         }
+        ExprKind::Block { steps, ret } => {
+            for s in steps {
+                names(&s.call, out);
+                for a in s.attrs.iter().flat_map(|a| &a.entries) {
+                    names(&a.value, out);
+                }
+            }
+            names(ret, out);
+        }
         ExprKind::Int(_)
         | ExprKind::Float(_)
         | ExprKind::Bool(_)

@@ -89,19 +89,21 @@ fn workflow(w: &mut ast::Workflow, d: i64) {
         ty(r, d);
     }
     w.attrs.iter_mut().for_each(|a| attr(a, d));
-    for s in &mut w.steps {
-        ident(&mut s.name, d);
-        if let Some(t) = &mut s.ty {
-            ty(t, d);
-        }
-        expr(&mut s.call, d);
-        attrs(&mut s.attrs, d);
-        shift(&mut s.span, d);
-    }
+    w.steps.iter_mut().for_each(|s| step(s, d));
     if let Some((e, span)) = &mut w.ret_expr {
         expr(e, d);
         shift(span, d);
     }
+}
+
+fn step(s: &mut ast::Step, d: i64) {
+    ident(&mut s.name, d);
+    if let Some(t) = &mut s.ty {
+        ty(t, d);
+    }
+    expr(&mut s.call, d);
+    attrs(&mut s.attrs, d);
+    shift(&mut s.span, d);
 }
 
 fn ident(i: &mut ast::Ident, d: i64) {
@@ -190,6 +192,10 @@ fn expr(e: &mut ast::Expr, d: i64) {
             ident(var, d);
             expr(iter, d);
             expr(body, d);
+        }
+        ExprKind::Block { steps, ret } => {
+            steps.iter_mut().for_each(|s| step(s, d));
+            expr(ret, d);
         }
         ExprKind::Int(_)
         | ExprKind::Float(_)

@@ -12,7 +12,8 @@ impl<'a> Walker<'_, '_, 'a, '_> {
             ExprKind::Null => Ty::Null,
             ExprKind::Duration(_) => Ty::Duration,
             ExprKind::Money(_) | ExprKind::Price(_) => Ty::Money,
-            ExprKind::Error => Ty::Unknown,
+            // Blocks are lifted into workflows before this pass (`check::blocks`).
+            ExprKind::Error | ExprKind::Block { .. } => Ty::Unknown,
             ExprKind::Str(s) => {
                 for part in &s.parts {
                     if let StrPart::Interp(x) = part {
