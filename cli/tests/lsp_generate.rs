@@ -5,8 +5,7 @@
 //! returns the edit, which makes the document check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../runtime/tests/support/fake_llm.rs"]
-mod fake_llm;
+use aos_testkit::fake_llm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
