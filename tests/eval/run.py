@@ -193,7 +193,17 @@ def main():
               f"{total_s / len(items):.1f} s/intent")
     score = os.path.join(a.eval, "score.py")
     sys.stdout.flush()
-    return subprocess.call([sys.executable, score, a.aosc, a.results, subset_file])
+    # The scorer checks each program in a scratch directory it makes under
+    # the temp directory, importing `../teval_tools.aos`; `use` is confined
+    # to the project (the nearest directory above holding an aos.toml), so
+    # its temp directory is one with an aos.toml.
+    scratch = os.path.join(os.path.abspath(a.results), "_scorer_tmp")
+    os.makedirs(scratch, exist_ok=True)
+    with open(os.path.join(scratch, "aos.toml"), "w", encoding="utf-8") as f:
+        f.write("# score.py's scratch directories: one project, so `use \"../teval_tools.aos\"` resolves.\n")
+    aosc = shutil.which(a.aosc) if os.sep not in a.aosc else os.path.abspath(a.aosc)
+    return subprocess.call([sys.executable, os.path.abspath(score), aosc or a.aosc, os.path.abspath(a.results),
+                            os.path.abspath(subset_file)], env=dict(os.environ, TMPDIR=scratch))
 
 
 if __name__ == "__main__":

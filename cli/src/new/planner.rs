@@ -116,12 +116,12 @@ pub fn no_planner_help() -> String {
     let places = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ");
     let local = if cfg!(feature = "local-model") {
         format!(
-            "the embedded offline model (built into this aosc) needs its model file, found at none of {places}:\n  \
+            "the embedded offline model: it is built into this aosc but its model file is at none of {places}; fetch it:\n  \
              {fetch}\n  (or set AOS_PLANNER_MODEL to a GGUF file, or `[new] provider = \"local\"`, `model = \"FILE.gguf\"` in aos.toml)"
         )
     } else {
         format!(
-            "the embedded offline model is not in this aosc: build it with the cargo feature `local-model` \
+            "the embedded offline model: it is not in this aosc; build it with the cargo feature `local-model` \
              (needs cmake and libclang-dev):\n  cargo build --release -p aosc --features local-model\n\
              then fetch the model file to {first}:\n  {fetch}\n  (or set AOS_PLANNER_MODEL to a GGUF file)"
         )

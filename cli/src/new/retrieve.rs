@@ -30,7 +30,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("position", "coordinates"),
     ("location", "coordinates"),
     ("table", "sql"),
+    ("table", "query"),
     ("database", "sql"),
+    ("database", "query"),
     ("row", "sql"),
     ("far", "distance"),
     ("ground", "distance"),
@@ -130,6 +132,21 @@ pub fn clauses(intent: &str) -> Vec<String> {
         }
         out.extend(parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !words(p).is_empty()));
     }
+    // A request of one sentence packs its actions into "and": "find a free
+    // room and book it" (each side at least two words).
+    if let [one] = out.as_slice() {
+        let mut split: Vec<String> = Vec::new();
+        for part in one.split(" and ") {
+            match split.last_mut() {
+                Some(cur) if cur.split_whitespace().count() < 2 || part.split_whitespace().count() < 2 => {
+                    cur.push_str(" and ");
+                    cur.push_str(part);
+                }
+                _ => split.push(part.to_string()),
+            }
+        }
+        return split;
+    }
     out
 }
 
@@ -144,6 +161,8 @@ pub struct Scored {
 pub const MIN_SCORE: f64 = 3.0;
 /// A clause whose best tool scores less asks for nothing in the catalog.
 pub const MIN_CLAUSE_SCORE: f64 = 4.0;
+/// The bar for the clauses of a one-sentence request ("… and reserve it").
+pub const MIN_SHORT_CLAUSE_SCORE: f64 = 2.5;
 /// A clause keeps the tools within this share of its best one.
 pub const CLAUSE_SHARE: f64 = 0.9;
 /// When `--with` files bring tools, the standard library's weigh this much
@@ -267,10 +286,13 @@ impl<'a> Retriever<'a> {
             *kit_score.entry(kit(&self.tools[s.tool].name)).or_default() += s.score;
         }
         let mut chosen: Vec<usize> = Vec::new();
-        for clause in clauses(intent) {
+        let parts = clauses(intent);
+        // The clauses of a one-sentence request are short: a lower bar.
+        let min_clause = if intent.split_inclusive(['.', '?', '!', ';']).filter(|s| !words(s).is_empty()).count() <= 1 { MIN_SHORT_CLAUSE_SCORE } else { MIN_CLAUSE_SCORE };
+        for clause in parts {
             let ranked = self.rank(&clause);
             let Some(top) = ranked.first().map(|s| s.score) else { continue };
-            if top < MIN_CLAUSE_SCORE {
+            if top < min_clause {
                 continue;
             }
             // Twins within a clause: the better-ranked one speaks for both.
@@ -462,11 +484,56 @@ mod tests {
 
     #[test]
     fn twins_across_toolkits_keep_one() {
-        let tools = vec![
-            tool("MapA.get_distance", "The distance between two places."),
-            tool("MapB.get_distance", "The distance between two places."),
+        let mut tools = vec![
+            tool("MapA.get_distance", "The driving distance between places on the map."),
+            tool("MapB.get_distance", "The driving distance between places on the map."),
         ];
+        tools.extend(films());
         let r = Retriever::new(&tools);
-        assert_eq!(r.pick("How far is the distance from Rome to Milan?", 8), vec![0]);
+        assert_eq!(r.pick("The driving distance between places on the map: Rome to Milan.", 8), vec![0]);
+    }
+
+    fn stdlib() -> Vec<CatalogTool> {
+        let files: Vec<(aos_compiler::ast::File, Option<String>)> = aos_compiler::stdlib::MODULES
+            .iter()
+            .map(|(name, text)| (aos_compiler::parse(text, aos_compiler::FileId(0)).0, Some((*name).to_string())))
+            .collect();
+        crate::new::catalog::tools_of(&files)
+    }
+
+    #[test]
+    fn a_one_sentence_request_is_read_action_by_action() {
+        let tools = stdlib();
+        let r = Retriever::new(&tools);
+        let intent = "Every Monday, summarize last week's EMEA sales from the sales table and email the summary to the sales lead after approval";
+        let picked: Vec<&str> = r.pick(intent, 8).into_iter().map(|i| tools[i].name.as_str()).collect();
+        let clauses_seen: Vec<(String, Vec<(String, f64)>)> = clauses(intent)
+            .into_iter()
+            .map(|c| {
+                let ranked = r.rank(&c).into_iter().take(3).map(|s| (tools[s.tool].name.clone(), s.score)).collect();
+                (c, ranked)
+            })
+            .collect();
+        assert_eq!(picked.first(), Some(&"sql.query"), "{picked:?} {clauses_seen:?}");
+        assert!(picked.contains(&"email.send"), "{picked:?}");
+        let mut rooms = vec![
+            tool("Rooms.get_empty_room", "Finds the meeting rooms free between two times.\n\nReturns a JSON object with:\n- rooms: the free rooms"),
+            with_param(tool("Rooms.reserve", "Reserves (books) a meeting room for a time slot."), "room_id", Ty::Str),
+        ];
+        rooms.extend(stdlib().into_iter().map(|mut t| {
+            t.std_module = t.std_module.or(Some("std".into()));
+            t
+        }));
+        let r = Retriever::new(&rooms);
+        let picked: Vec<&str> =
+            r.pick("Find a free meeting room from 2pm to 4pm and reserve it", 8).into_iter().map(|i| rooms[i].name.as_str()).collect();
+        let seen: Vec<(String, Vec<(String, f64)>)> = clauses("Find a free meeting room from 2pm to 4pm and reserve it")
+            .into_iter()
+            .map(|c| {
+                let ranked = r.rank(&c).into_iter().take(3).map(|s| (rooms[s.tool].name.clone(), s.score)).collect();
+                (c, ranked)
+            })
+            .collect();
+        assert_eq!(picked, vec!["Rooms.get_empty_room", "Rooms.reserve"], "{seen:?}");
     }
 }
