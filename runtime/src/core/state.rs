@@ -86,12 +86,51 @@ pub struct StepState {
     pub usage: Usage,
 }
 
+/// The run's workflow, shared with the program that holds it (a 10k-step
+/// workflow is megabytes: it is never copied for the run).
+#[derive(Clone, Debug)]
+pub struct WorkflowRef {
+    program: Arc<Program>,
+    name: String,
+}
+
+impl WorkflowRef {
+    /// The workflow `name` of `program`, when it has one.
+    pub fn new(program: Arc<Program>, name: &str) -> Option<WorkflowRef> {
+        program.workflows.contains_key(name).then(|| WorkflowRef { program, name: name.to_string() })
+    }
+}
+
+impl std::ops::Deref for WorkflowRef {
+    type Target = Workflow;
+
+    fn deref(&self) -> &Workflow {
+        static NONE: std::sync::LazyLock<Workflow> = std::sync::LazyLock::new(|| Workflow {
+            name: String::new(),
+            params: Vec::new(),
+            ret: None,
+            ret_expr: None,
+            intent: None,
+            budget_usd: None,
+            risk: aos_compiler::ir::Risk::Low,
+            max_concurrency: None,
+            max_param_tokens: 0,
+            trigger: None,
+            priority: 0,
+            steps: Vec::new(),
+            cost_bound_usd: 0.0,
+        });
+        // `new` checked that it is there; the program never changes.
+        self.program.workflows.get(&self.name).unwrap_or(&NONE)
+    }
+}
+
 /// What a run is, independent of how far it got: the program, the
 /// workflow, its inputs and the run's trust.
 pub struct RunCtx {
     pub run_id: String,
     pub program: Arc<Program>,
-    pub wf: Workflow,
+    pub wf: WorkflowRef,
     pub params: BTreeMap<String, Value>,
     pub trust: Trust,
     pub secrets: Secrets,
