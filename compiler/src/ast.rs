@@ -104,6 +104,9 @@ pub struct ModelDecl {
 pub struct RoleDecl {
     pub name: Ident,
     pub models: Vec<Ident>,
+    /// `{ route: measured(latency) }` (docs/language.md, *Routing*).
+    #[serde(default)]
+    pub attrs: Option<Attrs>,
 }
 
 /// `tool ns.name(params) -> T { attrs }`.
@@ -185,11 +188,13 @@ pub enum Scripted {
     Returns,
     /// `fails "MESSAGE"`.
     Fails,
+    /// `calls TOOL(ARGS)` (an LLM): a turn of an agent step that calls a tool.
+    Calls,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TestStmtKind {
-    /// `given llm ROLE replies|fails VALUE`.
+    /// `given llm ROLE replies|fails|calls VALUE` (`calls` takes a call).
     GivenLlm { role: Ident, outcome: Scripted, value: Expr },
     /// `given tool a.b returns|fails VALUE`.
     GivenTool { tool: Vec<Ident>, outcome: Scripted, value: Expr },
@@ -274,10 +279,16 @@ pub enum ExprKind {
     /// `path(args)`: a tool call (`ns.name`, two or more segments), a
     /// workflow call or a built-in (`len`, `secret`, `cron`, …).
     Call { callee: Vec<Ident>, args: Vec<Arg> },
-    /// `llm ROLE(prompt)`.
-    Llm { role: Ident, prompt: Box<Expr> },
-    /// `for x in LIST => CALL`.
+    /// `llm ROLE(prompt)`, or with `agent` (`agent ROLE(prompt)`) a
+    /// bounded agent that may call the step's `tools:` (docs/language.md,
+    /// Agent steps).
+    Llm { role: Ident, prompt: Box<Expr>, agent: bool },
+    /// `for x in LIST => CALL`, or `for x in LIST => { steps… return EXPR }`
+    /// (the body an `ExprKind::Block`).
     For { var: Ident, iter: Box<Expr>, body: Box<Expr> },
+    /// `{ step … return EXPR }`: the body of a fan-out that runs a block of
+    /// steps per item (docs/language.md, Fan-out blocks). Only after `=>`.
+    Block { steps: Vec<Step>, ret: Box<Expr> },
     /// Broken source (already reported).
     Error,
 }

@@ -19,11 +19,13 @@ pub enum Item {
     Tool,
     /// A model declaration's `{ … }` block.
     Model,
+    /// A role declaration's `{ … }` block.
+    Role,
 }
 
 impl Item {
     /// Every kind, in the order of the reference.
-    pub const ALL: [Item; 4] = [Item::Workflow, Item::Step, Item::Tool, Item::Model];
+    pub const ALL: [Item; 5] = [Item::Workflow, Item::Step, Item::Tool, Item::Model, Item::Role];
 
     /// The item's name in messages ("a step takes …").
     pub fn name(self) -> &'static str {
@@ -32,6 +34,7 @@ impl Item {
             Item::Step => "step",
             Item::Tool => "tool",
             Item::Model => "model",
+            Item::Role => "role",
         }
     }
 }
@@ -78,6 +81,12 @@ pub enum AttrType {
     Expr,
     /// A list of strings (a program and its arguments).
     StringList,
+    /// Who may share a cached reply: `workflow`, `shared` or `global`.
+    CacheScope,
+    /// `measured(latency)`, `measured(cost)` or `measured(quality)`.
+    Route,
+    /// A list of tool names (`[http.get, sql.query]`).
+    ToolList,
 }
 
 impl AttrType {
@@ -102,6 +111,9 @@ impl AttrType {
             AttrType::Call => "call".to_string(),
             AttrType::Expr => "expression".to_string(),
             AttrType::StringList => "List<String>".to_string(),
+            AttrType::CacheScope => "`workflow`, `shared` or `global`".to_string(),
+            AttrType::Route => "`measured(latency \\| cost \\| quality)`".to_string(),
+            AttrType::ToolList => "list of tools".to_string(),
         }
     }
 }
@@ -124,6 +136,8 @@ pub struct AttrSpec {
 const U32: i64 = u32::MAX as i64;
 const TOKENS: AttrType = AttrType::Int { min: 1, max: i64::MAX };
 const COUNT: AttrType = AttrType::Int { min: 0, max: U32 };
+/// The most turns an agent step may take (`max_turns:`).
+pub const MAX_TURNS: i64 = 64;
 
 macro_rules! attr {
     ($item:ident $name:literal : $ty:expr, default $default:literal, e.g. $example:literal, $doc:literal) => {
@@ -183,6 +197,16 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "A call to run when every retry and model failed; its result must fit the step's type."),
     attr!(Step "idempotency_key": AttrType::Expr, default "", e.g. "\"report-{region}\"",
         "External effects are deduplicated by this value across retries and resumes."),
+    attr!(Step "cache": AttrType::Duration { min_ms: 1 }, default "", e.g. "24h",
+        "Keeps the reply of an LLM call, or the result of a `read`/`pure` tool call, this long; an identical call within it is answered from the cache at $0 (docs/language.md, *Response cache*)."),
+    attr!(Step "cache_scope": AttrType::CacheScope, default "workflow", e.g. "shared",
+        "Who may reuse a cached result: `workflow` (this workflow at the same trust level), `shared` (any workflow at the same trust level) or `global` (any workflow, any trust)."),
+    attr!(Step "tools": AttrType::ToolList, default "", e.g. "[http.get, sql.query]",
+        "Agent steps only (required): the tools the model may call (docs/language.md, Agent steps)."),
+    attr!(Step "max_turns": AttrType::Int { min: 1, max: MAX_TURNS }, default "4", e.g. "6",
+        "Agent steps only: the most model calls (turns); the cost bound is turns × the bound of one turn."),
+    attr!(Step "max_tool_calls": COUNT, default "max_turns - 1", e.g. "5",
+        "Agent steps only: the most tool calls the step runs; later calls get an error result instead."),
     // Tools.
     attr!(Tool "http": AttrType::String, default "", e.g. "\"POST http://127.0.0.1:9000/lookup\"",
         "Backs the tool with an HTTP request: `\"METHOD URL\"`."),
@@ -196,6 +220,8 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "The token bound of the tool's output (a longer text is truncated)."),
     attr!(Tool "timeout": AttrType::Duration { min_ms: 1 }, default "", e.g. "30s",
         "How long one call may take."),
+    attr!(Tool "cache": AttrType::Duration { min_ms: 1 }, default "", e.g. "1h",
+        "For a `read` or `pure` tool: every call's result is cached this long unless the step says otherwise (as the step attribute `cache:`)."),
     // Models.
     attr!(Model "input": AttrType::Price, default "$0/M for sim, else required", e.g. "$2.50/M",
         "The price of a million input tokens."),
@@ -215,8 +241,13 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "`sim` only: the first N replies of a typed step are not valid JSON."),
     attr!(Model "confidence": AttrType::Float { min: 0.0, max: 1.0 }, default "", e.g. "0.9",
         "`sim` only: the confidence a verification by this model reports."),
+    attr!(Model "tool_calls": COUNT, default "1", e.g. "2",
+        "`sim` only: in an agent step, the turns that call a tool before the answer."),
     attr!(Model "seed": AttrType::Int { min: 0, max: i64::MAX }, default "0", e.g. "7",
         "`sim` only: seeds the simulated answers."),
+    // Roles.
+    attr!(Role "route": AttrType::Route, default "the written order", e.g. "measured(latency)",
+        "Reorders the chain by the models' measured statistics: mean latency, cost per call, or verification pass rate (docs/language.md, *Routing by measured statistics*)."),
 ];
 
 /// The attribute `name` of `item`, if it takes one.

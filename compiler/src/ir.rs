@@ -115,6 +115,10 @@ pub struct SimOptions {
     pub malformed_first: u32,
     pub confidence: Option<f64>,
     pub seed: u64,
+    /// In an agent step, the turns that call a tool before the answer
+    /// (`tool_calls:`, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -470,6 +474,14 @@ impl Call {
             Call::Llm { prompt, .. } => vec![prompt],
         }
     }
+
+    /// The agent of an `agent ROLE(…)` call.
+    pub fn agent(&self) -> Option<&Agent> {
+        match self {
+            Call::Llm { agent, .. } => agent.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl Cond {
@@ -614,8 +626,96 @@ pub struct Step {
     pub effect: Effect,
     pub fallback: Option<Call>,
     pub idempotency_key: Option<Expr>,
+    /// The response cache of the step's call (`cache:`, or the tool's own
+    /// `cache:`); only on LLM calls and `read`/`pure` tool calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Cache>,
+    /// How the step's role orders its chain (the role's `route:`); `None`:
+    /// the written order. The cost bound is the worst model's either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
     /// The worst-case cost of this step in USD, and how it was reached.
     pub cost: CostBound,
+}
+
+/// `route: measured(…)`: what a role's chain is ordered by, from the
+/// models' measured statistics (fastest, cheapest, or most often verified
+/// first; the written order breaks ties and places models measured too
+/// little).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// The lowest mean latency first.
+    Latency,
+    /// The lowest cost per call first.
+    Cost,
+    /// The highest verification pass rate first (then the lowest error rate).
+    Quality,
+}
+
+impl Route {
+    /// The measures `measured(…)` takes.
+    pub const NAMES: [&'static str; 3] = ["latency", "cost", "quality"];
+
+    pub fn parse(name: &str) -> Option<Route> {
+        match name {
+            "latency" => Some(Route::Latency),
+            "cost" => Some(Route::Cost),
+            "quality" => Some(Route::Quality),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Latency => "latency",
+            Route::Cost => "cost",
+            Route::Quality => "quality",
+        }
+    }
+}
+
+/// How long a call's result is kept, and who may reuse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    pub ttl_ms: u64,
+    pub scope: CacheScope,
+}
+
+/// Who may reuse a cached result (`cache_scope:`). The cost proof never
+/// counts on a hit: a step's bound is a miss's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// The same workflow, run at the same trust level (the default).
+    #[default]
+    Workflow,
+    /// Any workflow, run at the same trust level.
+    Shared,
+    /// Any workflow at any trust level.
+    Global,
+}
+
+impl CacheScope {
+    /// The names `cache_scope:` takes, in order.
+    pub const NAMES: [&'static str; 3] = ["workflow", "shared", "global"];
+
+    pub fn parse(name: &str) -> Option<CacheScope> {
+        match name {
+            "workflow" => Some(CacheScope::Workflow),
+            "shared" => Some(CacheScope::Shared),
+            "global" => Some(CacheScope::Global),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheScope::Workflow => "workflow",
+            CacheScope::Shared => "shared",
+            CacheScope::Global => "global",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -643,8 +743,48 @@ pub enum Backoff {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Call {
     Tool { tool: String, args: BTreeMap<String, Expr> },
-    Llm { role: String, prompt: Expr },
+    /// `llm ROLE(prompt)`; with `agent`, `agent ROLE(prompt) { tools: … }`.
+    Llm {
+        role: String,
+        prompt: Expr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<Agent>,
+    },
     Workflow { workflow: String, args: BTreeMap<String, Expr> },
+}
+
+/// What makes an LLM call a bounded agent (docs/language.md, Agent steps).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The tools the model may call, in the order of `tools:`.
+    pub tools: Vec<AgentTool>,
+    /// The most model calls (`max_turns:`).
+    pub max_turns: u32,
+    /// The most tool calls run (`max_tool_calls:`, default `max_turns - 1`).
+    pub max_tool_calls: u32,
+}
+
+/// One tool of an agent step, as providers are told of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentTool {
+    /// The dotted name (`http.get`).
+    pub tool: String,
+    /// The name providers see: `.` written `__` (`http__get`), since
+    /// function names may not hold dots.
+    pub wire_name: String,
+    /// The tool's doc comment, else a sentence naming it.
+    pub description: String,
+    /// The JSON Schema of the arguments: an object of the parameters.
+    pub parameters: serde_json::Value,
+    pub risk: Risk,
+    pub effect: Effect,
+}
+
+impl AgentTool {
+    /// The name providers see for a dotted tool name.
+    pub fn wire_name_of(tool: &str) -> String {
+        tool.replace('.', "__")
+    }
 }
 
 /// The worst-case cost of a step and the figures it came from.

@@ -3,7 +3,9 @@
 //! The facade other crates use:
 //! - [`parse`]: text → syntax tree + syntax diagnostics (always a tree);
 //! - [`format`]: canonical layout of a file, comments kept;
-//! - [`check`]: a file and what it uses → diagnostics + [`ir::Program`].
+//! - [`check`]: a file and what it uses → diagnostics + [`ir::Program`];
+//! - [`recheck`]: the same after an edit, reusing the previous analysis
+//!   (the language server's incremental analysis).
 //!
 //! The compiler is plain synchronous Rust: no I/O beyond reading the files a
 //! program `use`s, through [`check::FileLoader`].
@@ -32,6 +34,7 @@ pub mod verify;
 pub mod testkit;
 
 pub use check::{check, check_with, Analysis, FileLoader, FsLoader, Options as CheckOptions, ProjectLoader};
+pub use check::incremental::{recheck, Recheck};
 
 /// Reading program files: regular files only, bounded in size.
 pub mod files {

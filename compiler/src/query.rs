@@ -422,7 +422,7 @@ impl Index {
                     self.expr_refs(scope, &a.value, None);
                 }
             }
-            ExprKind::Llm { role, prompt } => {
+            ExprKind::Llm { role, prompt, .. } => {
                 self.named(file, SymbolKind::Role, role);
                 self.expr_refs(scope, prompt, None);
             }
@@ -441,6 +441,12 @@ impl Index {
                 scope.vars.push((var.name.clone(), sid));
                 self.expr_refs(scope, body, None);
                 scope.vars.pop();
+            }
+            ExprKind::Block { steps, ret } => {
+                for s in steps {
+                    self.expr_refs(scope, &s.call, None);
+                }
+                self.expr_refs(scope, ret, None);
             }
             ExprKind::Int(_)
             | ExprKind::Float(_)
@@ -537,7 +543,6 @@ pub struct Facts {
 
 /// Recomputes cost, risk and model facts for hovers.
 pub fn facts(analysis: &Analysis) -> Facts {
-    use crate::check::{cost, models, resolve, risk};
     let std_files = analysis
         .files
         .iter()
@@ -548,9 +553,25 @@ pub fn facts(analysis: &Analysis) -> Facts {
                 .map(|name| (*id, name.to_string()))
         })
         .collect();
-    let loaded = resolve::Loaded { files: analysis.files.clone(), std_files };
+    let loaded = crate::check::resolve::Loaded { files: analysis.files.clone(), std_files };
+    facts_of(&loaded)
+}
+
+/// [`facts`] for one workflow (and the workflows it calls) and every model:
+/// what a hover inside that workflow shows, computed from the stored trees
+/// over the declarations and that workflow alone (the other workflows stand
+/// as bare names), so that its cost does not grow with the file. With
+/// `None`, the models alone.
+pub fn facts_for(analysis: &Analysis, workflow: Option<&str>) -> Facts {
+    let focus = workflow.map(str::to_string).into_iter().collect();
+    let loaded = crate::check::incremental::reduced(&analysis.files, &analysis.sources, analysis.main, &focus);
+    facts_of(&loaded)
+}
+
+fn facts_of(loaded: &crate::check::resolve::Loaded) -> Facts {
+    use crate::check::{cost, models, resolve, risk};
     let mut scratch = Vec::new();
-    let env = resolve::build_env(&loaded, &mut scratch);
+    let env = resolve::build_env(loaded, &mut scratch);
     let models = models::lower_models(&env, &mut scratch);
     let cost = cost::analyze(&env, &models, &mut scratch);
     let mut risks = BTreeMap::new();

@@ -40,6 +40,9 @@ pub enum Script {
     Returns(Value),
     /// The call fails with this message.
     Fails(String),
+    /// A turn of an agent step that calls `tool` with these arguments
+    /// (`given llm ROLE calls TOOL(ARGS)`).
+    Calls { tool: String, args: Value },
 }
 
 /// One `expect` line.

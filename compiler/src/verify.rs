@@ -279,7 +279,10 @@ fn call_refs(p: &Program, place: &str, call: &Call) -> Result<(), VerifyError> {
         Call::Tool { tool, .. } => {
             exists(p.tools.contains_key(tool), place.to_string(), "tool", tool)
         }
-        Call::Llm { role, .. } => {
+        Call::Llm { role, agent, .. } => {
+            for t in agent.iter().flat_map(|a| &a.tools) {
+                exists(p.tools.contains_key(&t.tool), place.to_string(), "tool", &t.tool)?;
+            }
             exists(p.roles.contains_key(role), place.to_string(), "role", role)
         }
         Call::Workflow { workflow, .. } => exists(
@@ -433,6 +436,14 @@ fn gates<'a>(
                     return Err(understated(format!(
                         "workflow `{workflow}` runs a `{r:?}` step without approval"
                     )));
+                }
+            }
+            (StepKind::Llm, Call::Llm { agent: Some(a), .. }) => {
+                for t in &a.tools {
+                    let declared = p.tools.get(&t.tool).map_or(t.risk, |d| d.risk.max(t.risk));
+                    if declared > s.risk {
+                        return Err(understated(format!("its agent may call `{}`, declared `{declared:?}`", t.tool)));
+                    }
                 }
             }
             (StepKind::Llm, Call::Llm { .. }) => {}

@@ -276,11 +276,17 @@ mod random_programs {
     fn step_call() -> impl Strategy<Value = Expr> {
         let simple = prop_oneof![
             call(expr()),
-            (ident(), expr()).prop_map(|(role, prompt)| ex(ExprKind::Llm { role, prompt: Box::new(prompt) })),
+            (ident(), expr(), any::<bool>()).prop_map(|(role, prompt, agent)| ex(ExprKind::Llm { role, prompt: Box::new(prompt), agent })),
         ];
+        let inner_step = (ident(), prop::option::of(ty()), simple.clone(), prop::option::of(attrs()))
+            .prop_map(|(name, ty, call, attrs)| Step { name, ty, call, attrs, span: Span::default() });
         prop_oneof![
             3 => simple.clone(),
             1 => (ident(), expr(), simple).prop_map(|(var, iter, body)| ex(ExprKind::For { var, iter: Box::new(iter), body: Box::new(body) })),
+            1 => (ident(), expr(), prop::collection::vec(inner_step, 0..3), expr()).prop_map(|(var, iter, steps, ret)| {
+                let body = ex(ExprKind::Block { steps, ret: Box::new(ret) });
+                ex(ExprKind::For { var, iter: Box::new(iter), body: Box::new(body) })
+            }),
         ]
     }
 
@@ -320,6 +326,7 @@ mod random_programs {
         let op = prop::option::of(prop::sample::select(vec![BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Le, BinaryOp::Gt]));
         let kind = prop_oneof![
             (ident(), outcome.clone(), expr()).prop_map(|(role, outcome, value)| TestStmtKind::GivenLlm { role, outcome, value }),
+            (ident(), call(expr())).prop_map(|(role, value)| TestStmtKind::GivenLlm { role, outcome: Scripted::Calls, value }),
             (prop::collection::vec(ident(), 1..3), outcome, expr())
                 .prop_map(|(tool, outcome, value)| TestStmtKind::GivenTool { tool, outcome, value }),
             (any::<bool>(), ident()).prop_map(|(approve, step)| TestStmtKind::Answer { approve, step }),
@@ -338,7 +345,7 @@ mod random_programs {
             (ident(), ident(), "[a-z.-]{1,10}", prop::option::of(attrs())).prop_map(|(name, provider, model_id, attrs)| {
                 ItemKind::Model(ModelDecl { name, provider, model_id, model_id_span: Span::default(), attrs })
             }),
-            (ident(), prop::collection::vec(ident(), 0..4)).prop_map(|(name, models)| ItemKind::Role(RoleDecl { name, models })),
+            (ident(), prop::collection::vec(ident(), 0..4)).prop_map(|(name, models)| ItemKind::Role(RoleDecl { name, models, attrs: None })),
             (prop::collection::vec(ident(), 2..4), params(), prop::option::of(ty()), prop::option::of(attrs()))
                 .prop_map(|(path, params, ret, attrs)| ItemKind::Tool(ToolDecl { path, params, ret, attrs })),
             (ident(), prop::collection::vec((prop::option::of(ident()), expr()), 0..3)).prop_map(|(name, rules)| {

@@ -85,3 +85,67 @@ fn no_ir_when_there_are_errors() {
     assert!(analysis.has_errors());
     assert!(analysis.program.is_none());
 }
+
+#[test]
+fn the_response_cache_is_carried_into_the_ir() {
+    let src = r#"
+use std.http
+model m = sim("echo")
+role executor = [m]
+tool crm.lookup(id: String) -> Json { http: "GET http://127.0.0.1:9000/c", cache: 1h }
+workflow w(id: String) -> String {
+  budget: $0.10
+  step page = http.get(url: "http://127.0.0.1:9000/{id}") { cache: 10m, cache_scope: shared }
+  step c = crm.lookup(id: id)
+  step own = crm.lookup(id: "x") { cache: 5s }
+  step s = llm executor("Summarize {page} {c} {own}") { cache: 24h, cache_scope: global }
+  step items = for p in [1, 2] => llm executor("Say {p} {s}") { cache: 1d }
+  step plain = llm executor("Again {items}")
+  return plain
+}
+"#;
+    let analysis = check("p.aos", src, &NoFiles);
+    assert!(analysis.diagnostics.iter().all(|d| !d.is_error()), "{:?}", analysis.diagnostics);
+    let program = analysis.program.expect("IR");
+    let wf = &program.workflows["w"];
+    let cache = |name: &str| wf.steps.iter().find(|s| s.name == name).unwrap().cache;
+    use aos_compiler::ir::{Cache, CacheScope};
+    assert_eq!(cache("page"), Some(Cache { ttl_ms: 600_000, scope: CacheScope::Shared }));
+    assert_eq!(cache("c"), Some(Cache { ttl_ms: 3_600_000, scope: CacheScope::Workflow }), "the tool's own cache");
+    assert_eq!(cache("own"), Some(Cache { ttl_ms: 5_000, scope: CacheScope::Workflow }), "the step's wins");
+    assert_eq!(cache("s"), Some(Cache { ttl_ms: 86_400_000, scope: CacheScope::Global }));
+    assert_eq!(cache("items"), Some(Cache { ttl_ms: 86_400_000, scope: CacheScope::Workflow }));
+    assert_eq!(cache("plain"), None);
+    // Absent from the IR's JSON when there is none (older IR reads the same).
+    let plain = serde_json::to_value(wf.steps.iter().find(|s| s.name == "plain").unwrap()).unwrap();
+    assert!(plain.get("cache").is_none());
+    let s = serde_json::to_value(wf.steps.iter().find(|s| s.name == "s").unwrap()).unwrap();
+    assert_eq!(s["cache"], json!({"ttl_ms": 86_400_000, "scope": "global"}));
+}
+
+#[test]
+fn a_roles_route_is_carried_on_its_llm_steps() {
+    let src = r#"
+model a = sim("a")
+model b = sim("b")
+model c = sim("c")
+role executor = [a, b] { route: measured(latency) }
+role verifier = [c]
+workflow w() -> String {
+  budget: $0.10
+  step x = llm executor("One") { verify: verifier }
+  step y = llm verifier("Two {x}")
+  return y
+}
+"#;
+    let analysis = check("p.aos", src, &NoFiles);
+    assert!(analysis.diagnostics.iter().all(|d| !d.is_error()), "{:?}", analysis.diagnostics);
+    let program = analysis.program.expect("IR");
+    let wf = &program.workflows["w"];
+    assert_eq!(wf.steps.iter().find(|s| s.name == "x").unwrap().route, Some(aos_compiler::ir::Route::Latency));
+    assert_eq!(wf.steps.iter().find(|s| s.name == "y").unwrap().route, None);
+    assert_eq!(program.roles["executor"], vec!["a".to_string(), "b".to_string()], "the written order in the IR");
+    // The formatter keeps the block.
+    let formatted = aos_compiler::format(src).expect("formats");
+    assert!(formatted.contains("role executor = [a, b] { route: measured(latency) }"), "{formatted}");
+}

@@ -1,6 +1,7 @@
 //! Latency of diagnostics: time from `didChange` to `publishDiagnostics` on
 //! a generated 10k-line file, through the real server and its JSON-RPC
-//! framing (over an in-memory pipe), plus the time of the check alone.
+//! framing (over an in-memory pipe), plus the time of the check alone, and
+//! then the time of hovers on steps across the file.
 //!
 //! `cargo run --release -p aos-lsp --bin aos-lsp-bench [LINES] [EDITS]`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -138,4 +139,28 @@ async fn main() {
         assert!(m["params"]["diagnostics"].as_array().unwrap().is_empty(), "{m}");
     }
     report("didChange -> publishDiagnostics (server, JSON-RPC)", latencies);
+
+    // Hovers on the LLM step `b` of workflows across the file (its risk
+    // and worst-case cost), each answered before the next is sent.
+    let step_lines: Vec<usize> =
+        text.lines().enumerate().filter(|(_, l)| l.trim_start().starts_with("step b = llm")).map(|(i, _)| i).collect();
+    let mut hovers = Vec::new();
+    for k in 0..edits {
+        let line = step_lines[(k * 37) % step_lines.len()];
+        let id = 1000 + k as i64;
+        let request = json!({"jsonrpc":"2.0","id":id,"method":"textDocument/hover","params":{
+            "textDocument":{"uri":uri},"position":{"line":line,"character":7}}});
+        let t = Instant::now();
+        client_write.write_all(&frame(&request)).await.unwrap();
+        let m = loop {
+            let m = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await.expect("timeout").expect("closed");
+            if m["id"] == id {
+                break m;
+            }
+        };
+        hovers.push(t.elapsed());
+        let value = m["result"]["contents"]["value"].as_str().unwrap_or_default();
+        assert!(value.contains("worst-case cost"), "{m}");
+    }
+    report("hover on a step (server, JSON-RPC)", hovers);
 }

@@ -1,5 +1,6 @@
-//! The tower-lsp server: keeps the open documents, runs the checker
-//! (debounced) and converts between the protocol and [`crate::features`].
+//! The tower-lsp server: keeps the open documents and the last analysis of
+//! each, re-checks incrementally after an edit (briefly debounced) and
+//! converts between the protocol and [`crate::features`].
 //! Logs go to stderr; stdout carries the protocol only.
 
 use std::collections::HashMap;
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::lsp_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
@@ -45,7 +46,10 @@ fn verbose() -> bool {
 }
 
 /// How long a burst of edits must pause before the document is re-checked.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+/// Short: an edit inside a workflow is re-checked incrementally in a few
+/// milliseconds; the pause only spares whole checks (an edit outside any
+/// workflow) while the user is still typing.
+pub const DEBOUNCE: Duration = Duration::from_millis(25);
 
 /// Serves the protocol over stdin/stdout until the client exits; returns
 /// whether the session ended cleanly (see [`serve`]).
@@ -84,6 +88,8 @@ struct State {
     /// the latest.
     generation: HashMap<Uri, u64>,
     last_edit: HashMap<Uri, Instant>,
+    /// Held while a document is analysed.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The language server.
@@ -160,8 +166,11 @@ impl Backend {
 }
 
 async fn analyze(state: &Arc<Mutex<State>>, uri: &Uri) -> Option<Arc<Snapshot>> {
-    let (version, text, loader) = {
-        let st = lock(state);
+    // One analysis at a time: each builds on the last one, which it takes.
+    let gate = Arc::clone(&lock(state).gate);
+    let _turn = gate.lock().await;
+    let (version, text, loader, prev) = {
+        let mut st = lock(state);
         let doc = st.docs.get(uri)?;
         if let Some((v, snap)) = st.snapshots.get(uri)
             && *v == doc.version {
@@ -171,18 +180,33 @@ async fn analyze(state: &Arc<Mutex<State>>, uri: &Uri) -> Option<Arc<Snapshot>> 
         for (u, d) in &st.docs {
             loader.open.insert(PathBuf::from(uri_to_path(u)), d.text.clone());
         }
-        (doc.version, doc.text.clone(), loader)
+        let (version, text) = (doc.version, doc.text.clone());
+        // The last analysis, to build on when nobody else holds it (a
+        // request still answering from it); otherwise a whole check.
+        let prev = st.snapshots.remove(uri).and_then(|(_, snap)| Arc::try_unwrap(snap).ok());
+        (version, text, loader, prev)
     };
     let path = uri_to_path(uri);
     let snap = tokio::task::spawn_blocking(move || {
         let mut loader = loader;
         loader.disk = Some(aos_compiler::ProjectLoader::for_program(std::path::Path::new(&path)));
-        Arc::new(Snapshot::new(&path, &text, &loader))
+        let started = Instant::now();
+        let (snap, how) = match prev {
+            Some(prev) => prev.recheck(&text, &loader),
+            None => (Snapshot::new(&path, &text, &loader), aos_compiler::Recheck::Whole("first analysis")),
+        };
+        if verbose() {
+            eprintln!("aosc lsp: analysed {path} in {:?} ({how:?})", started.elapsed());
+        }
+        Arc::new(snap)
     })
     .await
     .ok()?;
     let mut st = lock(state);
-    if st.docs.get(uri).is_some_and(|d| d.version == version) {
+    // The analysis of an older version is kept too when there is none: the
+    // next one builds on it.
+    let open = st.docs.get(uri).map(|d| d.version);
+    if open == Some(version) || (open.is_some() && !st.snapshots.contains_key(uri)) {
         st.snapshots.insert(uri.clone(), (version, Arc::clone(&snap)));
     }
     Some(snap)
@@ -225,7 +249,7 @@ impl LanguageServer for Backend {
                 }),
                 document_symbol_provider: Some(OneOf::Left(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
-                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                code_action_provider: Some(features::generate::capability()),
                 code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
                 semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
                     SemanticTokensOptions {
@@ -342,6 +366,23 @@ impl LanguageServer for Backend {
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         let uri = params.text_document.uri;
         let Some(snap) = self.snapshot(&uri).await else { return Ok(None) };
-        Ok(Some(features::code_actions::code_actions(&snap, &uri, params.range)))
+        let mut actions = features::code_actions::code_actions(&snap, &uri, params.range);
+        actions.extend(features::generate::offers(&snap, &uri, params.range));
+        Ok(Some(actions))
+    }
+
+    async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
+        let Some((uri, _)) = features::generate::target(&action) else { return Ok(action) };
+        let uri: Uri = uri.parse().map_err(|_| Error::invalid_params("the action's document is not a URI"))?;
+        let Some(snap) = self.snapshot(&uri).await else { return Err(Error::invalid_params("the document is not open")) };
+        let resolved = tokio::task::spawn_blocking(move || features::generate::resolve(&snap, &uri, action)).await;
+        match resolved {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => {
+                self.client.show_message(MessageType::ERROR, format!("{}: {e}", features::generate::TITLE)).await;
+                Err(Error { code: ErrorCode::ServerError(-32803), message: e.to_string().into(), data: None })
+            }
+            Err(e) => Err(Error { code: ErrorCode::InternalError, message: e.to_string().into(), data: None }),
+        }
     }
 }

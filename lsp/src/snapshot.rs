@@ -51,6 +51,14 @@ impl Snapshot {
         Snapshot::from_analysis(aos_compiler::check_with(path, text, loader, options))
     }
 
+    /// The snapshot of `text`, the new text of this one's document after an
+    /// edit: re-parses and re-checks only what the edit can affect
+    /// ([`aos_compiler::recheck`]), with the same result as [`Snapshot::new`].
+    pub fn recheck(self, text: &str, loader: &dyn FileLoader) -> (Snapshot, aos_compiler::Recheck) {
+        let (analysis, how) = aos_compiler::recheck(self.analysis, text, loader);
+        (Snapshot::from_analysis(analysis), how)
+    }
+
     pub fn from_analysis(analysis: Analysis) -> Snapshot {
         let index = Index::new(&analysis);
         let lines = analysis.sources.iter().map(|(_, _, text)| LineMap::new(text)).collect();

@@ -77,6 +77,42 @@ pub enum Transition {
     Routed { step: String, item: Option<u32>, kind: String, data: Value },
     RunSucceeded { output: Value, cost_usd: f64 },
     RunFailed { error: String, cost_usd: f64 },
+    /// One turn of an agent step: the model's reply (text and the tool
+    /// calls it asks for) and its usage. Its cost is counted with the
+    /// attempt's final record (which sums every turn), not here.
+    AgentTurn {
+        step: String,
+        item: Option<u32>,
+        attempt: u32,
+        turn: u32,
+        model: String,
+        text: String,
+        calls: Vec<ToolCall>,
+        usage: Usage,
+    },
+    /// One tool call of an agent step, finished: its result or its error.
+    AgentTool {
+        step: String,
+        item: Option<u32>,
+        attempt: u32,
+        turn: u32,
+        call_id: String,
+        tool: String,
+        args: Value,
+        output: Option<Value>,
+        error: Option<String>,
+    },
+}
+
+/// A tool call a model asked for in an agent step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id of the call (generated when it gives none).
+    pub id: String,
+    /// The name the provider knows the tool by (`http__get`).
+    pub name: String,
+    /// The arguments, a JSON object.
+    pub args: Value,
 }
 
 impl Transition {
@@ -101,6 +137,8 @@ impl Transition {
             Transition::Routed { .. } => "llm.routed",
             Transition::RunSucceeded { .. } => "run.succeeded",
             Transition::RunFailed { .. } => "run.failed",
+            Transition::AgentTurn { .. } => "agent.turn",
+            Transition::AgentTool { .. } => "agent.tool",
         }
     }
 
@@ -118,7 +156,9 @@ impl Transition {
             | Transition::StepFailed { step, .. }
             | Transition::ApprovalRequested { step, .. }
             | Transition::ApprovalGranted { step, .. }
-            | Transition::ApprovalDenied { step, .. } => Some(step),
+            | Transition::ApprovalDenied { step, .. }
+            | Transition::AgentTurn { step, .. }
+            | Transition::AgentTool { step, .. } => Some(step),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 //! statically) are evaluated before each step, and every evaluation is
 //! audited.
 
-use aos_compiler::ir::{PolicyAction, PolicyRule, Risk, Step, StepKind, Trust};
+use aos_compiler::ir::{PolicyAction, PolicyRule, Risk, Step, StepFacts, StepKind, Trust};
 use serde_json::json;
 
 use crate::audit::Decision;
@@ -58,28 +58,43 @@ fn kind_name(k: StepKind) -> &'static str {
 /// Evaluates every rule for a step; each evaluation becomes an audit record.
 /// The condition is evaluated by [`aos_compiler::ir::Cond::holds`], the
 /// evaluator the checker uses.
+///
+/// For an agent step every rule is also evaluated for each of its tools,
+/// as a tool step of the step's risk (docs/language.md, Agent steps): a
+/// `deny` denies the step, a `require approval` gates it.
 pub fn evaluate(rules: &[PolicyRule], step: &Step, trust: Trust, decisions: &mut Vec<Decision>) -> Verdict {
     let mut v = Verdict::default();
-    let facts = step.facts();
-    for rule in rules {
-        let matched = rule.cond.holds(&facts, trust);
-        decisions.push(Decision::new(
-            "policy",
-            Some(&step.name),
-            json!({"policy": rule.policy, "rule": rule.text, "matched": matched, "trust": trust_name(trust),
-                   "risk": risk_name(step.risk), "kind": kind_name(step.kind), "tool": facts.tool}),
-        ));
-        if !matched {
-            continue;
+    let mut all = vec![(step.facts(), None)];
+    if let Some(agent) = step.call.agent() {
+        for t in &agent.tools {
+            let facts = StepFacts { risk: step.risk, kind: StepKind::Tool, effect: t.effect, tool: Some(t.tool.as_str()) };
+            all.push((facts, Some(t.tool.as_str())));
         }
-        match rule.action {
-            PolicyAction::Deny => {
-                if v.denied.is_none() {
-                    v.denied = Some(format!("denied by policy `{}`: `{}` (run trust: {})", rule.policy, rule.text, trust_name(trust)));
-                }
+    }
+    for (facts, agent_tool) in all {
+        for rule in rules {
+            let matched = rule.cond.holds(&facts, trust);
+            let mut data = json!({"policy": rule.policy, "rule": rule.text, "matched": matched, "trust": trust_name(trust),
+                                  "risk": risk_name(facts.risk), "kind": kind_name(facts.kind), "tool": facts.tool});
+            if let (Some(t), Some(o)) = (agent_tool, data.as_object_mut()) {
+                o.insert("agent_tool".into(), json!(t));
             }
-            PolicyAction::RequireApproval => v.approval = Some(rule.policy.clone()),
-            PolicyAction::RequireVerify => v.verify = Some(rule.policy.clone()),
+            decisions.push(Decision::new("policy", Some(&step.name), data));
+            if !matched {
+                continue;
+            }
+            let whose = agent_tool.map(|t| format!(" for its tool `{t}`")).unwrap_or_default();
+            match rule.action {
+                PolicyAction::Deny => {
+                    if v.denied.is_none() {
+                        v.denied = Some(format!("denied by policy `{}`: `{}`{whose} (run trust: {})", rule.policy, rule.text, trust_name(trust)));
+                    }
+                }
+                PolicyAction::RequireApproval => v.approval = Some(rule.policy.clone()),
+                // A tool call cannot be verified; only the step's own facts count.
+                PolicyAction::RequireVerify if agent_tool.is_none() => v.verify = Some(rule.policy.clone()),
+                PolicyAction::RequireVerify => {}
+            }
         }
     }
     v

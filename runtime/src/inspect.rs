@@ -21,6 +21,11 @@ struct StepSummary {
     items_done: u32,
     /// The model router's choices (`llm.routed`), in order.
     routing: Vec<Value>,
+    /// Calls answered from the response cache, and what they saved.
+    cache_hits: u32,
+    cache_saved_usd: f64,
+    /// An agent step's turns and tool calls (`agent.turn`, `agent.tool`), in order.
+    agent: Vec<Value>,
 }
 
 /// `{"run_id", "workflow", "status", "started_at", "cost_usd"}` (`aosc runs --json`).
@@ -79,6 +84,10 @@ fn summarize(journal: &[Entry]) -> Vec<(String, StepSummary)> {
             Transition::ApprovalDenied { .. } => s.status = "denied",
             Transition::AttemptInterrupted { action, .. } => s.status = if *action == crate::events::Recovery::Held { "held" } else { "interrupted" },
             Transition::Routed { kind, data, item, .. } => {
+                if kind == "cache_hit" {
+                    s.cache_hits += 1;
+                    s.cache_saved_usd += data.get("saved_usd").and_then(Value::as_f64).unwrap_or(0.0);
+                }
                 let mut v = json!({"kind": kind});
                 if let (Some(o), Value::Object(d)) = (v.as_object_mut(), data) {
                     o.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -87,6 +96,15 @@ fn summarize(journal: &[Entry]) -> Vec<(String, StepSummary)> {
                     }
                 }
                 s.routing.push(v);
+            }
+            Transition::AgentTurn { item, attempt, turn, model, text, calls, usage, .. } => {
+                let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+                s.agent.push(json!({"kind": "turn", "item": item, "attempt": attempt, "turn": turn, "model": model,
+                                    "calls": names, "answer": calls.is_empty().then_some(text), "cost_usd": usage.cost_usd}));
+            }
+            Transition::AgentTool { item, attempt, turn, call_id, tool, args, output, error, .. } => {
+                s.agent.push(json!({"kind": "tool", "item": item, "attempt": attempt, "turn": turn, "call_id": call_id,
+                                    "tool": tool, "args": args, "output": output, "error": error}));
             }
             _ => {}
         }
@@ -114,8 +132,18 @@ impl Runtime {
             if let (false, Some(obj)) = (s.routing.is_empty(), v.as_object_mut()) {
                 obj.insert("routing".into(), Value::Array(s.routing));
             }
+            if let (false, Some(obj)) = (s.agent.is_empty(), v.as_object_mut()) {
+                obj.insert("agent".into(), Value::Array(s.agent));
+            }
             if let (Some(n), Some(obj)) = (s.items, v.as_object_mut()) {
                 obj.insert("items".into(), json!({"total": n, "succeeded": s.items_done}));
+            }
+            // `cached`: the step's value came from the response cache (for
+            // a fan-out: every item's did).
+            if let (true, Some(obj)) = (s.cache_hits > 0, v.as_object_mut()) {
+                let all = s.status == "succeeded" && s.items.map_or(true, |n| s.cache_hits >= n);
+                obj.insert("cached".into(), json!(all));
+                obj.insert("cache".into(), json!({"hits": s.cache_hits, "saved_usd": s.cache_saved_usd}));
             }
             steps.push(v);
         }

@@ -8,6 +8,7 @@
 //! [`tools::Tool`] (tools).
 
 pub mod audit;
+pub mod cache;
 pub mod control;
 pub mod bus;
 pub mod core;
@@ -18,6 +19,7 @@ pub mod governance;
 pub mod ids;
 pub mod redact;
 pub mod secrets;
+pub mod stats;
 pub mod inspect;
 pub mod interp;
 pub mod lease;
@@ -140,6 +142,8 @@ pub struct Runtime {
     /// Where `secret("NAME")` values come from: by default the secrets
     /// store under `home`, then the environment.
     pub secret_source: Arc<dyn secrets::SecretSource>,
+    /// Where `cache:` keeps results: the store, or Redis (`AOS_REDIS_URL`).
+    pub cache: Arc<dyn cache::ResponseCache>,
 }
 
 impl Runtime {
@@ -147,6 +151,7 @@ impl Runtime {
     /// every model and the built-in tools.
     pub fn new(store: Arc<dyn Store>, home: &Path) -> Runtime {
         let tools = Arc::new(Tools::builtin().with_store(store.clone()));
+        let cache: Arc<dyn cache::ResponseCache> = Arc::new(cache::StoreCache::new(store.clone()));
         Runtime {
             store,
             bus: Arc::new(bus::InProcessBus::new()),
@@ -154,6 +159,7 @@ impl Runtime {
             tools,
             home: home.to_path_buf(),
             secret_source: secrets::default_source(home),
+            cache,
         }
     }
 
@@ -364,7 +370,8 @@ fn find_workflow<'a>(program: &'a Program, name: &str) -> Result<&'a Workflow, R
 
 /// The workflow a file runs when `--workflow` is not given: its only one.
 pub fn default_workflow(program: &Program) -> Result<String, RuntimeError> {
-    let names: Vec<&String> = program.workflows.keys().collect();
+    // `W.STEP` workflows run fan-out blocks; they are not started by name.
+    let names: Vec<&String> = program.workflows.keys().filter(|n| !n.contains('.')).collect();
     match names.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(RuntimeError::Usage("the file declares no workflow".into())),

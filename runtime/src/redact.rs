@@ -69,6 +69,16 @@ pub fn transition_url_passwords(t: &mut crate::events::Transition) {
         T::StepSucceeded { output: Some(output), .. } => url_passwords_in(output),
         T::ApprovalGranted { note: Some(n), .. } | T::ApprovalDenied { note: Some(n), .. } => hide_in_text(n),
         T::Routed { data, .. } => url_passwords_in(data),
+        T::AgentTurn { text, .. } => hide_in_text(text),
+        T::AgentTool { args, output, error, .. } => {
+            url_passwords_in(args);
+            if let Some(o) = output {
+                url_passwords_in(o);
+            }
+            if let Some(e) = error {
+                hide_in_text(e);
+            }
+        }
         _ => {}
     }
 }

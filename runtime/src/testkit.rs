@@ -101,13 +101,15 @@ fn step(name: &str, kind: StepKind, call: Call) -> Step {
         effect: Effect::Read,
         fallback: None,
         idempotency_key: None,
+        cache: None,
+        route: None,
         cost: CostBound { usd: 0.001, ..Default::default() },
     }
 }
 
 /// `step NAME = llm ROLE(prompt)`.
 pub fn llm(name: &str, role: &str, prompt: Expr) -> Step {
-    step(name, StepKind::Llm, Call::Llm { role: role.into(), prompt })
+    step(name, StepKind::Llm, Call::Llm { role: role.into(), prompt, agent: None })
 }
 
 /// `step NAME = TOOL(args)`.

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::bus::InProcessBus;
 use crate::events::{RunStatus, Transition};
+use crate::fabric::agent::{call_text, ToolCall};
 use crate::fabric::{Completion, Fabric, Provider, ProviderError, Request};
 use crate::store::BoxFuture;
 use crate::store::sqlite::SqliteStore;
@@ -86,10 +87,22 @@ impl Provider for ScriptedLlm {
     fn complete<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async move {
             let script = self.roles.lock().ok().and_then(|mut r| r.get_mut(&req.role).and_then(Queue::take));
+            let mut tool_calls = Vec::new();
             let text = match script {
                 Some(Script::Returns(Value::String(s))) => s,
                 Some(Script::Returns(v)) => v.to_string(),
                 Some(Script::Fails(m)) => return Err(ProviderError::Fatal(m)),
+                Some(Script::Calls { tool, args }) => {
+                    let Some(conv) = &req.conversation else {
+                        return Err(ProviderError::Fatal(format!(
+                            "the test scripts a call of `{tool}` for role `{}`, but this step is not an agent",
+                            req.role
+                        )));
+                    };
+                    let id = format!("call_{}", conv.history.len());
+                    tool_calls.push(ToolCall { id, name: aos_compiler::ir::AgentTool::wire_name_of(&tool), args });
+                    String::new()
+                }
                 None => {
                     return Err(ProviderError::Fatal(format!(
                         "the test scripts no reply for role `{}` (add `given llm {} replies …`)",
@@ -97,13 +110,18 @@ impl Provider for ScriptedLlm {
                     )));
                 }
             };
-            let input_tokens = crate::tokens::count_for(&req.model, &req.prompt);
-            let output_tokens = crate::tokens::count_for(&req.model, &text);
+            let input_text = match &req.conversation {
+                Some(conv) => conv.transcript(&req.prompt),
+                None => req.prompt.clone(),
+            };
+            let output_text = if tool_calls.is_empty() { text.clone() } else { tool_calls.iter().map(call_text).collect::<Vec<_>>().join("\n") };
+            let input_tokens = crate::tokens::count_for(&req.model, &input_text);
+            let output_tokens = crate::tokens::count_for(&req.model, &output_text);
             let cost = Usd::of_tokens(input_tokens, req.model.input_per_m).plus(Usd::of_tokens(output_tokens, req.model.output_per_m));
             if let Ok(mut s) = self.spent.lock() {
                 *s = s.plus(cost);
             }
-            Ok(Completion { text, input_tokens, output_tokens, ..Completion::default() })
+            Ok(Completion { text, input_tokens, output_tokens, tool_calls, ..Completion::default() })
         })
     }
 }
@@ -121,6 +139,7 @@ impl Tool for ScriptedTool {
             match script {
                 Some(Script::Returns(v)) => Ok(v),
                 Some(Script::Fails(m)) => Err(ToolError::Failed(m)),
+                Some(Script::Calls { .. }) => Err(ToolError::BadInput(format!("tool `{}` has a scripted model turn for a result", self.name))),
                 None => Err(ToolError::BadInput(format!("the test scripts no result for tool `{}` (add `given tool {} returns …`)", self.name, self.name))),
             }
         })
@@ -170,6 +189,7 @@ pub async fn run(program: &Program, case: &TestCase) -> Result<TestOutcome, Runt
         home: dir.0.clone(),
         // Hermetic: no secret from the environment or the secret store.
         secret_source: Arc::new(crate::secrets::Fixed(BTreeMap::new())),
+        cache: Arc::new(crate::cache::StoreCache::new(store.clone())),
     };
     let run_id = rt.create(&program, &case.workflow, case.inputs.clone(), Trust::Basic).await?;
     let mut report = rt.execute(&run_id, RunOptions::default()).await?;

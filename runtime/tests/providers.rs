@@ -451,6 +451,8 @@ fn openai_public_endpoint_gets_max_completion_tokens() {
         call_key: "k".into(),
         purpose: Purpose::Answer,
         role: "executor".into(),
+        stream: None,
+        conversation: None,
     };
     let (body, wrapped) = openai::body(&req, openai::DEFAULT_BASE_URL, false);
     assert_eq!(body["max_completion_tokens"], 77);

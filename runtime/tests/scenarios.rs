@@ -249,7 +249,7 @@ async fn fallback_call_runs_when_retries_are_spent() {
     let mut wf = workflow("fb");
     let mut a = tool("a", "shell.exec", vec![("command", s("ls"))], Effect::External);
     a.retry = 1;
-    a.fallback = Some(Call::Llm { role: "executor".into(), prompt: s("fallback answer") });
+    a.fallback = Some(Call::Llm { role: "executor".into(), prompt: s("fallback answer"), agent: None });
     add(&mut wf, a);
     wf.ret_expr = Some(step_ref("a"));
     p.workflows.insert("fb".into(), wf);

@@ -298,7 +298,50 @@ async fn one_decision_per_gate(kind: Kind) {
     ));
 }
 
+/// The response cache's rows: a live entry is served, an expired one is not
+/// (and is dropped when a newer one is written), a write replaces.
+async fn response_cache_serves_live_entries_only(kind: Kind) {
+    let Some(ts) = TestStore::open(kind).await else { return };
+    let st = ts.store();
+    assert_eq!(st.cache_get("k1", 1_000).await.unwrap(), None);
+    st.cache_put("k1", r#"{"value":"a"}"#, 1_000, 2_000).await.unwrap();
+    assert_eq!(st.cache_get("k1", 1_999).await.unwrap().as_deref(), Some(r#"{"value":"a"}"#));
+    assert_eq!(st.cache_get("k1", 2_000).await.unwrap(), None, "expired at its expiry");
+    st.cache_put("k1", r#"{"value":"b"}"#, 2_500, 9_000).await.unwrap();
+    assert_eq!(st.cache_get("k1", 3_000).await.unwrap().as_deref(), Some(r#"{"value":"b"}"#));
+    st.cache_put("k2", r#"{"value":"c"}"#, 3_000, u64::MAX).await.unwrap();
+    assert_eq!(st.cache_get("k2", 4_000_000_000_000).await.unwrap().as_deref(), Some(r#"{"value":"c"}"#));
+    // Writing at 9 000 drops k1 (expired then); k2 lives on.
+    st.cache_put("k3", "{}", 9_000, 10_000).await.unwrap();
+    assert_eq!(st.cache_get("k1", 0).await.unwrap(), None);
+    assert!(st.cache_get("k2", 9_500).await.unwrap().is_some());
+}
+
+/// Model statistics add up per key.
+async fn model_stats_add_up(kind: Kind) {
+    use aos_runtime::stats::Sample;
+    let Some(ts) = TestStore::open(kind).await else { return };
+    let st = ts.store();
+    assert!(st.model_stats().await.unwrap().is_empty());
+    let ok = |ms: u64, cost: f64, verified: Option<bool>| Sample { key: "openai|gpt-4o|".into(), ok: true, latency_ms: ms, cost_usd: cost, verified };
+    st.record_model_sample(&ok(100, 0.25, Some(true)), 1_000).await.unwrap();
+    st.record_model_sample(&ok(300, 0.5, Some(false)), 2_000).await.unwrap();
+    st.record_model_sample(&Sample { key: "openai|gpt-4o|".into(), ok: false, latency_ms: 0, cost_usd: 0.0, verified: None }, 3_000).await.unwrap();
+    st.record_model_sample(&ok(7, 0.0, None), 4_000).await.unwrap();
+    let mut other = ok(7, 0.0, None);
+    other.key = "sim|echo|".into();
+    st.record_model_sample(&other, 5_000).await.unwrap();
+    let all = st.model_stats().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let g = all.iter().find(|s| s.key == "openai|gpt-4o|").unwrap();
+    assert_eq!((g.calls, g.errors, g.latency_ms_total, g.verified, g.verified_ok, g.updated_ms), (4, 1, 407, 2, 1, 4_000));
+    assert!((g.cost_usd_total - 0.75).abs() < 1e-12);
+    assert_eq!(g.pass_rate(), Some(0.5));
+}
+
 both_stores!(
+    model_stats_add_up,
+    response_cache_serves_live_entries_only,
     one_decision_per_gate,
     runs_journal_and_status,
     a_batch_for_an_unknown_run_is_refused_whole,

@@ -12,6 +12,14 @@ Usage:
       writes the word-overlap baseline instead: the catalog tools that share
       at least two content words with the intent (by their names and the
       first line of their docs), chained one after another; then scores.
+  tests/eval/run.py AOSC RESULTS_DIR --retrieval-only
+      runs `aosc new` against a scripted OpenAI-compatible server on
+      loopback that answers every request with the tools the plan schema
+      offers (aosc's shortlist), in order, without arguments: the retrieval
+      step alone, through the real lowering and checker.
+  tests/eval/run.py AOSC RESULTS_DIR --server URL --model ID
+      plans with an OpenAI-compatible server (llama-cpp-python's, Ollama…):
+      OPENAI_BASE_URL=URL, AOS_PLANNER_MODEL_ID=ID.
 
 --subset K keeps every K-th item (items 0, K, 2K, … of public.jsonl): a
 deterministic subset for slow models. The planner is whatever `aosc new`
@@ -19,12 +27,14 @@ picks from the environment (AOS_PLANNER_MODEL for the embedded model).
 Python 3 standard library only.
 """
 import argparse
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +101,32 @@ def baseline_program(item, cat):
     return "\n".join(lines) + "\n"
 
 
+class ShortlistServer(http.server.BaseHTTPRequestHandler):
+    """OpenAI chat completions: the plan is the schema's tool enum, in order."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+        try:
+            tools = schema["properties"]["steps"]["items"]["properties"]["tool"]["enum"]
+        except (KeyError, TypeError):
+            tools = []
+        content = json.dumps({"steps": [{"tool": t, "args": []} for t in tools]})
+        reply = json.dumps({"id": "chatcmpl-shortlist", "object": "chat.completion", "created": int(time.time()),
+                            "model": body.get("model", ""),
+                            "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": content}}],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("aosc")
@@ -99,7 +135,20 @@ def main():
     ap.add_argument("--baseline", action="store_true")
     ap.add_argument("--subset", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--retrieval-only", action="store_true")
+    ap.add_argument("--server")
+    ap.add_argument("--model")
     a = ap.parse_args()
+    env = dict(os.environ)
+    if a.retrieval_only:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ShortlistServer)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        a.server, a.model = f"http://127.0.0.1:{httpd.server_address[1]}/v1", "shortlist"
+    if a.server:
+        for k in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AOS_PLANNER_MODEL"):
+            env.pop(k, None)
+        env.update({"OPENAI_API_KEY": env.get("OPENAI_API_KEY") or "sk-local", "OPENAI_BASE_URL": a.server,
+                    "AOS_PLANNER_MODEL_ID": a.model or "default"})
     dataset = os.path.join(a.eval, "intents", "public.jsonl")
     cat_path = os.path.join(a.eval, "intents", "teval_tools.aos")
     items = [json.loads(l) for l in open(dataset, encoding="utf-8") if l.strip()]
@@ -124,7 +173,7 @@ def main():
         t0 = time.monotonic()
         try:
             p = subprocess.run([a.aosc, "new", it["intent"], "--with", local_cat, "-o", out, "--json"],
-                               capture_output=True, text=True, timeout=a.timeout)
+                               capture_output=True, text=True, timeout=a.timeout, env=env)
             rep = json.loads(p.stdout or "{}")
         except (subprocess.TimeoutExpired, json.JSONDecodeError) as e:
             rep = {"checked": False, "error": str(e)}

@@ -15,6 +15,10 @@ pub struct LspArgs {
 
 pub fn run(args: &LspArgs) -> u8 {
     aos_lsp::server::set_log_level(&args.log);
+    // "Generate steps from intent" runs this binary's `aosc new`.
+    if let Ok(me) = std::env::current_exe() {
+        aos_lsp::features::generate::set_generator(me);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

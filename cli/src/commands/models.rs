@@ -19,6 +19,7 @@ or a model's `base_url:`. AOS_LLM=sim puts every model on the simulator.
 
 Examples:
   aosc models pipeline.aos
+  aosc models pipeline.aos --stats   measured latency, errors, pass rate, cost per call
   aosc models pipeline.aos --json   [{\"name\", \"provider\", \"model_id\", \"input_per_m\", \"output_per_m\",
                                      \"context\", \"endpoint\", \"roles\", \"credentials\", \"runs_on\"}, ...]")]
 pub struct ModelsArgs {
@@ -28,6 +29,11 @@ pub struct ModelsArgs {
     /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
+    /// Also the models' measured statistics from real calls (the store
+    /// under AOS_HOME or AOS_DATABASE_URL): calls, errors, mean latency,
+    /// error rate, verification pass rate, cost per call.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 fn load(file: &str) -> Result<Program, u8> {
@@ -91,7 +97,10 @@ pub fn run(args: &ModelsArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let list: Vec<Value> = program.models.values().map(|m| describe(&program, m)).collect();
+    let mut list: Vec<Value> = program.models.values().map(|m| describe(&program, m)).collect();
+    if args.stats {
+        return with_stats(args, &program, &mut list);
+    }
     if args.json {
         outln!("{}", Value::Array(list));
         return exit::OK;
@@ -158,4 +167,27 @@ pub fn models_table(program: &Program, list: &[Value]) -> String {
         ],
         &rows,
     )
+}
+
+/// `--stats`: the store's figures for each model, as a JSON array (each
+/// model with `"stats"`) or the statistics table after the models table.
+fn with_stats(args: &ModelsArgs, program: &Program, list: &mut [Value]) -> u8 {
+    super::runtime::with_runtime(|rt| async move {
+        let stats = match rt.store.model_stats().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot read the models' statistics: {e}");
+                return exit::ERRORS;
+            }
+        };
+        super::models_stats::attach(program, list, &stats);
+        if args.json {
+            outln!("{}", Value::Array(list.to_vec()));
+        } else {
+            out!("{}", models_table(program, list));
+            outln!();
+            out!("{}", super::models_stats::table(program, list));
+        }
+        exit::OK
+    })
 }

@@ -13,9 +13,11 @@ use crate::new::{self, planner};
 /// is written only when it passes `aosc check`.
 #[derive(clap::Args)]
 #[command(after_help = "The planner model: the `planner` role of the --with files when its models have
-credentials, else OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY (OPENAI_BASE_URL for an
-OpenAI-compatible server; AOS_PLANNER_MODEL_ID picks the model), else the embedded model (a GGUF file
-at AOS_PLANNER_MODEL, in builds with `--features local-model`).
+credentials, else the [new] table of the project's aos.toml (`planner = \"ROLE\"`, or `provider` and
+`model`, optional `base_url`), else OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY (OPENAI_BASE_URL
+for an OpenAI-compatible server; AOS_PLANNER_MODEL_ID picks the model), else the embedded model (a GGUF
+file at AOS_PLANNER_MODEL or ~/.cache/aos/SmolLM2-135M-Instruct.Q4_1.gguf, in builds with
+`--features local-model`).
 
 Exit status: 0 a checked program was written, 1 it could not be (the reason and the last diagnostics
 are printed), 2 usage or I/O error.
@@ -81,7 +83,15 @@ pub fn run(args: &NewArgs) -> u8 {
         json_out(None, false, 0, &[], None, Some(&why));
         return exit::ERRORS;
     }
-    let backend = match planner::choose(inputs.program.as_ref()) {
+    let config = match new::config::load(&out_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            json_out(None, false, 0, &[], None, Some(&e.to_string()));
+            return exit::USAGE;
+        }
+    };
+    let backend = match planner::choose(inputs.program.as_ref(), config.as_ref()) {
         Ok(b) => b,
         Err(why) => {
             eprintln!("error: {why}");

@@ -27,6 +27,7 @@ model on the offline simulator), AOS_LLM_TIMEOUT_MS (one HTTP request, default
 Examples:
   aosc run examples/hello.aos
   aosc run examples/hello.aos --input name=Ada --json
+  aosc run examples/hello.aos --stream  the answers' text on stderr as it arrives
   aosc run report.aos --workflow weekly --inputs-json inputs.json --trust trusted
   aosc run report.aos --wait          wait at approval gates for `aosc approve`
   aosc run report.aos --detach --json queue it for `aosc worker`s: {\"run_id\": …, \"status\": \"queued\"}")]
@@ -53,6 +54,11 @@ pub struct RunArgs {
     /// (needs AOS_DATABASE_URL=postgres://…); `aosc wait RUN_ID` waits for it.
     #[arg(long, conflicts_with = "wait")]
     pub detach: bool,
+    /// Print the text of LLM answers on stderr as it arrives (the
+    /// providers' streaming APIs; on a terminal the live table shows it
+    /// anyway). Usage and cost stay exact; nothing of it is journaled.
+    #[arg(long)]
+    pub stream: bool,
     /// The trust of whoever starts the run (dynamic policy rules use it).
     #[arg(long, value_name = "LEVEL", default_value = "basic", value_parser = ["untrusted", "basic", "trusted", "admin"])]
     pub trust: String,
@@ -142,7 +148,11 @@ pub fn run(args: &RunArgs) -> u8 {
         },
     };
     let trust = aos_runtime::governance::parse_trust(&args.trust).unwrap_or(Trust::Basic);
-    rtx::with_runtime(|rt| async move {
+    rtx::with_runtime(|mut rt| async move {
+        use std::io::IsTerminal;
+        if args.stream || std::io::stderr().is_terminal() {
+            rt.fabric = std::sync::Arc::new(aos_runtime::fabric::Fabric::from_env().streaming());
+        }
         for note in rt.fabric.notes(&program) {
             eprintln!("{note}");
         }

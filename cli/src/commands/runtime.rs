@@ -37,6 +37,7 @@ pub async fn open() -> Result<Runtime, String> {
         rt.bus = std::sync::Arc::new(bus);
         let working = aos_runtime::tools::memory::working::Redis::new(&redis).map_err(|e| e.to_string())?;
         rt.tools = std::sync::Arc::new(aos_runtime::tools::Tools::builtin().with_memory(store, std::sync::Arc::new(working)));
+        rt.cache = std::sync::Arc::new(aos_runtime::cache::RedisCache::new(&redis).map_err(|e| e.to_string())?);
     }
     Ok(rt)
 }
@@ -161,6 +162,8 @@ struct Row {
     items: Option<(u32, u32)>,
     /// What the router did that the user should see (a fallback).
     note: String,
+    /// The streamed answer so far (its tail is the note).
+    tail: String,
 }
 
 /// Shows progress on stderr: a live table on a terminal, plain lines
@@ -168,19 +171,56 @@ struct Row {
 pub fn progress(rt: &Runtime) -> tokio::task::JoinHandle<()> {
     let mut rx = rt.bus.subscribe();
     let live = std::io::stderr().is_terminal();
+    // Streamed answers (`aosc run --stream`, or any run on a terminal).
+    let mut deltas = rt.fabric.deltas();
     tokio::spawn(async move {
         let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
         let mut order: Vec<(String, String)> = Vec::new();
         let mut cost = 0.0f64;
         let mut drawn = 0usize;
+        let mut streaming: Option<String> = None;
         loop {
-            let e: Entry = match rx.recv().await {
-                Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => break,
+            let got = match deltas.as_mut() {
+                Some(d) => tokio::select! {
+                    e = rx.recv() => Got::Entry(e),
+                    d = d.recv() => match d {
+                        Ok(d) => Got::Delta(d),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => {
+                            deltas = None;
+                            continue;
+                        }
+                    },
+                },
+                None => Got::Entry(rx.recv().await),
+            };
+            let e: Entry = match got {
+                Got::Entry(Ok(e)) => e,
+                Got::Entry(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Got::Entry(Err(_)) => break,
+                Got::Delta(d) if !live => {
+                    super::stream::print_delta(&mut streaming, &d);
+                    continue;
+                }
+                Got::Delta(d) => {
+                    // The live table shows the tail of the answer so far.
+                    let (run, step) = super::stream::run_and_step(&d.call_key);
+                    let key = (run.to_string(), step.to_string());
+                    if !rows.contains_key(&key) {
+                        order.push(key.clone());
+                    }
+                    let row = rows.entry(key).or_default();
+                    row.tail.push_str(&d.text);
+                    row.note = format!("  {}", super::stream::tail(&row.tail, 40));
+                    drawn = draw(&rows, &order, cost, drawn);
+                    continue;
+                }
             };
             cost += e.transition.spent();
             if !live {
+                if streaming.take().is_some() {
+                    eprintln!();
+                }
                 if let Some(line) = plain_line(&e) {
                     eprintln!("{line}");
                 }
@@ -219,23 +259,35 @@ pub fn progress(rt: &Runtime) -> tokio::task::JoinHandle<()> {
                 },
                 _ => {}
             }
-            let mut out = String::new();
-            if drawn > 0 {
-                out.push_str(&format!("\x1b[{drawn}A"));
-            }
-            for k in &order {
-                let r = rows.get(k).cloned().unwrap_or_default();
-                let name = if k.0.contains('.') { format!("  {}/{}", k.0.rsplit('.').next().unwrap_or(""), k.1) } else { k.1.clone() };
-                let items = r.items.map(|(d, n)| format!(" {d}/{n} items")).unwrap_or_default();
-                out.push_str(&format!("\x1b[2K  {name:<28} {:<17} attempts {}{items}{}\n", r.state, r.attempts, r.note));
-            }
-            out.push_str(&format!("\x1b[2K  cost so far ${cost:.6}\n"));
-            drawn = order.len() + 1;
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(out.as_bytes());
-            let _ = err.flush();
+            drawn = draw(&rows, &order, cost, drawn);
         }
     })
+}
+
+/// What the progress printer received.
+enum Got {
+    Entry(Result<Entry, tokio::sync::broadcast::error::RecvError>),
+    Delta(aos_runtime::fabric::stream::Delta),
+}
+
+/// Redraws the live table over the `drawn` lines of the last one; returns
+/// how many lines it drew.
+fn draw(rows: &BTreeMap<(String, String), Row>, order: &[(String, String)], cost: f64, drawn: usize) -> usize {
+    let mut out = String::new();
+    if drawn > 0 {
+        out.push_str(&format!("\x1b[{drawn}A"));
+    }
+    for k in order {
+        let r = rows.get(k).cloned().unwrap_or_default();
+        let name = if k.0.contains('.') { format!("  {}/{}", k.0.rsplit('.').next().unwrap_or(""), k.1) } else { k.1.clone() };
+        let items = r.items.map(|(d, n)| format!(" {d}/{n} items")).unwrap_or_default();
+        out.push_str(&format!("\x1b[2K  {name:<28} {:<17} attempts {}{items}{}\n", r.state, r.attempts, r.note));
+    }
+    out.push_str(&format!("\x1b[2K  cost so far ${cost:.6}\n"));
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(out.as_bytes());
+    let _ = err.flush();
+    order.len() + 1
 }
 
 fn plain_line(e: &Entry) -> Option<String> {
@@ -269,6 +321,13 @@ fn plain_line(e: &Entry) -> Option<String> {
             let it = item.map(|i| format!(" item {i}")).unwrap_or_default();
             format!("{who}step {step}{it}: {}", routed_note(&e.transition, false)?)
         }
+        Transition::AgentTool { item, turn, tool, error, .. } => {
+            let it = item.map(|i| format!(" item {i}")).unwrap_or_default();
+            match error {
+                Some(err) => format!("{who}step {step}{it}: turn {turn}: tool {tool} failed ({err})"),
+                None => format!("{who}step {step}{it}: turn {turn}: called tool {tool}"),
+            }
+        }
         _ => return None,
     })
 }
@@ -280,6 +339,7 @@ fn routed_note(t: &Transition, short: bool) -> Option<String> {
     let Transition::Routed { kind, data, .. } = t else { return None };
     let s = |k: &str| data.get(k).and_then(serde_json::Value::as_str).unwrap_or("?");
     match kind.as_str() {
+        "cache_hit" => Some(format!("answered from the cache (saved ${:.6})", data.get("saved_usd").and_then(serde_json::Value::as_f64).unwrap_or(0.0))),
         "fallback" if short => Some(format!("fallback {} -> {}", s("from"), s("to"))),
         "reply_over_bound" if short => Some(format!("reply over bound ({} B)", data.get("bytes").cloned().unwrap_or_default())),
         "fallback" => Some(format!("fallback from `{}` to `{}` (role `{}`): {}", s("from"), s("to"), s("role"), s("because"))),

@@ -58,23 +58,40 @@ pub fn steps_table(steps: &[serde_json::Value]) -> String {
         Some(Value::Null) | None => "-".to_string(),
         Some(v) => v.to_string(),
     };
+    // A CACHED column only when the response cache answered a step.
+    let any_cached = steps.iter().any(|st| st.get("cache").is_some());
     let rows: Vec<Vec<String>> = steps
         .iter()
         .map(|st| {
-            vec![
+            let mut row = vec![
                 text(st.get("name")),
                 text(st.get("status")),
                 text(st.get("attempts")),
                 text(st.pointer("/usage/input_tokens")),
                 text(st.pointer("/usage/output_tokens")),
                 format!("${:.6}", st.get("cost_usd").and_then(Value::as_f64).unwrap_or(0.0)),
-            ]
+            ];
+            if any_cached {
+                row.push(cached_cell(st));
+            }
+            row
         })
         .collect();
-    table::render(
-        &[("STEP", Left), ("STATUS", Left), ("ATTEMPTS", Right), ("IN TOK", Right), ("OUT TOK", Right), ("COST", Right)],
-        &rows,
-    )
+    let mut columns = vec![("STEP", Left), ("STATUS", Left), ("ATTEMPTS", Right), ("IN TOK", Right), ("OUT TOK", Right), ("COST", Right)];
+    if any_cached {
+        columns.push(("CACHED", Left));
+    }
+    table::render(&columns, &rows)
+}
+
+/// `hit, saved $0.000123` for a step answered from the cache; `2 hits, …`
+/// for a fan-out; `-` otherwise.
+fn cached_cell(st: &serde_json::Value) -> String {
+    let Some(c) = st.get("cache") else { return "-".to_string() };
+    let hits = c.get("hits").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let saved = c.get("saved_usd").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    let what = if hits == 1 { "hit".to_string() } else { format!("{hits} hits") };
+    format!("{what}, saved ${saved:.6}")
 }
 
 #[cfg(test)]
@@ -91,5 +108,18 @@ mod tests {
             json!({"name": "sent", "status": "waiting approval", "attempts": 0, "cost_usd": 0.0}),
         ];
         insta::assert_snapshot!(steps_table(&steps));
+    }
+
+    #[test]
+    fn a_cached_step_is_marked_in_its_own_column() {
+        let steps = [
+            json!({"name": "summary", "status": "succeeded", "attempts": 1, "usage": {"input_tokens": 0, "output_tokens": 0},
+                   "cost_usd": 0.0, "cached": true, "cache": {"hits": 1, "saved_usd": 0.000_42}}),
+            json!({"name": "sent", "status": "succeeded", "attempts": 1, "cost_usd": 0.0}),
+        ];
+        let table = steps_table(&steps);
+        assert!(table.lines().next().is_some_and(|l| l.contains("CACHED")), "{table}");
+        assert!(table.contains("hit, saved $0.000420"), "{table}");
+        assert!(table.lines().nth(2).is_some_and(|l| l.trim_end().ends_with('-')), "{table}");
     }
 }

@@ -28,7 +28,7 @@ pub enum LocalError {
 /// Context window: the shortlist prompt plus the plan fits in it.
 const N_CTX: u32 = 4096;
 /// Tokens a plan may take.
-const MAX_NEW_TOKENS: usize = 512;
+const MAX_NEW_TOKENS: usize = 900;
 
 pub struct LocalModel {
     backend: LlamaBackend,

@@ -71,6 +71,11 @@ const KEYWORDS: &[&str] = &[
 
 const TEXT_PARAMS: &[&str] = &["body", "content", "text", "message", "summary", "description", "contents", "prompt"];
 
+/// A parameter for text composed from earlier results (an LLM step writes it).
+pub fn is_text_param(param: &str) -> bool {
+    TEXT_PARAMS.contains(&normalized(param).as_str())
+}
+
 /// A string literal with the language's escapes (`{` starts interpolation).
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -132,7 +137,8 @@ fn normalized(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
 }
 
-fn is_id_like(param: &str) -> bool {
+/// A parameter an earlier step's result fills (an id, a ticker, a URL).
+pub fn is_id_like(param: &str) -> bool {
     let n = normalized(param);
     n.ends_with("id") || n.ends_with("ids") || n == "ticker" || n == "symbol" || n == "url"
 }
@@ -282,6 +288,19 @@ impl<'a> Builder<'a> {
     }
 }
 
+fn kit_of(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(k, _)| k)
+}
+
+/// True when toolkit `kit` has `create…` and `save…` methods (slides,
+/// documents: calls on one open file, whose order matters without data).
+fn is_file_kit(catalog: &[CatalogTool], kit: &str) -> bool {
+    let has = |prefix: &str| {
+        catalog.iter().any(|t| t.name.rsplit_once('.').is_some_and(|(k, m)| k == kit && m.starts_with(prefix)))
+    };
+    has("create") && has("save")
+}
+
 /// Lowers a plan to `.aos` source.
 pub fn lower(plan: &Plan, setting: &Setting<'_>, gates: &Gates) -> Lowered {
     let writer = setting.writer_role.unwrap_or("executor").to_string();
@@ -331,6 +350,15 @@ pub fn lower(plan: &Plan, setting: &Setting<'_>, gates: &Gates) -> Lowered {
             }
         }
         let mut attrs: Vec<String> = Vec::new();
+        // A toolkit that works on one open file (it has `create…` and
+        // `save…` methods) is called in plan order.
+        if let Some(tool) = tool
+            && let Some(prev) = b.tool_steps.iter().rev().find(|(_, t)| kit_of(&t.name) == kit_of(&tool.name)).map(|(n, _)| n.clone())
+            && is_file_kit(setting.catalog, kit_of(&tool.name))
+            && !args.iter().any(|a| a.split_once(": ").is_some_and(|(_, e)| e == prev || e.starts_with(&format!("{prev}."))))
+        {
+            attrs.push(format!("after: [{prev}]"));
+        }
         if let Some(group) = gates.approval.get(&name) {
             attrs.push(format!("approval: {}", quote(group)));
         }

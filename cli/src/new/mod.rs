@@ -1,7 +1,8 @@
 //! `aosc new`: from an English intent to a program that checks.
 //!
 //! 1. [`catalog`]: the tools on offer (the standard library and the `--with`
-//!    files), and a shortlist picked by word overlap with the intent;
+//!    files); [`retrieve`]: the shortlist, picked clause by clause by word
+//!    overlap with the intent and completed from the catalog;
 //! 2. [`planner`]: a model writes a JSON plan held to [`plan::schema`]
 //!    (its tool field an enum of the shortlist);
 //! 3. [`lower`]: the plan becomes `.aos` text, deterministically, and the
@@ -11,9 +12,11 @@
 //!    most `max_rounds` times. Only a program that checks is written.
 
 pub mod catalog;
+pub mod config;
 pub mod lower;
 pub mod plan;
 pub mod planner;
+pub mod retrieve;
 
 #[cfg(feature = "local-model")]
 pub mod local;
@@ -26,7 +29,8 @@ use aos_compiler::ir::Program;
 use aos_compiler::{Analysis, Diagnostic};
 use serde_json::Value;
 
-use catalog::{CatalogTool, Retriever};
+use catalog::CatalogTool;
+use retrieve::Retriever;
 use lower::{Gates, Lowered, Setting};
 use plan::Plan;
 
@@ -132,9 +136,14 @@ pub struct Outcome {
     pub shortlist: Vec<String>,
 }
 
-/// The shortlist for an intent, or `None` when nothing on offer fits.
+/// The shortlist for an intent (the tools its clauses ask for, in order),
+/// empty when nothing on offer fits.
 pub fn shortlist<'a>(intent: &str, catalog: &'a [CatalogTool]) -> Vec<&'a CatalogTool> {
     let r = Retriever::new(catalog);
+    let picked = r.pick(intent, SHORTLIST_MAX);
+    if !picked.is_empty() {
+        return picked.into_iter().map(|i| &catalog[i]).collect();
+    }
     r.shortlist(intent, SHORTLIST_SHARE, SHORTLIST_MAX).into_iter().map(|s| &catalog[s.tool]).collect()
 }
 
@@ -256,7 +265,7 @@ pub fn generate(
         ));
         return outcome;
     }
-    let schema = plan::schema(&shortlist, MAX_STEPS);
+    let schema = backend.schema(&shortlist, MAX_STEPS);
     let first_prompt = plan::prompt(intent, &shortlist);
     let writer = writer_role(inputs.program.as_ref());
     let verifier = verifier_role(inputs.program.as_ref(), writer.as_deref());

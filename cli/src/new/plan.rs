@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::catalog::CatalogTool;
+use super::catalog::{CatalogTool, Ty};
+use super::lower::{is_id_like, is_text_param};
 
 /// One call of the plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,18 +92,108 @@ pub fn schema(tools: &[&CatalogTool], max_steps: usize) -> Value {
     })
 }
 
+/// An earlier step's result as a plan value: `stepN`, optionally with a
+/// path (`step1.rooms[0]`), for steps before step `k` (1-based).
+#[cfg_attr(not(feature = "local-model"), allow(dead_code))]
+fn reference_pattern(k: usize) -> Option<String> {
+    (k > 1).then(|| format!("step[1-{}](\\.[A-Za-z_][A-Za-z0-9_]*|\\[[0-9]\\])*", (k - 1).min(9)))
+}
+
+/// The schema of one argument value of type `ty` at step `k`: digits for
+/// numbers, `true`/`false` for booleans, bounded text otherwise; or a
+/// reference to an earlier step.
+#[cfg_attr(not(feature = "local-model"), allow(dead_code))]
+fn value_schema(ty: &Ty, k: usize) -> Value {
+    let with_ref = |literal: &str| match reference_pattern(k) {
+        Some(r) => json!({"type": "string", "pattern": format!("^({literal}|{r})$")}),
+        None => json!({"type": "string", "pattern": format!("^{literal}$")}),
+    };
+    match ty {
+        Ty::Optional(inner) => value_schema(inner, k),
+        Ty::Int => with_ref("-?[0-9]{1,9}"),
+        Ty::Float => with_ref("-?[0-9]{1,7}(\\.[0-9]{1,7})?"),
+        Ty::Bool => json!({"type": "string", "enum": ["true", "false"]}),
+        _ => json!({"type": "string", "minLength": 1, "maxLength": 60}),
+    }
+}
+
+/// The schema the embedded model writes against: exactly `tools`, in this
+/// order, each with the required arguments the lowering cannot wire itself
+/// (an id from an earlier step of the same toolkit, a text composed from
+/// earlier results): the model writes only the values. A small model
+/// chooses and names tools poorly; retrieval does that, and the grammar
+/// makes every plan well formed.
+#[cfg_attr(not(feature = "local-model"), allow(dead_code))]
+pub fn fill_schema(tools: &[&CatalogTool]) -> Value {
+    let kit = |name: &str| name.rsplit_once('.').map_or(name.to_string(), |(k, _)| k.to_string());
+    let steps: Vec<Value> = tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let earlier_same_kit = tools[..i].iter().any(|e| kit(&e.name) == kit(&t.name));
+            let args: Vec<Value> = t
+                .params
+                .iter()
+                .filter(|p| !p.optional())
+                .filter(|p| !(earlier_same_kit && is_id_like(&p.name)))
+                .filter(|p| !(i > 0 && is_text_param(&p.name)))
+                .map(|p| {
+                    json!({
+                        "type": "object",
+                        "properties": {"name": {"const": p.name}, "value": value_schema(&p.ty, i + 1)},
+                        "required": ["name", "value"],
+                        "additionalProperties": false
+                    })
+                })
+                .collect();
+            let n = args.len();
+            json!({
+                "type": "object",
+                "properties": {
+                    "tool": {"const": t.name},
+                    "args": {"type": "array", "prefixItems": args, "minItems": n, "maxItems": n}
+                },
+                "required": ["tool", "args"],
+                "additionalProperties": false
+            })
+        })
+        .collect();
+    let n = steps.len();
+    json!({
+        "type": "object",
+        "properties": {"steps": {"type": "array", "prefixItems": steps, "minItems": n, "maxItems": n}},
+        "required": ["steps"],
+        "additionalProperties": false
+    })
+}
+
+/// A worked example for the first round (small models follow the form
+/// of an example better than a description of it). Its tools are not in
+/// any catalog.
+const EXAMPLE: &str = "Example.\nTools:\n\
+- Maps.find_place(query: String): Finds a place by its name.\n\
+- Maps.get_route(start: String, end: String): The route between two places.\n\
+- Notes.write(text: String): Saves a note.\n\
+Request: Find the Louvre, then tell me how to get from there to the Eiffel Tower and save the route in a note.\n\
+Plan: {\"steps\":[{\"tool\":\"Maps.find_place\",\"args\":[{\"name\":\"query\",\"value\":\"Louvre\"}]},\
+{\"tool\":\"Maps.get_route\",\"args\":[{\"name\":\"start\",\"value\":\"step1\"},{\"name\":\"end\",\"value\":\"Eiffel Tower\"}]},\
+{\"tool\":\"Notes.write\",\"args\":[{\"name\":\"text\",\"value\":\"step2\"}]}]}\n";
+
 /// The instructions and the shortlist, for the first round.
 pub fn prompt(intent: &str, tools: &[&CatalogTool]) -> String {
     let mut out = String::from(
         "You plan automation pipelines. Pick the tools, in order, that do what the request asks, \
          and give each call its argument values taken from the request. To pass the result of an \
          earlier call, write its step name as the value: step1, step2, … (step1.field for a field). \
-         Use only these tools; answer {\"steps\": []} if none of them can do it.\n\nTools:\n",
+         The tools below were picked for this request, in the order it mentions them; use each one \
+         it needs. Use only these tools; answer {\"steps\": []} if none of them can do it.\n\n",
     );
+    out.push_str(EXAMPLE);
+    out.push_str("\nNow yours.\nTools:\n");
     for t in tools {
         out.push_str(&format!("- {}: {}\n", t.signature(), t.summary()));
     }
-    out.push_str(&format!("\nRequest: {intent}\n"));
+    out.push_str(&format!("Request: {intent}\nPlan:"));
     out
 }
 
@@ -110,8 +201,9 @@ pub fn prompt(intent: &str, tools: &[&CatalogTool]) -> String {
 /// checker said about the program it became.
 pub fn repair_prompt(first: &str, plan: &Plan, diagnostics: &[String]) -> String {
     let plan_text = serde_json::to_string(plan).unwrap_or_default();
+    let first = first.strip_suffix("Plan:").unwrap_or(first);
     format!(
-        "{first}\nYour previous plan was:\n{plan_text}\n\nThe program it became does not check:\n{}\n\nAnswer with a corrected plan.\n",
+        "{first}\nYour previous plan was:\n{plan_text}\n\nThe program it became does not check:\n{}\n\nAnswer with a corrected plan.\nPlan:",
         diagnostics.join("\n")
     )
 }
@@ -119,7 +211,7 @@ pub fn repair_prompt(first: &str, plan: &Plan, diagnostics: &[String]) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::new::catalog::{Ty, ToolParam};
+    use crate::new::catalog::ToolParam;
 
     #[test]
     fn the_schema_enumerates_the_shortlist() {
@@ -140,5 +232,46 @@ mod tests {
         let p = Plan::from_text(r#" {"steps":[{"tool":"A.b"}]} "#).ok();
         assert_eq!(p.map(|p| p.steps[0].args.clone()), Some(vec![]));
         assert!(Plan::from_text("not json").is_err());
+    }
+
+    fn rooms() -> Vec<CatalogTool> {
+        let p = |name: &str, ty: Ty| ToolParam { name: name.into(), ty, has_default: false };
+        vec![
+            CatalogTool { name: "Rooms.free".into(), params: vec![p("hours", Ty::Int)], doc: String::new(), std_module: None },
+            CatalogTool {
+                name: "Rooms.reserve".into(),
+                params: vec![p("room_id", Ty::Str), p("note", Ty::Optional(Box::new(Ty::Str)))],
+                doc: String::new(),
+                std_module: None,
+            },
+            CatalogTool { name: "Mail.send".into(), params: vec![p("to", Ty::Str), p("body", Ty::Str)], doc: String::new(), std_module: None },
+        ]
+    }
+
+    #[test]
+    fn the_fill_schema_fixes_the_tools_and_leaves_the_values() {
+        let cat = rooms();
+        let tools: Vec<&CatalogTool> = cat.iter().collect();
+        let s = fill_schema(&tools);
+        let steps = &s["properties"]["steps"]["prefixItems"];
+        assert_eq!(s["properties"]["steps"]["minItems"], json!(3));
+        assert_eq!(steps[0]["properties"]["tool"]["const"], json!("Rooms.free"));
+        // Numbers are digits (no earlier step to refer to in step 1).
+        assert_eq!(steps[0]["properties"]["args"]["prefixItems"][0]["properties"]["value"]["pattern"], json!("^-?[0-9]{1,9}$"));
+        // The room id comes from the earlier Rooms step, wired by the lowering; the optional note is left out.
+        assert_eq!(steps[1]["properties"]["args"]["maxItems"], json!(0));
+        // The mail body is composed from earlier results; the address is the model's.
+        let mail = &steps[2]["properties"]["args"];
+        assert_eq!(mail["maxItems"], json!(1));
+        assert_eq!(mail["prefixItems"][0]["properties"]["name"]["const"], json!("to"));
+    }
+
+    #[cfg(feature = "local-model")]
+    #[test]
+    fn the_fill_schema_becomes_a_grammar() {
+        let cat = rooms();
+        let tools: Vec<&CatalogTool> = cat.iter().collect();
+        let grammar = llama_cpp_2::json_schema_to_grammar(&fill_schema(&tools).to_string());
+        assert!(grammar.is_ok_and(|g| g.contains("Rooms.free")));
     }
 }

@@ -37,6 +37,9 @@ pub fn check(env: &Env, diags: &mut Vec<Diagnostic>) {
     for m in env.models.values().filter(|m| !m.std) {
         block(Item::Model, m.file, Env::entries(&m.decl.attrs), diags);
     }
+    for r in env.roles.values().filter(|r| !r.std) {
+        block(Item::Role, r.file, Env::entries(&r.decl.attrs), diags);
+    }
 }
 
 fn block(item: Item, file: FileId, entries: &[ast::Attr], diags: &mut Vec<Diagnostic>) {
@@ -74,6 +77,7 @@ fn unknown(item: Item, file: FileId, a: &ast::Attr) -> Diagnostic {
             Item::Step => "a step's block",
             Item::Tool => "a tool declaration",
             Item::Model => "a model declaration",
+            Item::Role => "a role declaration",
         };
         return d.with_help(format!("`{key}:` belongs in {place}"));
     }
@@ -242,6 +246,8 @@ pub struct StepAttrs {
     pub max_output_tokens: Option<u64>,
     pub max_items: Option<u64>,
     pub concurrency: Option<u32>,
+    pub max_turns: Option<u32>,
+    pub max_tool_calls: Option<u32>,
 }
 
 impl StepAttrs {
@@ -256,6 +262,8 @@ impl StepAttrs {
             max_output_tokens: b.count("max_output_tokens"),
             max_items: b.count("max_items"),
             concurrency: b.count_u32("concurrency"),
+            max_turns: b.count_u32("max_turns"),
+            max_tool_calls: b.count_u32("max_tool_calls"),
         }
     }
 }

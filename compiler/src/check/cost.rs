@@ -26,7 +26,7 @@ use crate::span::Span;
 
 use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
 use super::env::{Env, Local};
-use super::roles;
+use super::{agent, roles};
 use super::tokens::{self, Tokenizer};
 
 mod value;
@@ -119,6 +119,12 @@ pub fn analyze_for_diagnostics(env: &Env, models: &BTreeMap<String, ir::Model>, 
     }
     diags.append(&mut scratch);
     report
+}
+
+/// [`analyze`] counting every prompt in UTF-8 bytes, whatever the findings
+/// (the incremental re-check decides about exact counts itself).
+pub(crate) fn analyze_bytes(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>) -> CostReport {
+    run(env, models, diags, false)
 }
 
 fn run(env: &Env, models: &BTreeMap<String, ir::Model>, diags: &mut Vec<Diagnostic>, exact: bool) -> CostReport {
@@ -291,6 +297,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
     /// E0501 / W0501; returns the budget.
     fn check_budget(&mut self, name: &str, wf: &ast::Workflow, file: FileId, cost: &WorkflowCost) -> Option<Usd> {
         let Some(attr) = Env::attr(&wf.attrs, "budget") else {
+            // A fan-out block's workflow (`W.STEP`) is within its caller's budget.
+            if name.contains('.') {
+                return None;
+            }
             let worst = match cost.total {
                 Some(t) => format!("a run can cost up to {t}"),
                 None => "and a run's cost has no bound".to_string(),

@@ -44,7 +44,7 @@ pub fn check(env: &Env, diags: &mut Vec<Diagnostic>) -> BTreeMap<String, StepGra
 }
 
 /// The attribute keys whose bare names are not steps.
-const NON_STEP_KEYS: &[&str] = &["after", "verify", "risk"];
+const NON_STEP_KEYS: &[&str] = &["after", "verify", "risk", "tools", "cache_scope"];
 
 fn workflow(env: &Env, file: FileId, wf: &ast::Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph {
     // The first step of each name (a duplicate is E0102 already).
@@ -264,6 +264,18 @@ fn mentions_in(e: &ast::Expr, index: &HashMap<&str, usize>, vars: &mut Vec<Strin
         ExprKind::Unary(_, a) => mentions_in(a, index, vars, out),
         ExprKind::Call { args, .. } => args.iter().for_each(|a| mentions_in(&a.value, index, vars, out)),
         ExprKind::Llm { prompt, .. } => mentions_in(prompt, index, vars, out),
+        ExprKind::Block { steps, ret } => {
+            let inner = steps.len();
+            vars.extend(steps.iter().map(|s| s.name.name.clone()));
+            for s in steps {
+                mentions_in(&s.call, index, vars, out);
+                for a in s.attrs.iter().flat_map(|a| &a.entries) {
+                    mentions_in(&a.value, index, vars, out);
+                }
+            }
+            mentions_in(ret, index, vars, out);
+            vars.truncate(vars.len().saturating_sub(inner));
+        }
         ExprKind::For { var, iter, body } => {
             mentions_in(iter, index, vars, out);
             vars.push(var.name.clone());

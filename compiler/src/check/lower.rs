@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use crate::ast::{self, BinaryOp, ExprKind, StrPart, UnaryOp};
 use crate::ir::{self, Effect, Risk};
 
+use super::agent;
 use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
+use super::cache;
 use super::cost::{self, CostReport};
 use super::env::Env;
 use super::graph::StepGraph;
@@ -150,7 +152,12 @@ fn step(
         }
         _ => (&s.call, None),
     };
-    let call = lower_call(env, &body_scope, call_expr, used_tools);
+    let mut call = lower_call(env, &body_scope, call_expr, used_tools);
+    if let ir::Call::Llm { agent: slot @ None, .. } = &mut call
+        && matches!(call_expr.kind, ExprKind::Llm { agent: true, .. })
+    {
+        *slot = Some(lower_agent(env, s, used_tools));
+    }
     let kind = match &call {
         ir::Call::Tool { .. } => ir::StepKind::Tool,
         ir::Call::Llm { .. } => ir::StepKind::Llm,
@@ -174,6 +181,11 @@ fn step(
         _ => None,
     };
     let governance = inputs.policy.steps.get(&key);
+    let step_cache = cache::lower(env, attrs, &call);
+    let step_route = match &call {
+        ir::Call::Llm { role, .. } => super::route::of_role(env, role),
+        _ => None,
+    };
     let idempotency_key = Env::attr(attrs, "idempotency_key").map(|a| expr(env, scope, &a.value));
     let mut step = ir::Step {
         name: s.name.name.clone(),
@@ -206,6 +218,8 @@ fn step(
         effect: governance.map_or(Effect::Pure, |g| g.effect),
         fallback: Env::attr(attrs, "fallback").map(|a| lower_call(env, scope, &a.value, used_tools)),
         idempotency_key,
+        cache: step_cache,
+        route: step_route,
         cost: inputs
             .cost
             .workflows
@@ -218,9 +232,31 @@ fn step(
     step
 }
 
+/// The agent of an `agent ROLE(…)` step: its tools as providers are told
+/// of them (each also goes into the program's tools) and its bounds.
+fn lower_agent(env: &Env, s: &ast::Step, used_tools: &mut BTreeSet<String>) -> ir::Agent {
+    let tools = agent::definitions(env, s)
+        .into_iter()
+        .filter_map(|d| {
+            let decl = env.tools.get(&d.tool)?;
+            let t = tool(env, &d.tool, decl.decl, decl.std);
+            used_tools.insert(d.tool.clone());
+            Some(ir::AgentTool {
+                wire_name: ir::AgentTool::wire_name_of(&d.tool),
+                tool: d.tool,
+                description: d.description,
+                parameters: d.parameters,
+                risk: t.risk,
+                effect: t.effect,
+            })
+        })
+        .collect();
+    ir::Agent { tools, max_turns: agent::max_turns(s), max_tool_calls: agent::max_tool_calls(s) }
+}
+
 fn lower_call(env: &Env, scope: &Scope, call: &ast::Expr, used_tools: &mut BTreeSet<String>) -> ir::Call {
     match &call.kind {
-        ExprKind::Llm { role, prompt } => ir::Call::Llm { role: role.name.clone(), prompt: expr(env, scope, prompt) },
+        ExprKind::Llm { role, prompt, .. } => ir::Call::Llm { role: role.name.clone(), prompt: expr(env, scope, prompt), agent: None },
         ExprKind::Call { callee, args } => {
             let name = Env::tool_name(callee);
             let args: BTreeMap<String, ir::Expr> = args
@@ -263,7 +299,7 @@ fn expr(env: &Env, scope: &Scope, e: &ast::Expr) -> ir::Expr {
         ExprKind::Int(n) => lit(json!(n)),
         ExprKind::Float(f) => lit(json!(f)),
         ExprKind::Bool(b) => lit(json!(b)),
-        ExprKind::Null | ExprKind::Error | ExprKind::Llm { .. } | ExprKind::For { .. } => lit(Value::Null),
+        ExprKind::Null | ExprKind::Error | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Block { .. } => lit(Value::Null),
         ExprKind::Duration(d) => lit(json!(d.as_millis())),
         ExprKind::Money(m) | ExprKind::Price(m) => lit(json!(m.dollars())),
         ExprKind::Str(s) => {

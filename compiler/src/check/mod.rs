@@ -1,17 +1,22 @@
 //! The checker: resolution, types, the step graph, roles, risk and policy,
 //! secrets, cost — and lowering to the IR.
 
+pub(crate) mod agent;
 pub(crate) mod attrs;
+pub(crate) mod blocks;
+pub(crate) mod cache;
 pub mod cost;
 pub(crate) mod cycles;
 pub mod env;
 pub(crate) mod fsload;
 pub(crate) mod graph;
+pub(crate) mod incremental;
 pub(crate) mod lower;
 pub mod models;
 pub mod policy;
 pub mod resolve;
 pub(crate) mod risk;
+pub(crate) mod route;
 pub mod roles;
 pub(crate) mod suggest;
 pub mod testblocks;
@@ -125,7 +130,9 @@ pub fn check_with(path: &str, text: &str, loader: &dyn FileLoader, options: Opti
         })
         .unwrap_or_default();
     let lower = Options { program: options.program || !decls.is_empty() };
-    let (mut program, cost) = run_passes(&loaded, &mut diagnostics, lower);
+    // Fan-out blocks are checked as the workflows they run as.
+    let lifted = blocks::lift(&loaded);
+    let (mut program, cost) = run_passes(lifted.as_ref().unwrap_or(&loaded), &mut diagnostics, lower);
     let mut tests = Vec::new();
     if let Some(p) = &program
         && !decls.is_empty()
@@ -146,30 +153,71 @@ pub fn check_with(path: &str, text: &str, loader: &dyn FileLoader, options: Opti
 /// cost report in any case.
 fn run_passes(loaded: &resolve::Loaded, diags: &mut Vec<Diagnostic>, options: Options) -> (Option<ir::Program>, cost::CostReport) {
     let env = resolve::build_env(loaded, diags);
-    attrs::check(&env, diags);
-    cycles::check_types(&env, diags);
-    cycles::check_workflows(&env, diags);
-    let types = types::check(&env, diags);
-    let graphs = graph::check(&env, diags);
-    let models = models::lower_models(&env, diags);
-    let roles = roles::check(&env, diags);
-    let cost = if options.program {
-        cost::analyze(&env, &models, diags)
-    } else {
-        cost::analyze_for_diagnostics(&env, &models, diags)
-    };
-    let policy = policy::analyze(&env, diags);
+    let counting = if options.program { Counting::Exact } else { Counting::BytesUnlessFinding };
+    let facts = passes(&env, diags, counting);
     if !options.program || diags.iter().any(Diagnostic::is_error) {
-        return (None, cost);
+        return (None, facts.cost);
     }
-    let inputs = lower::Inputs { types: &types, graphs: &graphs, models: &models, roles: &roles, cost: &cost, policy: &policy };
+    let inputs = lower::Inputs {
+        types: &facts.types,
+        graphs: &facts.graphs,
+        models: &facts.models,
+        roles: &facts.roles,
+        cost: &facts.cost,
+        policy: &facts.policy,
+    };
     let program = lower::program(&env, &inputs);
-    (Some(program), cost)
+    (Some(program), facts.cost)
+}
+
+/// How the cost pass counts the tokens of prompts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counting {
+    /// With each model's own tokenizer ([`cost::analyze`]).
+    Exact,
+    /// In UTF-8 bytes, a bound of every tokenizer, and exactly only when a
+    /// finding quotes a figure ([`cost::analyze_for_diagnostics`]).
+    BytesUnlessFinding,
+    /// In UTF-8 bytes whatever the findings (the incremental re-check,
+    /// which decides about exact counting itself).
+    Bytes,
+}
+
+/// What the passes after resolution computed (the IR is lowered from it).
+pub(crate) struct Facts {
+    pub types: types::TypeInfo,
+    pub graphs: std::collections::BTreeMap<String, graph::StepGraph>,
+    pub models: std::collections::BTreeMap<String, ir::Model>,
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
+    pub cost: cost::CostReport,
+    pub policy: policy::PolicyReport,
+}
+
+/// The checks after resolution, in order. The whole check and the
+/// incremental re-check ([`incremental`]) both run exactly this.
+pub(crate) fn passes(env: &env::Env<'_>, diags: &mut Vec<Diagnostic>, counting: Counting) -> Facts {
+    attrs::check(env, diags);
+    agent::check(env, diags);
+    cache::check(env, diags);
+    route::check(env, diags);
+    cycles::check_types(env, diags);
+    cycles::check_workflows(env, diags);
+    let types = types::check(env, diags);
+    let graphs = graph::check(env, diags);
+    let models = models::lower_models(env, diags);
+    let roles = roles::check(env, diags);
+    let cost = match counting {
+        Counting::Exact => cost::analyze(env, &models, diags),
+        Counting::BytesUnlessFinding => cost::analyze_for_diagnostics(env, &models, diags),
+        Counting::Bytes => cost::analyze_bytes(env, &models, diags),
+    };
+    let policy = policy::analyze(env, diags);
+    Facts { types, graphs, models, roles, cost, policy }
 }
 
 /// File order (the checked file first), then position, then code, so that
 /// output is stable whatever order the passes ran in.
-fn sort_diagnostics(diags: &mut [Diagnostic]) {
+pub(crate) fn sort_diagnostics(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
         (a.file, a.primary.start, a.primary.end, a.code).cmp(&(b.file, b.primary.start, b.primary.end, b.code))
     });

@@ -93,6 +93,7 @@ fn lower_model(name: &str, decl: &Decl<'_, ast::ModelDecl>, diags: &mut Vec<Diag
             "fail_first" => model.sim.fail_first = lower.count(attr).unwrap_or(0),
             "malformed_first" => model.sim.malformed_first = lower.count(attr).unwrap_or(0),
             "seed" => model.sim.seed = lower.seed(attr).unwrap_or(0),
+            "tool_calls" => model.sim.tool_calls = lower.count(attr),
             "confidence" => model.sim.confidence = lower.confidence(attr),
             // An unknown key is the attribute pass's E0105.
             _ => {}

@@ -69,6 +69,7 @@ pub fn analyze(env: &Env<'_>, diags: &mut Vec<Diagnostic>) -> PolicyReport {
             for rule in &rules {
                 diags.extend(violation(rule, wf, s));
                 diags.extend(fallback_denied(rule, wf, s));
+                diags.extend(agent_tool_violations(rule, wf, s));
             }
         }
     }
@@ -203,6 +204,48 @@ fn fallback_denied(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_
         .with_label(rule.file, rule.span, "the rule")
         .with_help("`approval:` cannot lift a `deny`: remove the fallback, or change the policy"),
     )
+}
+
+/// The facts of one tool of an agent step: a tool step of the step's risk
+/// (the runtime evaluates the same facts before the step starts).
+pub fn agent_tool_facts<'t>(step_risk: Risk, tool: &'t str, effect: Effect) -> Facts<'t> {
+    Facts { risk: step_risk, kind: StepKind::Tool, effect, tool: Some(tool) }
+}
+
+/// E0603 for a `deny`, E0601 for a `require approval` without `approval:`,
+/// decided for one tool of an agent step.
+fn agent_tool_violations(rule: &CompiledRule, wf: &WorkflowFacts<'_>, s: &StepFacts<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for t in &s.agent_tools {
+        let facts = agent_tool_facts(s.risk, &t.tool, t.effect);
+        if decide(&rule.cond, &facts) != Decision::Always {
+            continue;
+        }
+        let cond = render(&rule.cond);
+        let label = format!("`{}`: risk `{}` (the step's), effect `{}`", t.tool, risk_name(s.risk), effect_name(t.effect));
+        let d = match rule.action {
+            PolicyAction::Deny => Diagnostic::error(
+                Code::E0603,
+                wf.decl.file,
+                t.span,
+                format!("policy `{}` denies steps where `{cond}`, and tool `{}` of agent step `{}` is one", rule.policy, t.tool, s.step.name.name),
+            )
+            .with_help("`approval:` cannot lift a `deny`: remove the tool from `tools:`, or change the policy"),
+            PolicyAction::RequireApproval if !s.approval => Diagnostic::error(
+                Code::E0601,
+                wf.decl.file,
+                t.span,
+                format!(
+                    "policy `{}` requires approval when `{cond}`: agent step `{}` may call `{}` and has no `approval:`",
+                    rule.policy, s.step.name.name, t.tool
+                ),
+            )
+            .with_help("add `approval: \"…\"` to the step, naming the group that must approve it"),
+            _ => continue,
+        };
+        out.push(d.with_primary_label(label).with_label(rule.file, rule.span, "the rule"));
+    }
+    out
 }
 
 fn kind_phrase(kind: StepKind) -> &'static str {

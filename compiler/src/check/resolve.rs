@@ -170,18 +170,30 @@ pub fn build_env<'a>(loaded: &'a Loaded, diags: &mut Vec<Diagnostic>) -> Env<'a>
         }
     }
     env.used_std = loaded.std_files.values().cloned().collect();
-    for (name, src) in stdlib::MODULES {
-        if env.used_std.contains(*name) {
-            continue;
-        }
-        let (file, _) = crate::parser::parse(src, FileId(u32::MAX));
-        for item in &file.items {
-            if let ast::ItemKind::Tool(t) = &item.kind {
-                env.unused_std_tools.entry(Env::tool_name(&t.path)).or_insert(name);
-            }
+    for (module, tool) in std_tools() {
+        if !env.used_std.contains(*module) {
+            env.unused_std_tools.entry(tool.clone()).or_insert(*module);
         }
     }
     env
+}
+
+/// Every stdlib tool, with its module, in module order (parsed once per
+/// process: the modules are part of the binary).
+fn std_tools() -> &'static [(&'static str, String)] {
+    static TOOLS: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let mut out = Vec::new();
+        for (name, src) in stdlib::MODULES {
+            let (file, _) = crate::parser::parse(src, FileId(u32::MAX));
+            for item in &file.items {
+                if let ast::ItemKind::Tool(t) = &item.kind {
+                    out.push((*name, Env::tool_name(&t.path)));
+                }
+            }
+        }
+        out
+    })
 }
 
 fn add_item<'a>(env: &mut Env<'a>, file: FileId, item: &'a ast::Item, std: bool, diags: &mut Vec<Diagnostic>) {

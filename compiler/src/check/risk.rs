@@ -89,6 +89,19 @@ pub struct StepFacts<'a> {
     pub verify: bool,
     /// The `fallback:` call, when it resolves: policies apply to it too.
     pub fallback: Option<FallbackFacts>,
+    /// For an agent step, each listed tool that resolves: policies apply
+    /// to each as a tool step of the step's risk.
+    pub agent_tools: Vec<AgentToolFacts>,
+}
+
+/// One tool of an agent step (`tools:`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentToolFacts {
+    pub tool: String,
+    /// Where `tools:` lists it.
+    pub span: Span,
+    pub risk: Risk,
+    pub effect: Effect,
 }
 
 /// The facts of a step's `fallback:` call by itself.
@@ -122,6 +135,8 @@ pub struct WorkflowFacts<'a> {
 enum Target {
     Tool(String),
     Llm,
+    /// `agent ROLE(…)` with the tools of its `tools:` (as listed, with spans).
+    Agent(Vec<(String, Span)>),
     Workflow(String),
 }
 
@@ -197,7 +212,10 @@ pub fn analyze<'a>(env: &Env<'a>, diags: &mut Vec<Diagnostic>) -> Vec<WorkflowFa
         for step in &wf.steps {
             let attrs = Env::entries(&step.attrs);
             let own = Env::attr(attrs, "risk").and_then(|a| read_risk(a, decl.file, diags).map(|r| (r, a.span)));
-            let Some(target) = call_target(env, &step.call) else { continue };
+            let Some(mut target) = call_target(env, &step.call) else { continue };
+            if target == Target::Llm && crate::check::agent::is_agent(step) {
+                target = Target::Agent(crate::check::agent::tools_of(step));
+            }
             let fallback = Env::attr(attrs, "fallback").and_then(|a| call_target(env, &a.value).map(|t| (t, a.value.span)));
             steps.push(StaticStep { step, target, fallback, own });
         }
@@ -326,8 +344,22 @@ fn step_facts<'a>(s: &StaticStep<'a>, tools: &BTreeMap<String, ToolFacts>, summa
     let attrs = Env::entries(&s.step.attrs);
     let mut risk = Risk::Low;
     let mut source = RiskSource::Default;
+    let mut agent_tools = Vec::new();
     let (kind, tool, effect) = match &s.target {
         Target::Llm => (StepKind::Llm, None, Effect::Pure),
+        Target::Agent(listed) => {
+            let mut effect = Effect::Pure;
+            for (name, span) in listed {
+                let Some(t) = tools.get(name) else { continue };
+                if t.risk > risk {
+                    risk = t.risk;
+                    source = RiskSource::Tool { tool: name.clone(), risk: t.risk, decl: t.decl };
+                }
+                effect = stronger_effect(effect, t.effect);
+                agent_tools.push(AgentToolFacts { tool: name.clone(), span: *span, risk: t.risk, effect: t.effect });
+            }
+            (StepKind::Llm, None, effect)
+        }
         Target::Tool(name) => {
             let t = tools.get(name);
             if let Some(t) = t.filter(|t| t.risk > risk) {
@@ -355,7 +387,7 @@ fn step_facts<'a>(s: &StaticStep<'a>, tools: &BTreeMap<String, ToolFacts>, summa
         let (fb_risk, fb_source, fb_effect) = target_risk(fb, tools, summaries);
         effect = stronger_effect(effect, fb_effect);
         let (kind, tool) = match fb {
-            Target::Llm => (StepKind::Llm, None),
+            Target::Llm | Target::Agent(_) => (StepKind::Llm, None),
             Target::Tool(name) => (StepKind::Tool, Some(name.clone())),
             Target::Workflow(_) => (StepKind::Workflow, None),
         };
@@ -375,13 +407,15 @@ fn step_facts<'a>(s: &StaticStep<'a>, tools: &BTreeMap<String, ToolFacts>, summa
         approval: Env::attr(attrs, "approval").is_some(),
         verify: Env::attr(attrs, "verify").is_some(),
         fallback,
+        agent_tools,
     }
 }
 
 /// The risk and effect a call brings by itself (for `fallback:`).
 fn target_risk(t: &Target, tools: &BTreeMap<String, ToolFacts>, summaries: &BTreeMap<String, Summary>) -> (Risk, RiskSource, Effect) {
     match t {
-        Target::Llm => (Risk::Low, RiskSource::Default, Effect::Pure),
+        // An agent cannot be a fallback (E0901).
+        Target::Llm | Target::Agent(_) => (Risk::Low, RiskSource::Default, Effect::Pure),
         Target::Tool(name) => match tools.get(name) {
             Some(f) => (f.risk, RiskSource::Tool { tool: name.clone(), risk: f.risk, decl: f.decl }, f.effect),
             None => (Risk::Low, RiskSource::Default, Effect::Read),

@@ -179,6 +179,9 @@ impl Cx<'_> {
             self.error(Code::E0801, role.span, format!("no role `{}` to script", role.name), help);
             return None;
         }
+        if outcome == Scripted::Calls {
+            return self.call_script(role, value);
+        }
         let v = self.value(value)?;
         if outcome == Scripted::Fails {
             return self.message(v, value.span).map(Script::Fails);
@@ -198,6 +201,51 @@ impl Cx<'_> {
             return None;
         }
         Some(Script::Returns(v))
+    }
+
+/// `given llm ROLE calls TOOL(ARGS)`: the tool must be one an agent step
+    /// of the role may call, the arguments literals that fit its parameters.
+    fn call_script(&mut self, role: &Ident, value: &Expr) -> Option<Script> {
+        let ExprKind::Call { callee, args } = &value.kind else { return None };
+        let name = callee.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".");
+        let span = callee.first().map_or(value.span, |f| f.span.join(callee.last().map_or(f.span, |l| l.span)));
+        let program = self.program;
+        let callable: Vec<&str> = program
+            .workflows
+            .values()
+            .flat_map(|w| &w.steps)
+            .filter_map(|s| match &s.call {
+                ir::Call::Llm { role: r, agent: Some(a), .. } if *r == role.name => Some(a),
+                _ => None,
+            })
+            .flat_map(|a| a.tools.iter().map(|t| t.tool.as_str()))
+            .collect();
+        if !callable.contains(&name.as_str()) {
+            let help = did_you_mean(&name, callable.iter().copied())
+                .or_else(|| Some(format!("the agent steps of role `{}` may call: {}", role.name, if callable.is_empty() { "nothing".to_string() } else { callable.join(", ") })));
+            self.error(Code::E0801, span, format!("no agent step of role `{}` may call tool `{name}`", role.name), help);
+            return None;
+        }
+        let tool = program.tools.get(&name)?;
+        let mut obj = serde_json::Map::new();
+        for a in args {
+            let Some(n) = &a.name else {
+                self.error(Code::E0802, a.span, "a scripted tool call names its arguments".to_string(), Some("write `name: value`".into()));
+                continue;
+            };
+            let Some(p) = tool.params.iter().find(|p| p.name == n.name) else {
+                let help = did_you_mean(&n.name, tool.params.iter().map(|p| p.name.as_str()));
+                self.error(Code::E0801, n.span, format!("tool `{name}` has no parameter `{}`", n.name), help);
+                continue;
+            };
+            let Some(v) = self.value(&a.value) else { continue };
+            if let Err(e) = fits(&v, &p.ty) {
+                self.error(Code::E0802, a.value.span, format!("parameter `{}` is {}, found {}: {e}", p.name, ty_name(&p.ty), short(&v)), None);
+                continue;
+            }
+            obj.insert(n.name.clone(), v);
+        }
+        Some(Script::Calls { tool: name, args: Value::Object(obj) })
     }
 
     fn tool_script(&mut self, name: &str, span: Span, outcome: Scripted, value: &Expr) -> Option<Script> {

@@ -281,7 +281,7 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
     /// step's declared type.
     fn step_call(&mut self, s: &ast::Step, call: &ast::Expr, declared: Option<&Ty>) {
         match &call.kind {
-            ExprKind::Llm { role, prompt } => self.llm(role, prompt),
+            ExprKind::Llm { role, prompt, .. } => self.llm(role, prompt),
             ExprKind::Call { callee, args } => {
                 let t = self.call(callee, args, call.span);
                 if let Some(d) = declared {
@@ -410,10 +410,11 @@ impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
         let key = a.key.name.as_str();
         match key {
             "when" => self.attr_expect(a, &Ty::Bool),
-            "retry" | "max_tokens" | "max_reply_bytes" | "max_input_tokens" | "max_output_tokens" | "max_items" | "concurrency" => {
+            "retry" | "max_tokens" | "max_reply_bytes" | "max_input_tokens" | "max_output_tokens" | "max_items" | "concurrency" | "max_turns"
+            | "max_tool_calls" => {
                 self.attr_expect(a, &Ty::Int);
             }
-            "timeout" => self.attr_expect(a, &Ty::Duration),
+            "timeout" | "cache" => self.attr_expect(a, &Ty::Duration),
             "backoff" => self.attr_expect(a, &Ty::Backoff),
             "approval" => self.attr_expect(a, &Ty::String),
             "min_confidence" => self.attr_expect(a, &Ty::Float),

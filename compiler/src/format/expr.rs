@@ -108,12 +108,19 @@ fn flat_bare(e: &Expr, src: &str, triple: Triple) -> Option<String> {
         ExprKind::Call { callee, args } => {
             format!("{}({})", path(callee), list(&mut args.iter().map(|a| flat_arg(a, src, triple)))?)
         }
-        ExprKind::Llm { role, prompt } => format!("llm {}({})", role.name, flat(prompt, 0, src, triple)?),
+        ExprKind::Llm { role, prompt, agent } => format!("{} {}({})", llm_word(*agent), role.name, flat(prompt, 0, src, triple)?),
         ExprKind::For { var, iter, body } => {
             format!("for {} in {} => {}", var.name, flat(iter, 0, src, triple)?, flat(body, 0, src, triple)?)
         }
+        // A block of steps is never on one line.
+        ExprKind::Block { .. } => return None,
         ExprKind::Error => src.get(e.span.range()).unwrap_or("").to_string(),
     })
+}
+
+/// `llm`, or `agent` for a bounded agent.
+fn llm_word(agent: bool) -> &'static str {
+    if agent { "agent" } else { "llm" }
 }
 
 fn flat_arg(a: &Arg, src: &str, triple: Triple) -> Option<String> {
@@ -377,8 +384,8 @@ impl Printer<'_> {
                 self.text(&format!(" {} ", op.as_str()));
                 self.expr(b, r, trail);
             }
-            ExprKind::Llm { role, prompt } => {
-                self.text(&format!("llm {}(", role.name));
+            ExprKind::Llm { role, prompt, agent } => {
+                self.text(&format!("{} {}(", llm_word(*agent), role.name));
                 self.expr(prompt, 0, 1 + trail);
                 self.text(")");
             }
@@ -389,6 +396,7 @@ impl Printer<'_> {
                 self.expr(body, 0, trail);
             }
             ExprKind::Str(s) if s.triple => self.triple(s),
+            ExprKind::Block { steps, ret } => self.block(steps, ret, e.span),
             _ => {
                 let s = flat(e, 0, self.src, Triple::AsPlain).unwrap_or_default();
                 self.text(&s);

@@ -16,7 +16,7 @@ mod expr;
 mod tests;
 
 use crate::ast::{
-    Attr, Attrs, Comment, CommentKind, File, Item, ItemKind, Param, Rule, RuleKind, Scripted, Step, TestDecl, TestStmt, TestStmtKind, Use,
+    Attr, Attrs, Comment, CommentKind, Expr, File, Item, ItemKind, Param, Rule, RuleKind, Scripted, Step, TestDecl, TestStmt, TestStmtKind, Use,
     Workflow,
 };
 use crate::diagnostic::Diagnostic;
@@ -292,7 +292,9 @@ impl<'a> Printer<'a> {
             ItemKind::Role(r) => {
                 self.text("role");
                 self.word_at(r.name.span.start, &format!(" {} = ", r.name.name));
-                let body = Span { start: r.name.span.end, end: item.span.end };
+                // The list ends where the attribute block starts, if any.
+                let end = r.attrs.as_ref().map_or(item.span.end, |a| a.span.start);
+                let body = Span { start: r.name.span.end, end };
                 let names: Vec<&str> = r.models.iter().map(|v| v.name.as_str()).collect();
                 let flat = format!("[{}]", names.join(", "));
                 if !self.has_comment(body) && self.fits(expr::width(&flat)) {
@@ -306,7 +308,14 @@ impl<'a> Printer<'a> {
                         self.text(&m.name);
                         self.text(",");
                     }
-                    self.close("]", close);
+                    let bracket = match &r.attrs {
+                        Some(a) => self.closing_delimiter(r.models.last().map_or(r.name.span.end, |m| m.span.end), b']').unwrap_or(a.span.start),
+                        None => close,
+                    };
+                    self.close("]", bracket);
+                }
+                if let Some(attrs) = &r.attrs {
+                    self.attrs_block(attrs);
                 }
             }
             ItemKind::Tool(t) => {
@@ -536,7 +545,11 @@ impl<'a> Printer<'a> {
     fn test_stmt(&mut self, stmt: &TestStmt) {
         match &stmt.kind {
             TestStmtKind::GivenLlm { role, outcome, value } => {
-                let verb = if *outcome == Scripted::Fails { "fails" } else { "replies" };
+                let verb = match outcome {
+                    Scripted::Fails => "fails",
+                    Scripted::Returns => "replies",
+                    Scripted::Calls => "calls",
+                };
                 self.text(&format!("given llm {} {verb} ", role.name));
                 self.expr(value, 0, 0);
             }
@@ -574,6 +587,27 @@ impl<'a> Printer<'a> {
         if let Some(attrs) = &step.attrs {
             self.attrs_block(attrs);
         }
+    }
+
+    /// A fan-out's block: `{`, its steps one level in (set apart as in a
+    /// workflow body), a blank line, `return …`, and `}` on its own line.
+    pub(super) fn block(&mut self, steps: &[Step], ret: &Expr, span: Span) {
+        self.text("{");
+        self.indent += INDENT;
+        let mut prev_multiline = false;
+        for (i, step) in steps.iter().enumerate() {
+            let multiline = self.step_is_multiline(step);
+            let newlines = if i > 0 && (multiline || prev_multiline) { 2 } else { 1 };
+            self.separate(newlines, i > 0);
+            self.at_entry(step.span.start);
+            self.step(step);
+            prev_multiline = multiline;
+        }
+        self.separate(if steps.is_empty() { 1 } else { 2 }, !steps.is_empty());
+        self.at_entry(ret.span.start);
+        self.text("return ");
+        self.expr(ret, 0, 0);
+        self.close("}", span.end.saturating_sub(1));
     }
 
     /// Whether a step prints on more than one line (steps that do are set

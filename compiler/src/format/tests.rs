@@ -143,7 +143,7 @@ fn triple_quoted_strings_are_reindented() {
         parts: vec![StrPart::Text("Summarize:\n  ".into()), StrPart::Interp(name("rows")), StrPart::Text("\n\"\"\"".into())],
         triple: true,
     }));
-    let llm = e(ExprKind::Llm { role: id("executor"), prompt: Box::new(prompt) });
+    let llm = e(ExprKind::Llm { role: id("executor"), prompt: Box::new(prompt), agent: false });
     let short = step("a", call("f.g", vec![]), None);
     let out = print(vec![workflow(vec![short.clone(), short, step("s", llm, None)], Some(name("s")))]);
     insta::assert_snapshot!(out, @r#"
@@ -175,7 +175,7 @@ fn items_group_by_kind() {
             attrs: Some(attrs(vec![("context", e(ExprKind::Int(8192)))])),
         }))
     };
-    let role = item(ItemKind::Role(RoleDecl { name: id("r"), models: vec![id("a"), id("b")] }));
+    let role = item(ItemKind::Role(RoleDecl { name: id("r"), models: vec![id("a"), id("b")], attrs: None }));
     let use_ = |n: &str| item(ItemKind::Use(Use::Std(vec![id(n)])));
     let out = print(vec![use_("sql"), use_("email"), model("a"), model("b"), role]);
     insta::assert_snapshot!(out, @r#"

@@ -398,7 +398,7 @@ where
                 call.span,
                 &format!("expected a call after `{after}`"),
                 if first == Token::LParen { "parentheses make this an expression, not a call" } else { "this is not a call" },
-                Some("write a tool call `ns.name(…)`, a workflow call `name(…)`, `llm ROLE(prompt)` or `for x in LIST => CALL`"),
+                Some("write a tool call `ns.name(…)`, a workflow call `name(…)`, `llm ROLE(prompt)`, `agent ROLE(prompt)` or `for x in LIST => CALL`"),
             ));
         }
         call
@@ -408,7 +408,7 @@ where
 fn is_call(e: &Expr) -> bool {
     matches!(
         e.kind,
-        ExprKind::Call { .. } | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Error
+        ExprKind::Call { .. } | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Block { .. } | ExprKind::Error
     )
 }
 
@@ -504,7 +504,34 @@ where
                     kind: ExprKind::Llm {
                         role,
                         prompt: Box::new(prompt),
+                        agent: false,
                     },
+                    span: e.span(),
+                });
+            // `agent ROLE(prompt)`: `agent` is a word, not a keyword; a role
+            // name must follow it (else `agent` is an ordinary name).
+            let agent = word("agent")
+                .ignore_then(ident().labelled("a role name"))
+                .then(
+                    expr.clone()
+                        .delimited_by(just(Token::LParen), close(Token::RParen)),
+                )
+                .map_with(|(role, prompt), e| Expr {
+                    kind: ExprKind::Llm {
+                        role,
+                        prompt: Box::new(prompt),
+                        agent: true,
+                    },
+                    span: e.span(),
+                });
+            // `=> { step … return EXPR }`: a block of steps per item.
+            let block = step(expr.clone().boxed(), ty().boxed())
+                .repeated()
+                .collect::<Vec<Option<Step>>>()
+                .then(just(Token::Return).ignore_then(expr.clone()).labelled("`return` and the item's value"))
+                .delimited_by(just(Token::LBrace), close(Token::RBrace))
+                .map_with(|(steps, ret), e| Expr {
+                    kind: ExprKind::Block { steps: steps.into_iter().flatten().collect(), ret: Box::new(ret) },
                     span: e.span(),
                 });
             let for_ = just(Token::For)
@@ -512,7 +539,7 @@ where
                 .then_ignore(just(Token::In))
                 .then(expr.clone())
                 .then_ignore(just(Token::FatArrow))
-                .then(call_expr(expr.clone(), "=>"))
+                .then(block.or(call_expr(expr.clone(), "=>")))
                 .map_with(|((var, iter), body), e| Expr {
                     kind: ExprKind::For {
                         var,
@@ -528,6 +555,7 @@ where
                 record,
                 paren,
                 llm,
+                agent,
                 for_,
                 path,
             ))
@@ -1094,7 +1122,8 @@ where
                 .collect::<Vec<_>>()
                 .delimited_by(just(Token::LBracket), close(Token::RBracket)),
         )
-        .map(|(name, models)| ItemKind::Role(RoleDecl { name, models }));
+        .then(attrs(ex.clone()).or_not())
+        .map(|((name, models), attrs)| ItemKind::Role(RoleDecl { name, models, attrs }));
 
     let tool = just(Token::Tool)
         .ignore_then(
@@ -1235,14 +1264,24 @@ where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
     E: PErr<'t, 's, I>,
 {
-    let llm_outcome = choice((word("replies").to(Scripted::Returns), word("fails").to(Scripted::Fails)));
+    let llm_outcome = choice((word("replies").to(Scripted::Returns), word("fails").to(Scripted::Fails), word("calls").to(Scripted::Calls)));
     let tool_outcome = choice((word("returns").to(Scripted::Returns), word("fails").to(Scripted::Fails)));
     let given = word("given").ignore_then(choice((
         just(Token::Llm)
             .ignore_then(ident().labelled("a role name"))
             .then(llm_outcome)
             .then(ex.clone())
-            .map(|((role, outcome), value)| TestStmtKind::GivenLlm { role, outcome, value }),
+            .validate(|((role, outcome), value): ((Ident, Scripted), Expr), _, emitter| {
+                if outcome == Scripted::Calls && !matches!(value.kind, ExprKind::Call { .. } | ExprKind::Error) {
+                    emitter.emit(custom_error(
+                        value.span,
+                        "expected a tool call after `calls`",
+                        "this is not a call",
+                        Some("write `given llm ROLE calls tool.name(arg: value, …)`"),
+                    ));
+                }
+                TestStmtKind::GivenLlm { role, outcome, value }
+            }),
         just(Token::Tool)
             .ignore_then(ident().labelled("a tool name").separated_by(just(Token::Dot)).at_least(1).collect::<Vec<_>>())
             .then(tool_outcome)

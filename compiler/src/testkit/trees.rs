@@ -35,7 +35,7 @@ pub fn call(path: &str) -> ast::Expr {
 }
 
 pub fn llm() -> ast::Expr {
-    at(ExprKind::Llm { role: id("executor"), prompt: Box::new(string("hi")) })
+    at(ExprKind::Llm { role: id("executor"), prompt: Box::new(string("hi")), agent: false })
 }
 
 pub fn fan_out(body: ast::Expr) -> ast::Expr {

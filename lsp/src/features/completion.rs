@@ -41,8 +41,9 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
         after_dot(snap, file, offset, base, &mut c);
         return c.items;
     }
-    // `llm ` : roles.
-    if head.trim_end().ends_with("llm") && head.ends_with(char::is_whitespace) && word_boundary_before(head.trim_end(), 3) {
+    // `llm ` and `agent ` : roles.
+    let after_word = |w: &str| head.trim_end().ends_with(w) && head.ends_with(char::is_whitespace) && word_boundary_before(head.trim_end(), w.len());
+    if after_word("llm") || after_word("agent") {
         roles(snap, &mut c);
         return c.items;
     }
@@ -97,6 +98,11 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
                 types(snap, &mut c);
             }
         }
+        Some(ItemKind::Role(r)) if r.attrs.as_ref().is_some_and(|a| a.span.start as usize <= offset) => {
+            if at_entry {
+                c.attrs(Item::Role);
+            }
+        }
         Some(ItemKind::Role(_)) => {
             for (name, _) in snap.index.globals_of(SymbolKind::Model) {
                 c.push(name, CompletionItemKind::CONSTANT, Some("model"));
@@ -114,7 +120,7 @@ pub fn completion(snap: &Snapshot, pos: Position) -> Vec<CompletionItem> {
             }
         }
         Some(ItemKind::Test(_)) => {
-            for k in ["given", "llm", "tool", "replies", "returns", "fails", "run", "expect", "approve", "deny"] {
+            for k in ["given", "llm", "tool", "replies", "returns", "fails", "calls", "run", "expect", "approve", "deny"] {
                 c.keyword(k);
             }
             for k in aos_compiler::testplan::SUBJECTS {
@@ -253,6 +259,13 @@ fn value(snap: &Snapshot, w: &ast::Workflow, step: Option<&ast::Step>, key: Opti
         roles(snap, c);
         return;
     }
+    // `tools: [` of an agent step: the declared tools.
+    if key == Some("tools") {
+        for (name, _) in snap.index.globals_of(SymbolKind::Tool) {
+            c.push(name, CompletionItemKind::FUNCTION, Some("tool"));
+        }
+        return;
+    }
     let after_only = key == Some("after");
     for s in &w.steps {
         if step.is_some_and(|cur| cur.name.name == s.name.name) {
@@ -270,6 +283,7 @@ fn value(snap: &Snapshot, w: &ast::Workflow, step: Option<&ast::Step>, key: Opti
         c.push(b, CompletionItemKind::FUNCTION, Some("built-in"));
     }
     c.keyword("llm");
+    c.keyword("agent");
     c.keyword("for");
     let mut namespaces = BTreeSet::new();
     for (name, _) in snap.index.globals_of(SymbolKind::Tool) {

@@ -23,7 +23,13 @@ pub fn hover(snap: &Snapshot, pos: Position) -> Option<Hover> {
     }
     let occ = *snap.index.at(snap.main(), offset)?;
     let (_, sym) = symbol_at(snap, pos)?;
-    let facts = query::facts(&snap.analysis);
+    // The figures of the workflow the symbol belongs to (or is), computed
+    // over that workflow alone.
+    let workflow = match sym.kind {
+        SymbolKind::Workflow => Some(sym.name.as_str()),
+        _ => sym.workflow.as_deref(),
+    };
+    let facts = query::facts_for(&snap.analysis, workflow);
     let value = describe(snap, &facts, sym)?;
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value }),
@@ -50,6 +56,7 @@ fn attr_key_at(snap: &Snapshot, offset: usize) -> Option<(aos_compiler::attrs::I
         }
         ItemKind::Tool(t) => entries(&t.attrs).iter().find(on).map(|a| (Item::Tool, &a.key)),
         ItemKind::Model(m) => entries(&m.attrs).iter().find(on).map(|a| (Item::Model, &a.key)),
+        ItemKind::Role(r) => entries(&r.attrs).iter().find(on).map(|a| (Item::Role, &a.key)),
         _ => None,
     }
 }
@@ -186,6 +193,7 @@ fn find_step<'a>(snap: &'a Snapshot, file: FileId, sym: &Symbol) -> Option<(&'a 
 
 fn step_kind(call: &ast::Expr) -> String {
     match &call.kind {
+        ExprKind::Llm { role, agent: true, .. } => format!("agent step (role `{}`; may call its `tools:`)", role.name),
         ExprKind::Llm { role, .. } => format!("LLM step (role `{}`)", role.name),
         ExprKind::Call { callee, .. } if callee.len() >= 2 => format!("tool step (`{}`)", query::tool_name(callee)),
         ExprKind::Call { callee, .. } => format!("workflow step (`{}`)", query::tool_name(callee)),

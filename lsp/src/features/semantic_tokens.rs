@@ -66,8 +66,12 @@ pub fn classify(snap: &Snapshot) -> Vec<(Span, u32)> {
                         | SymbolKind::Role => VARIABLE,
                     }),
                     None => {
-                        let next_is_colon = matches!(lexed.tokens.get(i + 1), Some((Token::Colon, _)));
-                        if next_is_colon || matches!(prev, Some(Token::Dot)) {
+                        let next = lexed.tokens.get(i + 1).map(|(t, _)| t);
+                        let next_is_colon = matches!(next, Some(Token::Colon));
+                        // `agent ROLE(…)`: the word `agent` before a role is a keyword there.
+                        if matches!(tok, Token::Ident("agent")) && matches!(next, Some(Token::Ident(_))) && !matches!(prev, Some(Token::Dot)) {
+                            Some(KEYWORD)
+                        } else if next_is_colon || matches!(prev, Some(Token::Dot)) {
                             Some(PROPERTY)
                         } else {
                             None

@@ -189,7 +189,15 @@ pub fn apply(state: &mut RunState, t: &Transition) {
         Transition::RunFailed { error, cost_usd } => {
             state.finished = Some(Finished { status: RunStatus::Failed, output: None, cost_usd: *cost_usd, error: Some(error.clone()) });
         }
-        Transition::RunStarted { .. } | Transition::RunResumed | Transition::RunPaused { .. } | Transition::RunInterrupted | Transition::Routed { .. } => {}
+        // An agent's turns and tool calls are read back by the agent when
+        // its attempt runs again (`driver::agent`); they change no state.
+        Transition::RunStarted { .. }
+        | Transition::RunResumed
+        | Transition::RunPaused { .. }
+        | Transition::RunInterrupted
+        | Transition::Routed { .. }
+        | Transition::AgentTurn { .. }
+        | Transition::AgentTool { .. } => {}
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aos_compiler::ir::{Call, Expr, Step};
+use aos_compiler::ir::{Cache, Call, Expr, Step};
 use serde_json::Value;
 
 use super::Shared;
@@ -68,11 +68,16 @@ pub(super) struct Attempt<'a> {
     pub index: usize,
     pub step: &'a Step,
     pub item: UnitKey,
+    /// The attempt's number (an agent reads back its own turns by it).
+    pub attempt: u32,
     deps: HashMap<String, Arc<Value>>,
     item_value: Option<Value>,
     pub usage: Usage,
     pub decisions: Vec<Decision>,
     pub idempotency: Option<String>,
+    /// The step's response cache, for its own call (a `fallback:` call is
+    /// never cached).
+    pub cache: Option<Cache>,
 }
 
 impl Attempt<'_> {
@@ -106,7 +111,8 @@ pub(super) async fn run(sh: Arc<Shared>, l: Launch, deps: HashMap<String, Arc<Va
         idempotency: None,
     };
     let Some(step) = sh.ctx.wf.steps.get(l.step) else { return result };
-    let mut a = Attempt { sh: &sh, index: l.step, step, item: l.item, deps, item_value, usage: Usage::default(), decisions: Vec::new(), idempotency: None };
+    let cache = if l.fallback { None } else { step.cache };
+    let mut a = Attempt { sh: &sh, index: l.step, step, item: l.item, attempt: l.attempt, deps, item_value, usage: Usage::default(), decisions: Vec::new(), idempotency: None, cache };
     let call = if l.fallback { step.fallback.as_ref().unwrap_or(&step.call) } else { &step.call };
     let res = match step.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), dispatch(&mut a, call)).await {
@@ -135,7 +141,8 @@ pub(super) async fn run(sh: Arc<Shared>, l: Launch, deps: HashMap<String, Arc<Va
 
 async fn dispatch(a: &mut Attempt<'_>, call: &Call) -> Result<Reply, CallError> {
     match call {
-        Call::Llm { role, prompt } => super::llm::call(a, role, prompt).await.map(Reply::Value),
+        Call::Llm { role, prompt, agent: Some(agent) } => super::agent::call(a, role, prompt, agent).await.map(Reply::Value),
+        Call::Llm { role, prompt, agent: None } => super::llm::call(a, role, prompt).await.map(Reply::Value),
         Call::Tool { tool, args } => super::tool::call(a, tool, args).await.map(Reply::Value),
         Call::Workflow { workflow, args } => super::workflow::call(a, workflow, args).await,
     }

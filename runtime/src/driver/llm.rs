@@ -16,12 +16,27 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
         None => None,
     };
     let step = a.step;
+    let cached = match a.cache {
+        Some(c) => {
+            let key = crate::cache::llm_key(&a.sh.ctx.program, a.asker(c), step, role, &prompt);
+            if let Some(v) = a.cached(&key).await {
+                return Ok(v);
+            }
+            Some((c, key))
+        }
+        None => None,
+    };
+    let routed = match step.route {
+        Some(r) => super::route::reorder(a, role, r).await,
+        None => None,
+    };
+    let program = routed.as_ref().unwrap_or(&a.sh.ctx.program);
     let out = a
         .sh
         .rt
         .fabric
         .call(
-            &a.sh.ctx.program,
+            program,
             LlmCall {
                 role,
                 prompt,
@@ -38,10 +53,34 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
         )
         .await;
     a.usage = out.usage;
-    a.decisions = out.decisions;
+    a.decisions.extend(out.decisions);
+    // The models' measured statistics (`route: measured(…)`, `aosc models
+    // --stats`); a store that cannot take them does not fail the step.
+    let now = crate::ids::now_ms();
+    for sample in crate::stats::samples(&a.decisions) {
+        if let Err(e) = a.sh.rt.store.record_model_sample(&sample, now).await {
+            tracing::warn!(model = %sample.key, error = %e, "model statistics not recorded");
+        }
+    }
     match (out.result, out.error) {
-        (Some(v), _) => Ok(v),
+        (Some(v), _) => {
+            if let Some((c, key)) = cached {
+                let model = answered_by(&a.decisions);
+                a.remember(c, &key, &v, model).await;
+            }
+            Ok(v)
+        }
         (None, Some(e)) => Err(CallError::Llm(e)),
         (None, None) => Err(CallError::Llm(crate::fabric::FabricError::NoReply)),
     }
+}
+
+/// The model whose answer was accepted: the last `model` decision that
+/// answered (not verified).
+fn answered_by(decisions: &[crate::audit::Decision]) -> Option<String> {
+    decisions
+        .iter()
+        .rev()
+        .find(|d| d.kind == "model" && d.data.get("purpose").and_then(Value::as_str) == Some("answer"))
+        .and_then(|d| d.data.get("model")?.as_str().map(str::to_string))
 }

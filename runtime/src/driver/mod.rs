@@ -6,9 +6,12 @@
 //! [`workflow`]) and report back to the loop, which hands their results to
 //! [`core::on_result`].
 
+mod agent;
 mod attempt;
+mod cache;
 pub(crate) mod fleet;
 mod llm;
+mod route;
 mod tool;
 mod workflow;
 
@@ -172,7 +175,9 @@ impl Driver {
         launches.iter().any(|l| {
             l.fallback
                 || self.sh.ctx.wf.steps.get(l.step).is_some_and(|s| {
-                    s.kind == StepKind::Workflow || (s.kind == StepKind::Tool && s.effect == Effect::External)
+                    s.kind == StepKind::Workflow
+                        || (s.kind == StepKind::Tool && s.effect == Effect::External)
+                        || (s.call.agent().is_some() && s.effect == Effect::External)
                 })
         })
     }
@@ -192,30 +197,7 @@ impl Driver {
         if batch.is_empty() {
             return Ok(());
         }
-        // Passwords in URLs (an error naming a URL, a page echoing it) are
-        // hidden whatever the secrets: only the `user:PASS@` part changes.
-        for t in &mut batch.transitions {
-            crate::redact::transition_url_passwords(t);
-        }
-        for d in &mut batch.decisions {
-            crate::redact::url_passwords_in(&mut d.data);
-        }
-        let secrets = &self.sh.ctx.secrets;
-        if secrets.any() {
-            for t in &mut batch.transitions {
-                if let Ok(v) = serde_json::to_value(&*t)
-                    && let Ok(r) = serde_json::from_value(secrets.redact_value(&v))
-                {
-                    *t = r;
-                }
-            }
-            for d in &mut batch.decisions {
-                d.data = secrets.redact_value(&d.data);
-            }
-            for (_, _, out) in &mut batch.idempotency {
-                *out = secrets.redact_value(out);
-            }
-        }
+        redact_batch(&self.sh.ctx.secrets, &mut batch);
         if let Some(w) = &self.writer {
             w.send(self.sh.run_id(), batch)?;
             return Ok(());
@@ -241,6 +223,33 @@ impl Driver {
             }
         }
         Ok(())
+    }
+}
+
+/// Hides what a batch must not hold before it is journaled: passwords in
+/// URLs (an error naming a URL, a page echoing it), whatever the secrets,
+/// and the run's secret values.
+pub(crate) fn redact_batch(secrets: &crate::interp::Secrets, batch: &mut Batch) {
+    for t in &mut batch.transitions {
+        crate::redact::transition_url_passwords(t);
+    }
+    for d in &mut batch.decisions {
+        crate::redact::url_passwords_in(&mut d.data);
+    }
+    if secrets.any() {
+        for t in &mut batch.transitions {
+            if let Ok(v) = serde_json::to_value(&*t)
+                && let Ok(r) = serde_json::from_value(secrets.redact_value(&v))
+            {
+                *t = r;
+            }
+        }
+        for d in &mut batch.decisions {
+            d.data = secrets.redact_value(&d.data);
+        }
+        for (_, _, out) in &mut batch.idempotency {
+            *out = secrets.redact_value(out);
+        }
     }
 }
 

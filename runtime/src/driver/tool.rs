@@ -8,6 +8,7 @@ use aos_compiler::ir::{Effect, Expr, Tool as ToolDecl, ToolImpl};
 use serde_json::{json, Value};
 
 use super::attempt::{Attempt, CallError};
+use super::Shared;
 use crate::audit::Decision;
 use crate::tokens;
 use crate::tools::ToolCtx;
@@ -33,35 +34,23 @@ pub(super) async fn call(a: &mut Attempt<'_>, tool: &str, args: &BTreeMap<String
         }
         a.idempotency = Some(k.clone());
     }
-    let decl = sh.ctx.program.tools.get(tool);
-    let implemented = sh.rt.tools.get(tool).cloned();
+    // Only `read`/`pure` tools carry a cache (the checker's E0105).
+    let cached = match a.cache.filter(|_| step.effect != Effect::External) {
+        Some(c) => {
+            let decl = sh.ctx.program.tools.get(tool);
+            let key = crate::cache::tool_key(a.asker(c), tool, decl, &Value::Object(obj.clone()), step.max_output_tokens);
+            if let Some(v) = a.cached(&key).await {
+                return Ok(v);
+            }
+            Some((c, key))
+        }
+        None => None,
+    };
     let step_name = match item {
         Some(it) => format!("{}#{it}", step.name),
         None => step.name.clone(),
     };
-    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key, run_id: sh.ctx.run_id.clone(), step: step_name };
-    let args = Value::Object(obj);
-    let value = match (decl, implemented) {
-        (_, Some(t)) if sh.rt.tools.only_registered() => t.call(args, &ctx).await,
-        (_, None) if sh.rt.tools.only_registered() => return Err(CallError::ToolUnavailable(tool.to_string())),
-        (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => t.call(args, &ctx).await,
-        (Some(ToolDecl { implementation: ToolImpl::Http { method, url }, .. }), _) => sh.rt.tools.call_http(tool, method, url, args).await,
-        (Some(d @ ToolDecl { implementation: ToolImpl::Exec { argv }, .. }), _) => sh.rt.tools.exec_tool(d, argv).call(args, &ctx).await,
-        _ => return Err(CallError::ToolUnavailable(tool.to_string())),
-    }
-    .map_err(CallError::Tool)?;
-    let bound = step.max_output_tokens;
-    let value = match value {
-        Value::String(s) if tokens::count(&s) > bound => Value::String(tokens::truncate(&s, bound).to_string()),
-        Value::String(s) => Value::String(s),
-        other => {
-            let n = tokens::count(&other.to_string());
-            if n > bound {
-                return Err(CallError::OutputTooLong { tool: tool.to_string(), tokens: n, bound });
-            }
-            other
-        }
-    };
+    let value = invoke(sh, tool, Value::Object(obj), key, step_name, step.max_output_tokens).await?;
     match sh.schemas.get(a.index).and_then(Option::as_ref) {
         Some(Ok(validator)) => {
             let errors: Vec<String> = validator.iter_errors(&value).take(3).map(|e| e.to_string()).collect();
@@ -72,5 +61,37 @@ pub(super) async fn call(a: &mut Attempt<'_>, tool: &str, args: &BTreeMap<String
         Some(Err(e)) => return Err(CallError::Schema(e.clone())),
         None => {}
     }
+    if let Some((c, key)) = cached {
+        a.remember(c, &key, &value, None).await;
+    }
     Ok(value)
+}
+
+/// Calls a tool with evaluated arguments (the call of a tool step, or one
+/// tool call of an agent step) and bounds its output by `bound` tokens: a
+/// longer text is truncated, a larger JSON value is an error.
+pub(super) async fn invoke(sh: &Shared, tool: &str, args: Value, key: Option<String>, step_name: String, bound: u64) -> Result<Value, CallError> {
+    let decl = sh.ctx.program.tools.get(tool);
+    let implemented = sh.rt.tools.get(tool).cloned();
+    let ctx = ToolCtx { workspace: sh.workspace.clone(), idempotency_key: key, run_id: sh.ctx.run_id.clone(), step: step_name };
+    let value = match (decl, implemented) {
+        (_, Some(t)) if sh.rt.tools.only_registered() => t.call(args, &ctx).await,
+        (_, None) if sh.rt.tools.only_registered() => return Err(CallError::ToolUnavailable(tool.to_string())),
+        (Some(ToolDecl { implementation: ToolImpl::Builtin, .. }) | None, Some(t)) => t.call(args, &ctx).await,
+        (Some(ToolDecl { implementation: ToolImpl::Http { method, url }, .. }), _) => sh.rt.tools.call_http(tool, method, url, args).await,
+        (Some(d @ ToolDecl { implementation: ToolImpl::Exec { argv }, .. }), _) => sh.rt.tools.exec_tool(d, argv).call(args, &ctx).await,
+        _ => return Err(CallError::ToolUnavailable(tool.to_string())),
+    }
+    .map_err(CallError::Tool)?;
+    Ok(match value {
+        Value::String(s) if tokens::count(&s) > bound => Value::String(tokens::truncate(&s, bound).to_string()),
+        Value::String(s) => Value::String(s),
+        other => {
+            let n = tokens::count(&other.to_string());
+            if n > bound {
+                return Err(CallError::OutputTooLong { tool: tool.to_string(), tokens: n, bound });
+            }
+            other
+        }
+    })
 }

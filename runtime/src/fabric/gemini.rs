@@ -6,6 +6,7 @@
 use aos_compiler::ir::Structured;
 use serde_json::{json, Value};
 
+use super::agent::{Conversation, ToolCall};
 use super::wire::{self, Endpoint};
 use super::{Completion, Provider, ProviderError, Purpose, Request};
 use crate::store::BoxFuture;
@@ -23,6 +24,19 @@ pub fn body(req: &Request, logprobs: bool) -> Value {
     if logprobs && req.purpose == Purpose::Verify {
         config["responseLogprobs"] = json!(true);
     }
+    if let Some(conv) = &req.conversation {
+        let declarations: Vec<Value> = conv
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.wire_name, "description": t.description, "parametersJsonSchema": t.parameters}))
+            .collect();
+        return json!({
+            "contents": contents(&req.prompt, conv),
+            "tools": [{"functionDeclarations": declarations}],
+            "toolConfig": {"functionCallingConfig": {"mode": if conv.tools_off { "NONE" } else { "AUTO" }}},
+            "generationConfig": config,
+        });
+    }
     if let Some(schema) = &req.schema {
         config["responseMimeType"] = json!("application/json");
         if req.model.structured == Structured::JsonSchema {
@@ -35,13 +49,71 @@ pub fn body(req: &Request, logprobs: bool) -> Value {
     })
 }
 
+/// The contents of an agent's turn: the prompt, then per earlier turn the
+/// model's text and `functionCall` parts, and a user turn with one
+/// `functionResponse` part per call (and the runtime's note as text).
+fn contents(prompt: &str, conv: &Conversation) -> Vec<Value> {
+    let mut out = vec![json!({"role": "user", "parts": [{"text": prompt}]})];
+    for ex in &conv.history {
+        let mut parts: Vec<Value> = Vec::new();
+        if !ex.text.is_empty() {
+            parts.push(json!({"text": ex.text}));
+        }
+        for c in &ex.calls {
+            let mut call = json!({"name": c.name, "args": c.args});
+            if !c.id.starts_with(GENERATED_ID) {
+                call["id"] = json!(c.id);
+            }
+            parts.push(json!({"functionCall": call}));
+        }
+        if parts.is_empty() {
+            parts.push(json!({"text": "(no reply)"}));
+        }
+        out.push(json!({"role": "model", "parts": parts}));
+        let mut answer: Vec<Value> = ex
+            .results
+            .iter()
+            .map(|r| {
+                let key = if r.is_error { "error" } else { "result" };
+                let mut resp = json!({"name": r.name, "response": {key: r.content}});
+                if !r.id.starts_with(GENERATED_ID) {
+                    resp["id"] = json!(r.id);
+                }
+                json!({"functionResponse": resp})
+            })
+            .collect();
+        if let Some(n) = &ex.note {
+            answer.push(json!({"text": n}));
+        }
+        if !answer.is_empty() {
+            out.push(json!({"role": "user", "parts": answer}));
+        }
+    }
+    out
+}
+
+/// The prefix of the ids given to calls that came without one (Gemini
+/// models before the `id` field): they are not sent back.
+const GENERATED_ID: &str = "gemini_call_";
+
 impl Provider for Gemini {
     fn complete<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async move {
             let base = self.endpoint.base_for(req.model.base_url.as_deref());
             let model = req.model.model_id.strip_prefix("models/").unwrap_or(&req.model.model_id);
-            let url = format!("{base}/v1beta/models/{model}:generateContent");
-            let reply = self.endpoint.post(&url, &[("x-goog-api-key", self.endpoint.key.as_str())], &body(req, self.endpoint.logprobs)).await?;
+            let headers = [("x-goog-api-key", self.endpoint.key.as_str())];
+            let reply = match &req.stream {
+                Some(deltas) => {
+                    let url = format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse");
+                    let asm = super::stream::GeminiStream::default();
+                    super::stream::run(&self.endpoint, &url, &headers, &body(req, self.endpoint.logprobs), asm, deltas, &req.call_key, &req.model.name)
+                        .await?
+                }
+                None => {
+                    let url = format!("{base}/v1beta/models/{model}:generateContent");
+                    self.endpoint.post(&url, &headers, &body(req, self.endpoint.logprobs)).await?
+                }
+            };
             parse(&reply)
         })
     }
@@ -69,6 +141,16 @@ pub fn parse(reply: &Value) -> Result<Completion, ProviderError> {
         .filter_map(|p| p.get("text").and_then(Value::as_str))
         .collect::<Vec<_>>()
         .join("");
+    let tool_calls: Vec<ToolCall> = parts
+        .iter()
+        .filter_map(|p| p.get("functionCall"))
+        .enumerate()
+        .map(|(i, f)| ToolCall {
+            id: f.get("id").and_then(Value::as_str).map_or_else(|| format!("{GENERATED_ID}{i}"), str::to_string),
+            name: f.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+            args: f.get("args").cloned().unwrap_or_else(|| json!({})),
+        })
+        .collect();
     let thoughts = wire::count(&usage, &["thoughtsTokenCount"]);
     let chosen = wire::at(reply, &["candidates", "0", "logprobsResult", "chosenCandidates"]).and_then(Value::as_array);
     let agreement_probability = chosen.and_then(|ts| {
@@ -82,5 +164,6 @@ pub fn parse(reply: &Value) -> Result<Completion, ProviderError> {
         reasoning_tokens: thoughts,
         confidence: None,
         agreement_probability,
+        tool_calls,
     })
 }

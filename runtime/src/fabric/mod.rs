@@ -3,10 +3,12 @@
 //! fallbacks with transport retries, schema validation with one repair,
 //! verification against `min_confidence`, and token and cost accounting.
 
+pub mod agent;
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
 pub mod sim;
+pub mod stream;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -43,6 +45,12 @@ pub struct Request {
     /// The role the model answers for (providers ignore it; scripted
     /// replies in `aosc test` are keyed by it).
     pub role: String,
+    /// When set, the provider streams the reply and sends its text here as
+    /// it arrives (answers only; verifications are not streamed).
+    pub stream: Option<stream::Deltas>,
+    /// A turn of an agent step: its tools and the turns so far. Providers
+    /// then ignore `schema` (the agent writes it into the prompt).
+    pub conversation: Option<Arc<agent::Conversation>>,
 }
 
 /// A provider's answer, with usage as the provider reported it.
@@ -62,6 +70,8 @@ pub struct Completion {
     /// For a verdict: the probability the provider's log-probabilities give
     /// its `agreement: true` token, when it returned them.
     pub agreement_probability: Option<f64>,
+    /// The tools an agent's turn asks to call (empty: the reply is the answer).
+    pub tool_calls: Vec<agent::ToolCall>,
 }
 
 /// Why a provider gave no answer. Neither is billed.
@@ -115,6 +125,21 @@ pub enum FabricError {
     Unverified { why: String, replies: Vec<String> },
     #[error("no reply")]
     NoReply,
+    /// An agent step's final answer did not parse or validate on its last turn.
+    #[error("the answer of agent step `{step}` is unusable after {turns} turns: {problem}")]
+    AgentUnusable { step: String, turns: u32, problem: String },
+    /// An agent step used all its turns; `still_calling` names the tools of
+    /// its last turn's calls (empty when the loop ended otherwise).
+    #[error("agent step `{step}` gave no answer within `max_turns: {turns}`{}", still_calling_note(.still_calling))]
+    AgentTurns { step: String, turns: u32, still_calling: Vec<String> },
+}
+
+fn still_calling_note(tools: &[String]) -> String {
+    if tools.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = tools.iter().map(|t| format!("`{t}`")).collect();
+    format!(": its last turn still called {}", names.join(", "))
 }
 
 fn rejected_replies(replies: &[String]) -> String {
@@ -164,8 +189,8 @@ pub struct LlmCall<'a> {
 }
 
 /// Audit kinds of the router's choices, journaled as `llm.routed` events too.
-pub const ROUTER_DECISIONS: [&str; 8] =
-    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound"];
+pub const ROUTER_DECISIONS: [&str; 10] =
+    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound", "cache_hit", "route"];
 
 /// Repair attempts after a reply fails validation or verification (§4).
 const REPAIRS: u32 = 1;
@@ -263,6 +288,9 @@ pub struct Fabric {
     health: Mutex<HashMap<String, Health>>,
     /// Providers whose credentials are set but which could not be built.
     setup_errors: Vec<FabricError>,
+    /// When set, answers are streamed and their text sent here as it
+    /// arrives ([`Fabric::streaming`]).
+    deltas: Option<stream::Deltas>,
 }
 
 impl Fabric {
@@ -274,7 +302,22 @@ impl Fabric {
             retry: RetryPolicy::default(),
             health: Mutex::new(HashMap::new()),
             setup_errors: Vec::new(),
+            deltas: None,
         }
+    }
+
+    /// The same fabric, streaming every answer (the providers' streaming
+    /// APIs; the simulator streams its words) and sending its text to
+    /// [`Fabric::deltas`]'s subscribers. Usage and cost stay exact.
+    pub fn streaming(mut self) -> Fabric {
+        self.deltas = Some(stream::channel());
+        self
+    }
+
+    /// Subscribes to the text of streamed answers (`None` when the fabric
+    /// does not stream).
+    pub fn deltas(&self) -> Option<tokio::sync::broadcast::Receiver<stream::Delta>> {
+        self.deltas.as_ref().map(stream::Deltas::subscribe)
     }
 
     /// The real providers whose keys are in the environment (unless
@@ -328,6 +371,12 @@ impl Fabric {
     pub fn with_provider(mut self, kind: ProviderKind, p: Arc<dyn Provider>) -> Fabric {
         self.providers.insert(kind.as_str(), p);
         self
+    }
+
+    /// Who answers for `model`: its provider's name when that provider is
+    /// configured, else `sim` (the key of its measured statistics).
+    pub fn runs_on(&self, model: &Model) -> &'static str {
+        if self.configured(model.provider) { model.provider.as_str() } else { "sim" }
     }
 
     /// True when models of this kind go to the real provider.
@@ -448,8 +497,10 @@ impl Fabric {
             let req = if is_sim { Request { model: model.clone(), ..base.clone() } } else { for_model(base, model) };
             let mut retry = 0u32;
             let (fatal, cool_at_least) = loop {
+                let asked = Instant::now();
                 match provider.complete(&req).await {
                     Ok(c) => {
+                        let latency_ms = u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX);
                         self.succeeded(model);
                         let u = usage_of(model, &c);
                         out.decisions.push(Decision::new(
@@ -457,7 +508,7 @@ impl Fabric {
                             Some(step),
                             json!({"role": role, "model": name, "provider": model.provider.as_str(), "model_id": model.model_id,
                                    "answered_by": answered_by, "purpose": purpose, "attempts": retry + 1,
-                                   "usage": u}),
+                                   "usage": u, "latency_ms": latency_ms, "base_url": model.base_url}),
                         ));
                         return Ok((c, model.clone()));
                     }
@@ -467,7 +518,8 @@ impl Fabric {
                         out.decisions.push(Decision::new(
                             "model_failed",
                             Some(step),
-                            json!({"role": role, "model": name, "error": e, "retryable": false, "attempts": retry + 1}),
+                            json!({"role": role, "model": name, "error": e, "retryable": false, "attempts": retry + 1,
+                                   "answered_by": answered_by, "model_id": model.model_id, "base_url": model.base_url}),
                         ));
                         last = e;
                         break (refused, None);
@@ -480,7 +532,8 @@ impl Fabric {
                                 "model_failed",
                                 Some(step),
                                 json!({"role": role, "model": name, "error": message, "retryable": true, "attempts": retry + 1,
-                                       "retry_after_ms": retry_after.map(|d| d.as_millis() as u64)}),
+                                       "retry_after_ms": retry_after.map(|d| d.as_millis() as u64),
+                                       "answered_by": answered_by, "model_id": model.model_id, "base_url": model.base_url}),
                             ));
                             break (false, too_long);
                         }
@@ -509,6 +562,15 @@ impl Fabric {
             }
         }
         Err(FabricError::AllFailed { role: role.to_string(), last })
+    }
+
+    /// One turn of an agent step: the role's chain asked as for any call
+    /// (fallbacks, transport retries, cooldowns; choices in `out`), with
+    /// the request's conversation. The usage is the answering model's.
+    pub async fn agent_turn(&self, program: &Program, req: &Request, out: &mut LlmOutcome, step: &str) -> Result<(Completion, Usage, String), FabricError> {
+        let (c, model) = self.ask_chain(program, &req.role, req, out, step).await?;
+        let usage = usage_of(&model, &c);
+        Ok((c, usage, model.name))
     }
 
     /// Runs one LLM attempt of a step.
@@ -550,6 +612,8 @@ impl Fabric {
                 call_key: call.call_key.clone(),
                 purpose: Purpose::Answer,
                 role: call.role.to_string(),
+                stream: self.deltas.clone(),
+                conversation: None,
             };
             let (reply, model) = match self.ask_chain(program, call.role, &base, &mut out, call.step).await {
                 Ok(r) => r,
@@ -658,6 +722,8 @@ impl Fabric {
             call_key: format!("{}#verify", call.call_key),
             purpose: Purpose::Verify,
             role: verify.role.clone(),
+            stream: None,
+            conversation: None,
         };
         let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
         out.usage.add(&usage_of(&model, &c));
@@ -711,6 +777,10 @@ impl Fabric {
 /// validated against the schema in every mode.
 fn for_model(base: &Request, model: &Model) -> Request {
     let mut req = Request { model: model.clone(), ..base.clone() };
+    // An agent's turn carries its schema in the prompt already.
+    if base.conversation.is_some() {
+        return req;
+    }
     if let Some(schema) = &base.schema {
         let shown = match model.structured {
             Structured::JsonSchema => return req,
@@ -733,7 +803,7 @@ fn for_model(base: &Request, model: &Model) -> Request {
 
 /// The JSON of a reply: trimmed, and without a Markdown code fence around
 /// it (models asked for JSON in the prompt often add one).
-fn json_text(text: &str) -> &str {
+pub(crate) fn json_text(text: &str) -> &str {
     let t = text.trim();
     let Some(rest) = t.strip_prefix("```") else { return t };
     let rest = rest.strip_prefix("json").unwrap_or(rest);
@@ -767,7 +837,7 @@ fn usage_of(model: &Model, c: &Completion) -> Usage {
     }
 }
 
-fn placeholder_model() -> Model {
+pub(crate) fn placeholder_model() -> Model {
     Model {
         name: String::new(),
         provider: ProviderKind::Sim,

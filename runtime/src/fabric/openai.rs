@@ -6,6 +6,8 @@
 use aos_compiler::ir::Structured;
 use serde_json::{json, Value};
 
+use super::agent::{self, Conversation, ToolCall};
+use super::stream;
 use super::wire::{self, Endpoint};
 use super::{Completion, Provider, ProviderError, Purpose, Request};
 use crate::store::BoxFuture;
@@ -32,6 +34,15 @@ pub fn body(req: &Request, base: &str, logprobs: bool) -> (Value, bool) {
         body["logprobs"] = json!(true);
     }
     let mut wrapped = false;
+    if let Some(conv) = &req.conversation {
+        body["messages"] = json!(messages(&req.prompt, conv));
+        body["tools"] = json!(conv.tools.iter().map(|t| json!({
+            "type": "function",
+            "function": {"name": t.wire_name, "description": t.description, "parameters": t.parameters},
+        })).collect::<Vec<_>>());
+        body["tool_choice"] = json!(if conv.tools_off { "none" } else { "auto" });
+        return (body, false);
+    }
     if let Some(schema) = &req.schema {
         let (root, w) = wire::object_root(schema);
         wrapped = w;
@@ -48,6 +59,30 @@ pub fn body(req: &Request, base: &str, logprobs: bool) -> (Value, bool) {
         };
     }
     (body, wrapped)
+}
+
+/// The messages of an agent's turn: the prompt, then per earlier turn the
+/// assistant message with its `tool_calls`, one `tool` message per result,
+/// and the runtime's note as a user message.
+fn messages(prompt: &str, conv: &Conversation) -> Vec<Value> {
+    let mut out = vec![json!({"role": "user", "content": prompt})];
+    for ex in &conv.history {
+        let mut m = json!({"role": "assistant", "content": if ex.text.is_empty() { Value::Null } else { json!(ex.text) }});
+        if !ex.calls.is_empty() {
+            m["tool_calls"] = json!(ex.calls.iter().map(|c| json!({
+                "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.args.to_string()},
+            })).collect::<Vec<_>>());
+        }
+        out.push(m);
+        for r in &ex.results {
+            out.push(json!({"role": "tool", "tool_call_id": r.id, "content": r.content}));
+        }
+        if let Some(n) = &ex.note {
+            out.push(json!({"role": "user", "content": n}));
+        }
+    }
+    out
 }
 
 /// OpenAI's strict mode accepts only schemas whose every object lists all
@@ -77,7 +112,18 @@ impl Provider for OpenAi {
             let url = format!("{base}/chat/completions");
             let (body, wrapped) = body(req, base, self.endpoint.logprobs);
             let auth = format!("Bearer {}", self.endpoint.key);
-            let reply = self.endpoint.post(&url, &[("authorization", &auth)], &body).await.map_err(|e| explain(e, req, base, &url, &body))?;
+            let reply = match &req.stream {
+                Some(deltas) => {
+                    let mut body = body;
+                    body["stream"] = json!(true);
+                    body["stream_options"] = json!({"include_usage": true});
+                    let asm = stream::OpenAiStream::default();
+                    stream::run(&self.endpoint, &url, &[("authorization", &auth)], &body, asm, deltas, &req.call_key, &req.model.name)
+                        .await
+                        .map_err(|e| explain(e, req, base, &url, &body))?
+                }
+                None => self.endpoint.post(&url, &[("authorization", &auth)], &body).await.map_err(|e| explain(e, req, base, &url, &body))?,
+            };
             parse(&reply, wrapped)
         })
     }
@@ -119,9 +165,25 @@ pub fn explain(e: ProviderError, req: &Request, base: &str, url: &str, body: &Va
 pub fn parse(reply: &Value, wrapped: bool) -> Result<Completion, ProviderError> {
     let message = wire::at(reply, &["choices", "0", "message"])
         .ok_or_else(|| ProviderError::transport(format!("openai: malformed response: no choices[0].message in {}", wire::clip(&reply.to_string(), 200))))?;
+    let tool_calls: Vec<ToolCall> = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ToolCall {
+                    id: c.get("id").and_then(Value::as_str).map_or_else(|| format!("call_{i}"), str::to_string),
+                    name: wire::at(c, &["function", "name"]).and_then(Value::as_str).unwrap_or("").to_string(),
+                    args: agent::parse_args(wire::at(c, &["function", "arguments"]).and_then(Value::as_str).unwrap_or("{}")),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let text = match (message.get("content").and_then(Value::as_str), message.get("refusal").and_then(Value::as_str)) {
         (Some(t), _) => t.to_string(),
         (None, Some(r)) => format!("(refused) {r}"),
+        (None, None) if !tool_calls.is_empty() => String::new(),
         (None, None) => return Err(ProviderError::transport("openai: malformed response: the message has no content".into())),
     };
     let usage = reply.get("usage").cloned().unwrap_or(Value::Null);
@@ -137,5 +199,6 @@ pub fn parse(reply: &Value, wrapped: bool) -> Result<Completion, ProviderError> 
         reasoning_tokens: wire::count(&usage, &["completion_tokens_details", "reasoning_tokens"]),
         confidence: None,
         agreement_probability,
+        tool_calls,
     })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::agent::{call_text, Conversation, ToolCall};
 use super::{Completion, Provider, ProviderError, Purpose, Request};
 use crate::store::BoxFuture;
 use crate::tokens;
@@ -92,6 +93,9 @@ impl Provider for Sim {
                 )));
             }
             let seed = opts.seed.to_le_bytes();
+            if let Some(conv) = &req.conversation {
+                return Ok(agent_turn(req, conv, &seed));
+            }
             let mut rng = Rng::seeded(&[&seed, req.model.model_id.as_bytes(), req.prompt.as_bytes()]);
             let (text, confidence) = match req.purpose {
                 Purpose::Verify => {
@@ -111,6 +115,12 @@ impl Provider for Sim {
                 },
             };
             let text = tokens::truncate(&text, req.max_tokens.max(1)).to_string();
+            // Streamed: the reply goes out word by word (with its spaces).
+            if let Some(deltas) = &req.stream {
+                for piece in text.split_inclusive(' ') {
+                    let _ = deltas.send(super::stream::Delta { call_key: req.call_key.clone(), model: req.model.name.clone(), text: piece.to_string() });
+                }
+            }
             Ok(Completion {
                 input_tokens: tokens::count_for(&req.model, &req.prompt),
                 output_tokens: tokens::count_for(&req.model, &text),
@@ -119,6 +129,35 @@ impl Provider for Sim {
                 ..Completion::default()
             })
         })
+    }
+}
+
+/// A turn of an agent step: while fewer than `tool_calls:` (default 1)
+/// earlier turns called a tool and tools are on, call the next listed tool
+/// (round robin) with arguments generated from its parameters; then answer
+/// as for any step. Usage counts the whole conversation.
+fn agent_turn(req: &Request, conv: &Conversation, seed: &[u8]) -> Completion {
+    let transcript = conv.transcript(&req.prompt);
+    let mut rng = Rng::seeded(&[seed, req.model.model_id.as_bytes(), transcript.as_bytes()]);
+    let wanted = req.model.sim.tool_calls.unwrap_or(1) as usize;
+    let done = conv.calling_turns();
+    let (text, tool_calls) = match conv.tools.get(done % conv.tools.len().max(1)) {
+        Some(tool) if !conv.tools_off && done < wanted => {
+            let call = ToolCall { id: format!("sim_call_{}", conv.history.len()), name: tool.wire_name.clone(), args: generate(&tool.parameters, &mut rng, 0) };
+            (String::new(), vec![call])
+        }
+        _ => match &req.schema {
+            Some(schema) => (generate(schema, &mut rng, 0).to_string(), Vec::new()),
+            None => (sentence(&mut rng, &req.model.name, req.max_tokens), Vec::new()),
+        },
+    };
+    let out_text = if tool_calls.is_empty() { text.clone() } else { tool_calls.iter().map(call_text).collect::<Vec<_>>().join("\n") };
+    Completion {
+        input_tokens: tokens::count_for(&req.model, &transcript),
+        output_tokens: tokens::count_for(&req.model, &out_text),
+        text,
+        tool_calls,
+        ..Completion::default()
     }
 }
 

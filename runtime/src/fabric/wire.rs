@@ -77,7 +77,24 @@ impl Endpoint {
         })
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+    /// POSTs `body` for a streamed reply: the response of a 2xx status,
+    /// its body still to read; anything else is classified as by [`post`].
+    pub async fn post_stream(&self, url: &str, headers: &[(&str, &str)], body: &Value) -> Result<reqwest::Response, ProviderError> {
+        let mut req = self.client.post(url).json(body).header("accept", "text/event-stream");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let headers = resp.headers().clone();
+            let text = resp.text().await.map_err(|e| self.transport_error(&e))?;
+            return Err(classify(self.provider, status, &headers, &self.redact(&text)));
+        }
+        Ok(resp)
+    }
+
+    pub(crate) fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
         // reqwest's message names the URL, which never carries the key.
         let what = if e.is_timeout() {
             format!("no response within {}", fmt_duration(self.timeout))

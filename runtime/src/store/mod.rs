@@ -8,7 +8,9 @@
 pub mod fleet;
 pub mod postgres;
 pub mod sqlite;
+mod postgres_fabric;
 mod postgres_serve;
+mod sqlite_fabric;
 mod sqlite_serve;
 pub mod writer;
 
@@ -346,6 +348,16 @@ pub trait Store: Send + Sync {
     fn unpublished_runs<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+    /// The response-cache entry under `key` (its JSON text) when it is
+    /// still live at `now_ms` (see [`crate::cache`]).
+    fn cache_get<'a>(&'a self, key: &'a str, now_ms: u64) -> BoxFuture<'a, StoreResult<Option<String>>>;
+    /// Writes (or replaces) the entry under `key`, live until `expires_ms`;
+    /// entries expired at `now_ms` are deleted on the way.
+    fn cache_put<'a>(&'a self, key: &'a str, entry: &'a str, now_ms: u64, expires_ms: u64) -> BoxFuture<'a, StoreResult<()>>;
+    /// Adds one call's outcome to its model's running sums.
+    fn record_model_sample<'a>(&'a self, sample: &'a crate::stats::Sample, now_ms: u64) -> BoxFuture<'a, StoreResult<()>>;
+    /// Every model's statistics, by key.
+    fn model_stats<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<crate::stats::ModelStats>>>;
 }
 
 /// Now, in ms since the epoch, as the stores' BIGINT/INTEGER columns take it.

@@ -43,6 +43,8 @@ fn migrator() -> Migrator {
             m(4, "run_leases", include_str!("../../migrations/postgres/0004_run_leases.sql")),
             m(5, "fleet_tasks", include_str!("../../migrations/postgres/0005_fleet_tasks.sql")),
             m(20, "serve", include_str!("../../migrations/postgres/0020_serve.sql")),
+            m(30, "response_cache", include_str!("../../migrations/postgres/0030_response_cache.sql")),
+            m(31, "model_stats", include_str!("../../migrations/postgres/0031_model_stats.sql")),
         ]),
         ignore_missing: false,
         locking: true,
@@ -505,6 +507,22 @@ impl Store for PostgresStore {
             }
             Ok(out)
         })
+    }
+
+    fn record_model_sample<'a>(&'a self, sample: &'a crate::stats::Sample, now_ms: u64) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.record_model_sample_inner(sample, now_ms))
+    }
+
+    fn model_stats<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<crate::stats::ModelStats>>> {
+        Box::pin(self.model_stats_inner())
+    }
+
+    fn cache_get<'a>(&'a self, key: &'a str, now_ms: u64) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(self.cache_get_inner(key, now_ms))
+    }
+
+    fn cache_put<'a>(&'a self, key: &'a str, entry: &'a str, now_ms: u64, expires_ms: u64) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.cache_put_inner(key, entry, now_ms, expires_ms))
     }
 
     fn idempotent_output<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<Value>>> {

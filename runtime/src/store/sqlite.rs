@@ -78,6 +78,18 @@ fn migrator() -> Migrator {
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../../migrations/sqlite/0050_run_leases.sql")),
             false,
+        ), Migration::new(
+            80,
+            Cow::Borrowed("response_cache"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0080_response_cache.sql")),
+            false,
+        ), Migration::new(
+            81,
+            Cow::Borrowed("model_stats"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0081_model_stats.sql")),
+            false,
         )]),
         ignore_missing: false,
         locking: true,
@@ -536,6 +548,22 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })
+    }
+
+    fn record_model_sample<'a>(&'a self, sample: &'a crate::stats::Sample, now_ms: u64) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.record_model_sample_inner(sample, now_ms))
+    }
+
+    fn model_stats<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<crate::stats::ModelStats>>> {
+        Box::pin(self.model_stats_inner())
+    }
+
+    fn cache_get<'a>(&'a self, key: &'a str, now_ms: u64) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(self.cache_get_inner(key, now_ms))
+    }
+
+    fn cache_put<'a>(&'a self, key: &'a str, entry: &'a str, now_ms: u64, expires_ms: u64) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.cache_put_inner(key, entry, now_ms, expires_ms))
     }
 
     fn idempotent_output<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<Value>>> {

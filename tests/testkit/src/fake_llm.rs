@@ -52,6 +52,15 @@ pub enum Act {
     SpendLimit,
     /// Waits this long, then answers as `Auto`.
     Slow(Duration),
+    /// A streamed request gets the first events of an `Auto` answer and
+    /// then the stream ends without its end marker (`[DONE]`,
+    /// `message_stop`, a `finishReason`), as when a connection drops.
+    /// A request that does not stream gets a 200 with a truncated body.
+    Cut,
+    /// A success that calls a tool through the provider's native tool
+    /// calling (OpenAI `tool_calls`, Anthropic `tool_use`, Gemini
+    /// `functionCall`): the function's name and arguments.
+    CallTool { name: String, args: Value },
 }
 
 impl Act {
@@ -73,6 +82,10 @@ impl Act {
             message: message.into(),
             headers: vec![("retry-after-ms".into(), ms.to_string()), ("retry-after".into(), ms.div_ceil(1000).to_string())],
         }
+    }
+
+    pub fn call_tool(name: &str, args: Value) -> Act {
+        Act::CallTool { name: name.to_string(), args }
     }
 
     pub fn server_error(provider: &str) -> Act {
@@ -340,7 +353,43 @@ async fn openai(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     if let Act::Malformed = act {
         return respond(200, &[], "{\"id\": \"chatcmpl-1\", \"choices\": [".into());
     }
-    let text = reply_text(&act, &model, schema.as_ref()).await.unwrap_or_default();
+    if let Some(problem) = openai_tool_problem(&req) {
+        let body = json!({"error": {"message": problem, "type": "invalid_request_error", "param": "messages", "code": null}});
+        return respond(400, &[], body.to_string());
+    }
+    if let Act::CallTool { name, args } = &act {
+        let n = req.get("messages").and_then(Value::as_array).map_or(0, Vec::len);
+        let body = json!({
+            "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null,
+                "tool_calls": [{"id": format!("call_fake{n}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}]},
+                "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
+                      "prompt_tokens_details": {"cached_tokens": 20, "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 10, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        });
+        return respond(200, &[("x-request-id".into(), "req_fake".into())], body.to_string());
+    }
+    let streamed = req.get("stream") == Some(&json!(true));
+    if let (Act::Cut, false) = (&act, streamed) {
+        return respond(200, &[], "{\"id\": \"chatcmpl-1\", \"choices\": [".into());
+    }
+    let text = reply_text(&act, &model, schema.as_ref()).await.or_else(|| matches!(act, Act::Cut).then(|| auto(&model, schema.as_ref()))).unwrap_or_default();
+    if streamed {
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+                   "system_fingerprint": "fp_fake", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}], "usage": null})
+        };
+        let mut events = vec![(None, chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null).to_string())];
+        events.extend(pieces(&text).into_iter().map(|p| (None, chunk(json!({"content": p}), Value::Null).to_string())));
+        events.push((None, chunk(json!({}), json!("stop")).to_string()));
+        if req.pointer("/stream_options/include_usage") == Some(&json!(true)) {
+            events.push((None, json!({"id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+                "choices": [], "usage": openai_usage()}).to_string()));
+        }
+        events.push((None, "[DONE]".to_string()));
+        return sse(events, matches!(act, Act::Cut));
+    }
     let logprobs = if req.get("logprobs") == Some(&json!(true)) {
         let content: Vec<Value> = tokens(&text).into_iter().map(|(t, lp)| json!({"token": t, "logprob": lp, "bytes": t.as_bytes(), "top_logprobs": []})).collect();
         json!({"content": content, "refusal": null})
@@ -350,9 +399,7 @@ async fn openai(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     let body = json!({
         "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "logprobs": logprobs, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
-                  "prompt_tokens_details": {"cached_tokens": 20, "audio_tokens": 0},
-                  "completion_tokens_details": {"reasoning_tokens": 10, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "usage": openai_usage(),
         "service_tier": "default", "system_fingerprint": "fp_fake"
     });
     respond(200, &[("x-request-id".into(), "req_fake".into())], body.to_string())
@@ -398,10 +445,50 @@ async fn anthropic(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: By
     if let Act::Malformed = act {
         return respond(200, &[], "<html>502 Bad Gateway</html>".into());
     }
+    if let Some(problem) = anthropic_tool_problem(&req) {
+        return err(400, "invalid_request_error", &problem, &[]);
+    }
+    if let Act::CallTool { name, args } = &act {
+        let n = req.get("messages").and_then(Value::as_array).map_or(0, Vec::len);
+        let body = json!({
+            "id": "msg_01Fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": format!("toolu_01Fake{n}"), "name": name, "input": args}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 100, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 20, "output_tokens": 30}
+        });
+        return respond(200, &[("request-id".into(), "req_011CfakeFake".into())], body.to_string());
+    }
     // A forced tool: the answer is the tool call's input.
     let forced = req.pointer("/tool_choice/type").and_then(Value::as_str) == Some("tool");
     let schema = req.pointer("/tools/0/input_schema").cloned();
-    let text = reply_text(&act, &model, if forced { schema.as_ref() } else { None }).await.unwrap_or_default();
+    let streamed = req.get("stream") == Some(&json!(true));
+    if let (Act::Cut, false) = (&act, streamed) {
+        return respond(200, &[], "{\"id\": \"msg_01Fake\", \"content\": [".into());
+    }
+    let used = if forced { schema.as_ref() } else { None };
+    let text = reply_text(&act, &model, used).await.or_else(|| matches!(act, Act::Cut).then(|| auto(&model, used))).unwrap_or_default();
+    if streamed {
+        let ev = |name: &str, data: Value| (Some(name.to_string()), data.to_string());
+        let mut events = vec![ev("message_start", json!({"type": "message_start", "message": {
+            "id": "msg_01Fake", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 100, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 20, "output_tokens": 1}}}))];
+        let (block, delta_kind, field) = if forced {
+            let name = req.pointer("/tool_choice/name").cloned().unwrap_or(json!("answer"));
+            (json!({"type": "tool_use", "id": "toolu_01Fake", "name": name, "input": {}}), "input_json_delta", "partial_json")
+        } else {
+            (json!({"type": "text", "text": ""}), "text_delta", "text")
+        };
+        events.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": block})));
+        events.push(ev("ping", json!({"type": "ping"})));
+        for p in pieces(&text) {
+            events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": delta_kind, field: p}})));
+        }
+        events.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+        let stop = if forced { "tool_use" } else { "end_turn" };
+        events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 30}})));
+        events.push(ev("message_stop", json!({"type": "message_stop"})));
+        return sse(events, matches!(act, Act::Cut));
+    }
     let (content, stop) = if forced {
         let name = req.pointer("/tool_choice/name").cloned().unwrap_or(json!("answer"));
         let input: Value = serde_json::from_str(&text).unwrap_or(json!({}));
@@ -423,8 +510,10 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
         let body = json!({"error": {"code": status, "message": message, "status": kind}});
         respond(status, extra, body.to_string())
     };
-    let Some(model) = call.strip_suffix(":generateContent").map(str::to_string) else {
-        return err(404, "NOT_FOUND", "unknown method", &[]);
+    let (model, streamed) = match (call.strip_suffix(":generateContent"), call.strip_suffix(":streamGenerateContent")) {
+        (Some(m), _) => (m.to_string(), false),
+        (None, Some(m)) => (m.to_string(), true),
+        _ => return err(404, "NOT_FOUND", "unknown method", &[]),
     };
     let Ok(req) = serde_json::from_slice::<Value>(&body) else { return bad_json("gemini") };
     let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -445,8 +534,40 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
     if let Act::Malformed = act {
         return respond(200, &[], "{\"candidates\": [{\"content\": ".into());
     }
+    if let Some(problem) = gemini_tool_problem(&req) {
+        return err(400, "INVALID_ARGUMENT", &problem, &[]);
+    }
+    let usage = json!({"promptTokenCount": 120, "candidatesTokenCount": 20, "totalTokenCount": 160,
+                       "cachedContentTokenCount": 20, "thoughtsTokenCount": 10});
+    if let Act::CallTool { name, args } = &act {
+        let candidate = json!({"content": {"parts": [{"functionCall": {"name": name, "args": args}}], "role": "model"}, "finishReason": "STOP", "index": 0});
+        return respond(200, &[], json!({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}).to_string());
+    }
     let schema = req.pointer("/generationConfig/responseJsonSchema").cloned();
-    let text = reply_text(&act, &model, schema.as_ref()).await.unwrap_or_default();
+    if let (Act::Cut, false) = (&act, streamed) {
+        return respond(200, &[], "{\"candidates\": [{\"content\": ".into());
+    }
+    let text = reply_text(&act, &model, schema.as_ref()).await.or_else(|| matches!(act, Act::Cut).then(|| auto(&model, schema.as_ref()))).unwrap_or_default();
+    if streamed {
+        let ps = pieces(&text);
+        let n = ps.len();
+        let events = ps
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let last = i + 1 == n;
+                let mut c = json!({"content": {"parts": [{"text": p}], "role": "model"}, "index": 0});
+                let usage = if last {
+                    c["finishReason"] = json!("STOP");
+                    gemini_usage()
+                } else {
+                    json!({"promptTokenCount": 120, "totalTokenCount": 120})
+                };
+                (None, json!({"candidates": [c], "usageMetadata": usage, "modelVersion": model, "responseId": "fakeResponseId"}).to_string())
+            })
+            .collect();
+        return sse(events, matches!(act, Act::Cut));
+    }
     let mut candidate = json!({"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0});
     if req.pointer("/generationConfig/responseLogprobs") == Some(&json!(true)) {
         let chosen: Vec<Value> = tokens(&text).into_iter().map(|(t, lp)| json!({"token": t, "tokenId": 0, "logProbability": lp})).collect();
@@ -455,9 +576,154 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
     }
     let body = json!({
         "candidates": [candidate],
-        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 20, "totalTokenCount": 160,
-                          "cachedContentTokenCount": 20, "thoughtsTokenCount": 10},
+        "usageMetadata": gemini_usage(),
         "modelVersion": model, "responseId": "fakeResponseId"
     });
     respond(200, &[], body.to_string())
+}
+
+fn openai_usage() -> Value {
+    json!({"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
+           "prompt_tokens_details": {"cached_tokens": 20, "audio_tokens": 0},
+           "completion_tokens_details": {"reasoning_tokens": 10, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}})
+}
+
+fn gemini_usage() -> Value {
+    json!({"promptTokenCount": 120, "candidatesTokenCount": 20, "totalTokenCount": 160, "cachedContentTokenCount": 20, "thoughtsTokenCount": 10})
+}
+
+/// A reply in the pieces a stream sends: words with their spaces (at least
+/// one piece).
+pub fn pieces(text: &str) -> Vec<String> {
+    let v: Vec<String> = text.split_inclusive(' ').map(str::to_string).collect();
+    if v.is_empty() { vec![String::new()] } else { v }
+}
+
+/// A `text/event-stream` response of `events` (`event:` name, `data:`),
+/// or of their first half only when `cut`.
+fn sse(events: Vec<(Option<String>, String)>, cut: bool) -> Response {
+    let keep = if cut { events.len() / 2 } else { events.len() };
+    let mut body = String::new();
+    for (name, data) in events.into_iter().take(keep) {
+        if let Some(n) = name {
+            body.push_str(&format!("event: {n}\n"));
+        }
+        body.push_str(&format!("data: {data}\n\n"));
+    }
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+    resp.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
+    resp
+}
+
+/// What OpenAI answers 400 to in a tool-calling conversation: a `tool`
+/// message that answers no `tool_calls` id of the assistant message before
+/// it, an assistant `tool_calls` id left unanswered, a tool call of a
+/// function not in `tools`, or `tool_choice` without `tools`.
+fn openai_tool_problem(req: &Value) -> Option<String> {
+    let tools: Vec<&str> = req.get("tools").and_then(Value::as_array).map(|ts| ts.iter().filter_map(|t| t.pointer("/function/name").and_then(Value::as_str)).collect()).unwrap_or_default();
+    if req.get("tool_choice").is_some() && tools.is_empty() {
+        return Some("'tool_choice' is only allowed when 'tools' are specified.".into());
+    }
+    let msgs = req.get("messages").and_then(Value::as_array)?;
+    let mut open: Vec<String> = Vec::new();
+    for m in msgs {
+        match m.get("role").and_then(Value::as_str) {
+            Some("assistant") => {
+                if !open.is_empty() {
+                    return Some(format!("An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {}", open.join(", ")));
+                }
+                for c in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                    let name = c.pointer("/function/name").and_then(Value::as_str).unwrap_or("");
+                    if !tools.contains(&name) {
+                        return Some(format!("tool call of unknown function `{name}`"));
+                    }
+                    if c.pointer("/function/arguments").and_then(Value::as_str).is_none() {
+                        return Some("function.arguments must be a string".into());
+                    }
+                    open.push(c.get("id").and_then(Value::as_str).unwrap_or("").to_string());
+                }
+            }
+            Some("tool") => {
+                let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
+                let Some(i) = open.iter().position(|o| o == id) else {
+                    return Some("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.".into());
+                };
+                open.remove(i);
+            }
+            _ => {
+                if !open.is_empty() {
+                    return Some(format!("tool_call_ids did not have response messages: {}", open.join(", ")));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// What Anthropic answers 400 to: `tool_use` blocks without `tools`, a
+/// `tool_result` that answers no `tool_use` of the assistant message right
+/// before it, or a `tool_use` left unanswered.
+fn anthropic_tool_problem(req: &Value) -> Option<String> {
+    let tools: Vec<&str> = req.get("tools").and_then(Value::as_array).map(|ts| ts.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).collect()).unwrap_or_default();
+    let msgs = req.get("messages").and_then(Value::as_array)?;
+    let mut open: Vec<String> = Vec::new();
+    for m in msgs {
+        let blocks: Vec<&Value> = m.get("content").and_then(Value::as_array).map(|b| b.iter().collect()).unwrap_or_default();
+        match m.get("role").and_then(Value::as_str) {
+            Some("assistant") => {
+                if !open.is_empty() {
+                    return Some("messages: tool_use ids were found without tool_result blocks immediately after".into());
+                }
+                for b in blocks.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use")) {
+                    let name = b.get("name").and_then(Value::as_str).unwrap_or("");
+                    if !tools.contains(&name) {
+                        return Some("Requests which include `tool_use` or `tool_result` blocks must define tools.".into());
+                    }
+                    open.push(b.get("id").and_then(Value::as_str).unwrap_or("").to_string());
+                }
+            }
+            _ => {
+                for b in blocks.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")) {
+                    let id = b.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+                    let Some(i) = open.iter().position(|o| o == id) else {
+                        return Some(format!("messages: unexpected `tool_use_id` found in `tool_result` blocks: {id}"));
+                    };
+                    open.remove(i);
+                }
+                if !open.is_empty() {
+                    return Some("messages: tool_use ids were found without tool_result blocks immediately after".into());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// What Gemini answers 400 to: a `functionCall` of an undeclared function,
+/// or a turn of `functionCall`s not followed by as many `functionResponse`s.
+fn gemini_tool_problem(req: &Value) -> Option<String> {
+    let declared: Vec<&str> = req.pointer("/tools/0/functionDeclarations").and_then(Value::as_array).map(|ds| ds.iter().filter_map(|d| d.get("name").and_then(Value::as_str)).collect()).unwrap_or_default();
+    let contents = req.get("contents").and_then(Value::as_array)?;
+    let mut open = 0usize;
+    for c in contents {
+        let parts: Vec<&Value> = c.get("parts").and_then(Value::as_array).map(|p| p.iter().collect()).unwrap_or_default();
+        let calls: Vec<&str> = parts.iter().filter_map(|p| p.pointer("/functionCall/name").and_then(Value::as_str)).collect();
+        let responses = parts.iter().filter(|p| p.get("functionResponse").is_some()).count();
+        if let Some(name) = calls.iter().find(|n| !declared.contains(n)) {
+            return Some(format!("function `{name}` is not declared in tools.functionDeclarations"));
+        }
+        if c.get("role").and_then(Value::as_str) == Some("model") {
+            if open > 0 {
+                return Some("Please ensure that function call turn comes immediately after a user turn or after a function response turn.".into());
+            }
+            open = calls.len();
+        } else {
+            if responses != open {
+                return Some("Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.".into());
+            }
+            open = 0;
+        }
+    }
+    None
 }

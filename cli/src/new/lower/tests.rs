@@ -117,3 +117,26 @@ mod props {
         }
     }
 }
+
+#[test]
+fn calls_on_one_open_file_keep_their_order() {
+    let tool = |name: &str, params: Vec<ToolParam>| CatalogTool { name: name.into(), params, doc: String::new(), std_module: None };
+    let cat = vec![
+        tool("Slides.create_file", vec![p("theme", Ty::Str)]),
+        tool("Slides.add_page", vec![p("title", Ty::Str)]),
+        tool("Slides.save_file", vec![]),
+        tool("Weather.today", vec![p("city", Ty::Str)]),
+    ];
+    let plan = Plan {
+        steps: vec![
+            step("Slides.create_file", &[("theme", "plain")]),
+            step("Weather.today", &[("city", "Rome")]),
+            step("Slides.add_page", &[("title", "Rome")]),
+            step("Slides.save_file", &[]),
+        ],
+    };
+    let out = lower(&plan, &setting(&cat, &[]), &Gates::default());
+    assert!(out.text.contains("step add_page = Slides.add_page(title: \"Rome\") { after: [create_file] }"), "{}", out.text);
+    assert!(out.text.contains("step save_file = Slides.save_file() { after: [add_page] }"), "{}", out.text);
+    assert!(out.text.contains("step today = Weather.today(city: \"Rome\")\n"), "{}", out.text);
+}

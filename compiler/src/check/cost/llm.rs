@@ -15,6 +15,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         role: &ast::Ident,
         prompt: &'a ast::Expr,
         verifier: Option<&ast::Ident>,
+        extra: u64,
         report: bool,
     ) -> Attempt {
         let attrs = Env::entries(&step.attrs);
@@ -44,6 +45,8 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     continue;
                 }
             };
+            // An agent's turn also carries tools, earlier replies and results.
+            let bound = bound.saturating_add(extra);
             if bound > m.context {
                 overflows.push((m, bound));
             }
@@ -229,9 +232,30 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         let var = var_name.map(|v| (v, item_value));
 
         let kind = match &body.kind {
-            ExprKind::Llm { role, prompt } => {
+            ExprKind::Llm { role, prompt, agent: true } => {
+                let max_tokens = typed.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+                let (extra, extra_text) = agent::turn_extra(self.env, step, max_tokens);
+                let a = self.llm_attempt(scope, var, step, role, prompt, None, extra, true);
+                let turns = u64::from(agent::max_turns(step));
+                let attempts = turns.saturating_mul(tries);
+                bound.prompt_tokens = a.prompt;
+                bound.output_tokens = max_tokens;
+                bound.attempts = attempts;
+                bound.model = a.model.clone();
+                exact = a.usd.times(attempts).times(n);
+                per_attempt = a.usd;
+                bounded &= !a.unbounded;
+                lines.push(extra_text);
+                lines.extend(a.lines);
+                lines.push(format!(
+                    "turns: `max_turns: {turns}` × {tries} {} = {attempts}; the listed tools cost nothing",
+                    if retry == 0 { "try".to_string() } else { format!("tries (`retry: {retry}`)") }
+                ));
+                ir::StepKind::Llm
+            }
+            ExprKind::Llm { role, prompt, agent: false } => {
                 let verifier = roles::verify_role(step);
-                let a = self.llm_attempt(scope, var, step, role, prompt, verifier, true);
+                let a = self.llm_attempt(scope, var, step, role, prompt, verifier, 0, true);
                 let attempts = (1 + REPAIRS).saturating_mul(tries);
                 bound.prompt_tokens = a.prompt;
                 bound.output_tokens = typed.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
@@ -286,8 +310,8 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         // A fallback runs once per item after every try failed.
         if let Some(fb) = Env::attr(attrs, "fallback") {
             match &fb.value.kind {
-                ExprKind::Llm { role, prompt } => {
-                    let a = self.llm_attempt(scope, var, step, role, prompt, None, false);
+                ExprKind::Llm { role, prompt, .. } => {
+                    let a = self.llm_attempt(scope, var, step, role, prompt, None, 0, false);
                     let usd = a.usd.times(1 + REPAIRS).times(n);
                     bounded &= !a.unbounded;
                     lines.push(format!("fallback `llm {}`: (1 + {REPAIRS} repair) × {} = {usd} (added)", role.name, a.usd));

@@ -100,7 +100,7 @@ impl<'a> Analyzer<'_, 'a> {
             }
             ExprKind::Binary(..) => Value::tokens(5),
             ExprKind::Call { callee, args } => self.builtin(scope, var, callee, args),
-            ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Error => Value::UNKNOWN,
+            ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Block { .. } | ExprKind::Error => Value::UNKNOWN,
         }
     }
 

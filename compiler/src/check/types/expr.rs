@@ -12,7 +12,8 @@ impl<'a> Walker<'_, '_, 'a, '_> {
             ExprKind::Null => Ty::Null,
             ExprKind::Duration(_) => Ty::Duration,
             ExprKind::Money(_) | ExprKind::Price(_) => Ty::Money,
-            ExprKind::Error => Ty::Unknown,
+            // Blocks are lifted into workflows before this pass (`check::blocks`).
+            ExprKind::Error | ExprKind::Block { .. } => Ty::Unknown,
             ExprKind::Str(s) => {
                 for part in &s.parts {
                     if let StrPart::Interp(x) = part {
@@ -104,7 +105,7 @@ impl<'a> Walker<'_, '_, 'a, '_> {
             }
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
             ExprKind::Call { callee, args } => self.builtin(callee, args),
-            ExprKind::Llm { role, prompt } => {
+            ExprKind::Llm { role, prompt, .. } => {
                 self.llm(role, prompt);
                 self.push(
                     Diagnostic::error(Code::E0201, self.file, e.span, "an LLM call can only be the call of a step")

@@ -1,0 +1,354 @@
+//! Streaming replies: the three providers' streaming APIs read as
+//! Server-Sent Events, the text handed out as [`Delta`]s while it arrives,
+//! and the whole reply rebuilt in the provider's non-streaming shape, so
+//! that each provider's own `parse` reads the text and the usage (exact:
+//! from the stream's final usage record).
+//!
+//! - OpenAI: `stream: true` with `stream_options.include_usage`; chunks
+//!   carry `choices[0].delta.content`, the last one `usage`, then
+//!   `data: [DONE]`.
+//! - Anthropic: `stream: true`; events `message_start` (input usage),
+//!   `content_block_start`, `content_block_delta` (`text_delta`,
+//!   `input_json_delta`), `content_block_stop`, `message_delta` (output
+//!   usage), `message_stop`; an `error` event mid-stream.
+//! - Gemini: `:streamGenerateContent?alt=sse`; each event is a
+//!   `GenerateContentResponse` chunk, the last with a `finishReason` and
+//!   the final `usageMetadata`.
+//!
+//! A stream that ends before its end marker (`[DONE]`, `message_stop`, a
+//! `finishReason`) was cut: a transport error, retried like any other.
+//! Deltas are never journaled: the journal keeps the final reply only.
+
+use serde_json::{json, Map, Value};
+
+use super::wire::{self, Endpoint};
+use super::ProviderError;
+
+/// A piece of a reply as it arrives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delta {
+    /// The call it belongs to (`RUN/STEP[/ITEM]`).
+    pub call_key: String,
+    /// The model (the program's name for it).
+    pub model: String,
+    pub text: String,
+}
+
+/// Where deltas go: every subscriber (the terminal, `aosc serve`) gets them.
+pub type Deltas = tokio::sync::broadcast::Sender<Delta>;
+
+/// A new delta channel.
+pub fn channel() -> Deltas {
+    tokio::sync::broadcast::channel(1024).0
+}
+
+/// One Server-Sent Event: its `event:` name (if any) and its `data:`.
+#[derive(Debug, Default, PartialEq)]
+pub struct Event {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// Splits SSE text into events; `buf` keeps an incomplete tail.
+pub fn take_events(buf: &mut String) -> Vec<Event> {
+    let mut out = Vec::new();
+    loop {
+        let normalized = buf.replace("\r\n", "\n");
+        if normalized.len() != buf.len() {
+            *buf = normalized;
+        }
+        let Some(end) = buf.find("\n\n") else { break };
+        let block: String = buf.drain(..end + 2).collect();
+        let mut ev = Event::default();
+        let mut data: Vec<&str> = Vec::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.strip_prefix(' ').unwrap_or(v));
+            } else if let Some(v) = line.strip_prefix("event:") {
+                ev.event = Some(v.trim().to_string());
+            }
+        }
+        if data.is_empty() && ev.event.is_none() {
+            continue;
+        }
+        ev.data = data.join("\n");
+        out.push(ev);
+    }
+    out
+}
+
+/// What a provider's stream has told so far.
+pub trait Assembler {
+    /// Takes one event; returns the text it adds (to hand out as a delta).
+    fn take(&mut self, ev: &Event) -> Result<Option<String>, ProviderError>;
+    /// The stream's end marker was seen.
+    fn done(&self) -> bool;
+    /// The reply in the provider's non-streaming shape.
+    fn reply(self) -> Value;
+}
+
+fn bad(provider: &str, what: &str, data: &str) -> ProviderError {
+    ProviderError::transport(format!("{provider}: malformed stream event ({what}): {}", wire::clip(data, 200)))
+}
+
+/// POSTs `body` and reads the event stream into `asm`, sending each piece
+/// of text to `deltas`. A cut stream is a transport error.
+pub async fn run<A: Assembler>(
+    endpoint: &Endpoint,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+    mut asm: A,
+    deltas: &Deltas,
+    call_key: &str,
+    model: &str,
+) -> Result<Value, ProviderError> {
+    let mut resp = endpoint.post_stream(url, headers, body).await?;
+    let mut buf = String::new();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => return Err(endpoint.transport_error(&e)),
+        };
+        pending.extend_from_slice(&chunk);
+        // Only whole UTF-8 sequences go to the text buffer.
+        let valid = match std::str::from_utf8(&pending) {
+            Ok(s) => s.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        buf.push_str(&String::from_utf8_lossy(&pending[..valid]));
+        pending.drain(..valid);
+        for ev in take_events(&mut buf) {
+            if let Some(text) = asm.take(&ev)?.filter(|t| !t.is_empty()) {
+                // No subscriber is fine: nobody is watching.
+                let _ = deltas.send(Delta { call_key: call_key.to_string(), model: model.to_string(), text });
+            }
+        }
+    }
+    if !asm.done() {
+        return Err(ProviderError::transport(format!("{}: the stream was cut before its end", endpoint.provider)));
+    }
+    Ok(asm.reply())
+}
+
+/// OpenAI's chat completion chunks.
+#[derive(Default)]
+pub struct OpenAiStream {
+    content: String,
+    refusal: Option<String>,
+    usage: Option<Value>,
+    done: bool,
+}
+
+impl Assembler for OpenAiStream {
+    fn take(&mut self, ev: &Event) -> Result<Option<String>, ProviderError> {
+        if ev.data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(None);
+        }
+        let v: Value = serde_json::from_str(&ev.data).map_err(|_| bad("openai", "not JSON", &ev.data))?;
+        if let Some(err) = v.get("error") {
+            return Err(ProviderError::transport(format!("openai: error in the stream: {}", wire::clip(&err.to_string(), 200))));
+        }
+        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(u.clone());
+        }
+        let delta = wire::at(&v, &["choices", "0", "delta"]);
+        if let Some(r) = delta.and_then(|d| d.get("refusal")).and_then(Value::as_str) {
+            self.refusal.get_or_insert_with(String::new).push_str(r);
+        }
+        let text = delta.and_then(|d| d.get("content")).and_then(Value::as_str).map(str::to_string);
+        if let Some(t) = &text {
+            self.content.push_str(t);
+        }
+        Ok(text)
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn reply(self) -> Value {
+        let message = match (self.content.is_empty(), self.refusal) {
+            (true, Some(r)) => json!({"role": "assistant", "content": null, "refusal": r}),
+            _ => json!({"role": "assistant", "content": self.content}),
+        };
+        json!({"choices": [{"index": 0, "message": message}], "usage": self.usage.unwrap_or(Value::Null)})
+    }
+}
+
+/// Anthropic's message events.
+#[derive(Default)]
+pub struct AnthropicStream {
+    usage: Map<String, Value>,
+    /// Content blocks by index: their type, text, and tool input JSON text.
+    blocks: Vec<(String, String, String)>,
+    done: bool,
+}
+
+impl Assembler for AnthropicStream {
+    fn take(&mut self, ev: &Event) -> Result<Option<String>, ProviderError> {
+        let v: Value = serde_json::from_str(&ev.data).map_err(|_| bad("anthropic", "not JSON", &ev.data))?;
+        let kind = v.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");
+        let merge = |usage: &mut Map<String, Value>, u: Option<&Value>| {
+            if let Some(Value::Object(u)) = u {
+                for (k, n) in u {
+                    if !n.is_null() {
+                        usage.insert(k.clone(), n.clone());
+                    }
+                }
+            }
+        };
+        let index = v.get("index").and_then(Value::as_u64).and_then(|i| usize::try_from(i).ok());
+        match kind {
+            "message_start" => merge(&mut self.usage, wire::at(&v, &["message", "usage"])),
+            "content_block_start" => {
+                let i = index.ok_or_else(|| bad("anthropic", "no index", &ev.data))?;
+                let t = wire::at(&v, &["content_block", "type"]).and_then(Value::as_str).unwrap_or("text").to_string();
+                let text = wire::at(&v, &["content_block", "text"]).and_then(Value::as_str).unwrap_or("").to_string();
+                if self.blocks.len() <= i {
+                    self.blocks.resize(i + 1, (String::new(), String::new(), String::new()));
+                }
+                if let Some(b) = self.blocks.get_mut(i) {
+                    *b = (t, text, String::new());
+                }
+            }
+            "content_block_delta" => {
+                let i = index.ok_or_else(|| bad("anthropic", "no index", &ev.data))?;
+                let b = self.blocks.get_mut(i).ok_or_else(|| bad("anthropic", "a delta for an unknown block", &ev.data))?;
+                let d = v.get("delta").cloned().unwrap_or(Value::Null);
+                match d.get("type").and_then(Value::as_str) {
+                    Some("text_delta") => {
+                        let t = d.get("text").and_then(Value::as_str).unwrap_or("").to_string();
+                        b.1.push_str(&t);
+                        return Ok(Some(t));
+                    }
+                    Some("input_json_delta") => {
+                        let t = d.get("partial_json").and_then(Value::as_str).unwrap_or("").to_string();
+                        b.2.push_str(&t);
+                        return Ok(Some(t));
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => merge(&mut self.usage, v.get("usage")),
+            "message_stop" => self.done = true,
+            "error" => {
+                return Err(ProviderError::transport(format!(
+                    "anthropic: error in the stream: {}",
+                    wire::clip(&v.get("error").cloned().unwrap_or(v.clone()).to_string(), 200)
+                )));
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn reply(self) -> Value {
+        let content: Vec<Value> = self
+            .blocks
+            .into_iter()
+            .map(|(t, text, input)| match t.as_str() {
+                "tool_use" => json!({"type": "tool_use", "name": "answer",
+                                     "input": serde_json::from_str::<Value>(if input.is_empty() { "{}" } else { &input }).unwrap_or(Value::String(input))}),
+                _ => json!({"type": t, "text": text}),
+            })
+            .collect();
+        json!({"type": "message", "content": content, "usage": Value::Object(self.usage)})
+    }
+}
+
+/// Gemini's `GenerateContentResponse` chunks.
+#[derive(Default)]
+pub struct GeminiStream {
+    text: String,
+    thoughts: String,
+    usage: Option<Value>,
+    finish: Option<Value>,
+    last: Option<Value>,
+}
+
+impl Assembler for GeminiStream {
+    fn take(&mut self, ev: &Event) -> Result<Option<String>, ProviderError> {
+        let v: Value = serde_json::from_str(&ev.data).map_err(|_| bad("gemini", "not JSON", &ev.data))?;
+        if let Some(err) = v.get("error") {
+            return Err(ProviderError::transport(format!("gemini: error in the stream: {}", wire::clip(&err.to_string(), 200))));
+        }
+        if let Some(u) = v.get("usageMetadata") {
+            self.usage = Some(u.clone());
+        }
+        if let Some(f) = wire::at(&v, &["candidates", "0", "finishReason"]) {
+            self.finish = Some(f.clone());
+        }
+        let mut added = String::new();
+        if let Some(parts) = wire::at(&v, &["candidates", "0", "content", "parts"]).and_then(Value::as_array) {
+            for p in parts {
+                let t = p.get("text").and_then(Value::as_str).unwrap_or("");
+                if p.get("thought").and_then(Value::as_bool) == Some(true) {
+                    self.thoughts.push_str(t);
+                } else {
+                    self.text.push_str(t);
+                    added.push_str(t);
+                }
+            }
+        }
+        self.last = Some(v);
+        Ok(Some(added))
+    }
+
+    fn done(&self) -> bool {
+        self.finish.is_some()
+    }
+
+    fn reply(self) -> Value {
+        let mut parts = Vec::new();
+        if !self.thoughts.is_empty() {
+            parts.push(json!({"text": self.thoughts, "thought": true}));
+        }
+        parts.push(json!({"text": self.text}));
+        let mut candidate = json!({"content": {"role": "model", "parts": parts}, "finishReason": self.finish});
+        if let Some(lp) = self.last.as_ref().and_then(|l| wire::at(l, &["candidates", "0", "logprobsResult"])) {
+            candidate["logprobsResult"] = lp.clone();
+        }
+        json!({"candidates": [candidate], "usageMetadata": self.usage.unwrap_or(Value::Null)})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_on_blank_lines_and_keep_a_partial_tail() {
+        let mut buf = "event: message_start\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\n: comment\n\ndata: part".to_string();
+        let evs = take_events(&mut buf);
+        assert_eq!(evs, vec![
+            Event { event: Some("message_start".into()), data: "{\"a\":1}".into() },
+            Event { event: None, data: "x\ny".into() },
+        ]);
+        assert_eq!(buf, "data: part");
+    }
+
+    #[test]
+    fn an_openai_stream_rebuilds_the_reply_and_its_usage() {
+        let mut a = OpenAiStream::default();
+        for d in [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hel"}}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}],"usage":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2}}"#,
+            "[DONE]",
+        ] {
+            a.take(&Event { event: None, data: d.into() }).unwrap();
+        }
+        assert!(a.done());
+        let c = super::super::openai::parse(&a.reply(), false).unwrap();
+        assert_eq!((c.text.as_str(), c.input_tokens, c.output_tokens), ("Hello", 12, 2));
+    }
+}

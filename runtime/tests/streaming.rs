@@ -1,0 +1,157 @@
+//! Streamed answers against the faked providers' streaming APIs over real
+//! HTTP (Server-Sent Events): OpenAI `stream: true` with
+//! `stream_options.include_usage`, Anthropic's message events (text and a
+//! forced tool's `input_json_delta`), Gemini `:streamGenerateContent?alt=sse`.
+//! The text arrives as deltas that add up to the reply; usage and cost are
+//! exactly the non-streamed ones (from the final usage record); a stream
+//! cut before its end marker is retried like a transport error; the
+//! simulator streams too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aos_testkit::fake_llm;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aos_compiler::ir::{Model, Program, Provider as Kind, SimOptions};
+use aos_runtime::fabric::anthropic::Anthropic;
+use aos_runtime::fabric::gemini::Gemini;
+use aos_runtime::fabric::openai::OpenAi;
+use aos_runtime::fabric::stream::Delta;
+use aos_runtime::fabric::wire::Endpoint;
+use aos_runtime::fabric::{Fabric, LlmCall, LlmOutcome};
+use aos_runtime::testkit::*;
+use fake_llm::{Act, Fake, Keys};
+use serde_json::{json, Value};
+
+const OPENAI_KEY: &str = "sk-test-openai-0123456789";
+const ANTHROPIC_KEY: &str = "sk-ant-test-0123456789";
+const GEMINI_KEY: &str = "AIza-test-0123456789";
+
+fn keys() -> Keys {
+    Keys { openai: OPENAI_KEY.into(), anthropic: ANTHROPIC_KEY.into(), gemini: GEMINI_KEY.into() }
+}
+
+fn model(name: &str, kind: Kind, id: &str) -> Model {
+    Model { name: name.into(), provider: kind, model_id: id.into(), input_per_m: 2.5, output_per_m: 10.0, context: 128_000, base_url: None, structured: Default::default(), sim: SimOptions::default() }
+}
+
+fn streaming_fabric(fake: &Fake) -> Fabric {
+    let t = Duration::from_secs(5);
+    let mut f = Fabric::simulated()
+        .with_provider(Kind::Openai, Arc::new(OpenAi { endpoint: Endpoint::new("openai", fake.openai_base(), OPENAI_KEY.into(), t).unwrap() }))
+        .with_provider(Kind::Anthropic, Arc::new(Anthropic { endpoint: Endpoint::new("anthropic", fake.base(), ANTHROPIC_KEY.into(), t).unwrap() }))
+        .with_provider(Kind::Gemini, Arc::new(Gemini { endpoint: Endpoint::new("gemini", fake.base(), GEMINI_KEY.into(), t).unwrap() }))
+        .streaming();
+    f.retry.backoff = Duration::from_millis(5);
+    f
+}
+
+fn prog(m: Model) -> Program {
+    let mut p = program();
+    with_role(&mut p, "executor", vec![m]);
+    p
+}
+
+async fn ask(f: &Fabric, p: &Program, schema: Option<&Value>) -> LlmOutcome {
+    f.call(
+        p,
+        LlmCall {
+            role: "executor",
+            prompt: "Summarise the week.".into(),
+            max_tokens: 300,
+            max_reply_bytes: 0,
+            max_input_tokens: None,
+            schema,
+            validator: None,
+            typed: schema.is_some(),
+            verify: None,
+            call_key: "run/step".into(),
+            step: "step",
+        },
+    )
+    .await
+}
+
+fn drain(rx: &mut tokio::sync::broadcast::Receiver<Delta>) -> Vec<Delta> {
+    let mut out = Vec::new();
+    while let Ok(d) = rx.try_recv() {
+        out.push(d);
+    }
+    out
+}
+
+/// (120 input tokens at $2.50/M) + (30 output tokens at $10/M), as the
+/// non-streamed answer of every provider of the fake.
+const COST: f64 = (120.0 * 2.5 + 30.0 * 10.0) / 1e6;
+
+#[tokio::test]
+async fn each_provider_streams_deltas_that_add_up_with_exact_usage() {
+    let fake = Fake::start(keys()).await;
+    let f = streaming_fabric(&fake);
+    for (kind, id) in [(Kind::Openai, "gpt-4o"), (Kind::Anthropic, "claude-sonnet-4"), (Kind::Gemini, "gemini-2.5-flash")] {
+        let mut rx = f.deltas().unwrap();
+        let out = ask(&f, &prog(model("m", kind, id)), None).await;
+        let expected = format!("A fine answer from {id}.");
+        assert_eq!(out.result, Some(json!(expected)), "{id}: {:?}", out.error);
+        let deltas = drain(&mut rx);
+        assert!(deltas.len() >= 4, "{id}: a delta per word: {deltas:?}");
+        assert_eq!(deltas.iter().map(|d| d.text.as_str()).collect::<String>(), expected, "{id}");
+        assert!(deltas.iter().all(|d| d.call_key == "run/step" && d.model == "m"));
+        assert_eq!((out.usage.input_tokens, out.usage.output_tokens), (120, 30), "{id}");
+        assert_eq!(out.usage.cached_input_tokens, 20, "{id}");
+        assert!((out.usage.cost_usd - COST).abs() < 1e-15, "{id}: {}", out.usage.cost_usd);
+    }
+    let o = &fake.seen_for("gpt-4o")[0];
+    assert_eq!(o.body["stream"], true);
+    assert_eq!(o.body["stream_options"], json!({"include_usage": true}));
+    assert_eq!(o.headers["accept"], "text/event-stream");
+    let a = &fake.seen_for("claude-sonnet-4")[0];
+    assert_eq!(a.body["stream"], true);
+    let g = &fake.seen_for("gemini-2.5-flash")[0];
+    assert_eq!(g.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+    assert!(g.body.get("stream").is_none());
+}
+
+#[tokio::test]
+async fn a_streamed_structured_answer_is_validated_whole() {
+    let fake = Fake::start(keys()).await;
+    let f = streaming_fabric(&fake);
+    let schema = json!({"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"], "additionalProperties": false});
+    for (kind, id) in [(Kind::Openai, "gpt-4o"), (Kind::Anthropic, "claude-sonnet-4"), (Kind::Gemini, "gemini-2.5-flash")] {
+        let out = ask(&f, &prog(model("m", kind, id)), Some(&schema)).await;
+        assert_eq!(out.result, Some(json!({"title": "fine"})), "{id}: {:?}", out.error);
+        assert!((out.usage.cost_usd - COST).abs() < 1e-15, "{id}");
+    }
+    // Anthropic's forced tool streams its input as `input_json_delta`.
+    assert_eq!(fake.seen_for("claude-sonnet-4")[0].body["tool_choice"]["type"], "tool");
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_is_retried_and_billed_once() {
+    let fake = Fake::start(keys()).await;
+    let f = streaming_fabric(&fake);
+    for (kind, id) in [(Kind::Openai, "gpt-4o"), (Kind::Anthropic, "claude-sonnet-4"), (Kind::Gemini, "gemini-2.5-flash")] {
+        fake.script(id, vec![Act::Cut]);
+        let out = ask(&f, &prog(model("m", kind, id)), None).await;
+        assert_eq!(out.result, Some(json!(format!("A fine answer from {id}."))), "{id}: {:?}", out.error);
+        let retry = out.decisions.iter().find(|d| d.kind == "transport_retry").unwrap_or_else(|| panic!("{id}: no transport_retry"));
+        assert!(retry.data["error"].as_str().unwrap().contains("stream was cut"), "{id}: {}", retry.data);
+        assert_eq!(fake.seen_for(id).len(), 2, "{id}");
+        // Only the finished stream's usage is billed.
+        assert!((out.usage.cost_usd - COST).abs() < 1e-15, "{id}: {}", out.usage.cost_usd);
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_streams_its_words() {
+    let f = Fabric::simulated().streaming();
+    let mut rx = f.deltas().unwrap();
+    let out = ask(&f, &prog(sim_model("echo", SimOptions::default())), None).await;
+    let text = out.result.unwrap();
+    let deltas = drain(&mut rx);
+    assert!(deltas.len() > 1);
+    assert_eq!(json!(deltas.iter().map(|d| d.text.as_str()).collect::<String>()), text);
+    // Without `streaming()` nothing is sent and nothing subscribes.
+    assert!(Fabric::simulated().deltas().is_none());
+}
