@@ -247,7 +247,10 @@ impl Runtime {
         }
         let program: Program = serde_json::from_str(&self.store.program(run_id).await?)
             .map_err(|e| RuntimeError::Internal(format!("the stored program of run `{run_id}` is unreadable: {e}")))?;
-        let wf = find_workflow(&program, &row.workflow)?.clone();
+        find_workflow(&program, &row.workflow)?;
+        let program = Arc::new(program);
+        let wf = crate::core::WorkflowRef::new(program.clone(), &row.workflow)
+            .ok_or_else(|| RuntimeError::Internal(format!("no workflow `{}` in the program of run `{run_id}`", row.workflow)))?;
         let params: BTreeMap<String, Value> = serde_json::from_value(row.inputs.clone()).unwrap_or_default();
         let trust = governance::parse_trust(&row.trust).unwrap_or(Trust::Basic);
         let root = run_id.split('.').next().unwrap_or(run_id);
@@ -255,7 +258,7 @@ impl Runtime {
         let _ = std::fs::create_dir_all(&workspace);
         let ctx = Arc::new(crate::core::RunCtx {
             run_id: run_id.to_string(),
-            program: Arc::new(program),
+            program,
             wf,
             params,
             trust,

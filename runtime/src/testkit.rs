@@ -192,10 +192,12 @@ pub fn replay_journal_bytes(programs: &[&str], data: &[u8]) {
     let Some(text) = programs.get(usize::from(pick) % programs.len().max(1)) else { return };
     let Ok(program) = serde_json::from_str::<Program>(text) else { return };
     let Ok(journal) = serde_json::from_slice::<Vec<Transition>>(rest) else { return };
-    let Some(wf) = program.workflows.values().next().cloned() else { return };
+    let Some(name) = program.workflows.keys().next().cloned() else { return };
+    let program = std::sync::Arc::new(program);
+    let Some(wf) = crate::core::WorkflowRef::new(program.clone(), &name) else { return };
     let ctx = RunCtx {
         run_id: "replayed".into(),
-        program: std::sync::Arc::new(program),
+        program,
         wf,
         params: BTreeMap::new(),
         trust: aos_compiler::ir::Trust::Basic,

@@ -24,9 +24,9 @@ pub struct Mismatch {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TypeError {
     #[error("input `{param}` of workflow `{workflow}` must be {expected}: {mismatch}; nothing was run")]
-    Input { workflow: String, param: String, expected: String, mismatch: Mismatch },
+    Input { workflow: String, param: String, expected: String, mismatch: Box<Mismatch> },
     #[error("workflow `{workflow}` returned a value that is not its declared {expected}: {mismatch}")]
-    Returned { workflow: String, expected: String, mismatch: Mismatch },
+    Returned { workflow: String, expected: String, mismatch: Box<Mismatch> },
 }
 
 /// Checks `value` against `ty`.
@@ -53,7 +53,7 @@ pub fn input(
             workflow: workflow.to_string(),
             param: param.name.clone(),
             expected: type_name(&param.ty),
-            mismatch,
+            mismatch: Box::new(mismatch),
         }),
     }
 }
@@ -69,7 +69,7 @@ fn textual(ty: &Type) -> bool {
 /// The value a workflow returns against its declared return type.
 pub fn returned(wf: &aos_compiler::ir::Workflow, value: &Value) -> Result<(), TypeError> {
     let Some(ty) = &wf.ret else { return Ok(()) };
-    conforms(ty, value).map_err(|mismatch| TypeError::Returned { workflow: wf.name.clone(), expected: type_name(ty), mismatch })
+    conforms(ty, value).map_err(|mismatch| TypeError::Returned { workflow: wf.name.clone(), expected: type_name(ty), mismatch: Box::new(mismatch) })
 }
 
 fn check(ty: &Type, v: &Value, at: &mut String) -> Result<(), Mismatch> {

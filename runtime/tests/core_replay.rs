@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aos_compiler::ir::{Backoff, Expr, FanOut, Trust, Workflow};
-use aos_runtime::core::{self, AttemptOutcome, AttemptResult, Finished, Launch, Outcome, RunCtx, RunState, Snapshot, Tick};
+use aos_runtime::core::{self, AttemptOutcome, AttemptResult, Finished, Launch, Outcome, RunCtx, RunState, Snapshot, Tick, WorkflowRef};
 use aos_runtime::events::{Transition, Usage};
 use aos_runtime::interp::Secrets;
 use aos_runtime::testkit::*;
@@ -77,7 +77,8 @@ fn parts_for_fan(st: &mut aos_compiler::ir::Step, k: u8) {
 fn state(wf: &Workflow) -> RunState {
     let mut p = program();
     p.workflows.insert("w".into(), wf.clone());
-    let ctx = RunCtx { run_id: "r".into(), program: Arc::new(p), wf: wf.clone(), params: BTreeMap::new(), trust: Trust::Basic, secrets: Secrets::default() };
+    let p = Arc::new(p);
+    let ctx = RunCtx { run_id: "r".into(), program: p.clone(), wf: WorkflowRef::new(p, "w").unwrap(), params: BTreeMap::new(), trust: Trust::Basic, secrets: Secrets::default() };
     RunState::new(Arc::new(ctx))
 }
 

@@ -188,6 +188,9 @@ pub fn run(args: &RunArgs) -> u8 {
                 return exit::ERRORS;
             }
         };
+        // The run reads its program from the store: this copy is not needed
+        // any more (a 10k-step program is tens of megabytes in memory).
+        drop(program);
         eprintln!("run {id} started (workflow {workflow}, trust {})", args.trust);
         let opts = RunOptions { wait: args.wait, interrupt: Some(rtx::interrupt_on_ctrl_c()) };
         match rtx::with_progress(&rt, rt.execute(&id, opts)).await {

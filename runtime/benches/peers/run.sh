@@ -1,6 +1,6 @@
 #!/bin/sh
 # The peer benchmark: `aosc run` (release) beside LangGraph with SqliteSaver
-# (durability="sync") on a 1k and a 10k chain and a 1k fan-out (Send),
+# (durability="sync") on 1k and 10k chains and 1k and 10k fan-outs (Send),
 # paired, in one run. Needs cargo, python3 (with venv) and network access to
 # PyPI the first time. Usage, from the repository root:
 #

@@ -21,7 +21,7 @@ pub fn apply(state: &mut RunState, t: &Transition) {
         Transition::StepSkipped { .. } => {
             let Some(i) = idx else { return };
             if let Some(s) = state.steps.get_mut(i) {
-                s.status = StepStatus::Skipped;
+                super::state::set_status(&mut s.status, StepStatus::Skipped, &mut state.resolved_steps);
                 s.value = Some(Arc::new(Value::Null));
             }
             state.resolved(i);
@@ -38,14 +38,14 @@ pub fn apply(state: &mut RunState, t: &Transition) {
                 return;
             }
             if let Some(s) = state.steps.get_mut(i) {
-                s.status = StepStatus::Running;
+                super::state::set_status(&mut s.status, StepStatus::Running, &mut state.resolved_steps);
                 s.fan = Some(Fan { n: *items, items: None, values: vec![None; *items as usize], next: 0, running: 0, done: 0 });
             }
             state.active_fans.push(i);
         }
         Transition::AttemptStarted { item, attempt, fallback, .. } => {
             if let Some(s) = idx.and_then(|i| state.steps.get_mut(i)) {
-                s.status = StepStatus::Running;
+                super::state::set_status(&mut s.status, StepStatus::Running, &mut state.resolved_steps);
                 s.units.insert(*item, Unit { attempt: *attempt, phase: Phase::InFlight { fallback: *fallback } });
                 if let (Some(f), Some(it)) = (s.fan.as_mut(), item) {
                     f.next = f.next.max(it + 1);
@@ -117,7 +117,7 @@ pub fn apply(state: &mut RunState, t: &Transition) {
                 }
             }
             if let Some(s) = state.steps.get_mut(i) {
-                s.status = StepStatus::Succeeded;
+                super::state::set_status(&mut s.status, StepStatus::Succeeded, &mut state.resolved_steps);
                 s.units.clear();
                 let v = match (output, s.fan.take()) {
                     (Some(v), _) => v.clone(),
@@ -132,7 +132,7 @@ pub fn apply(state: &mut RunState, t: &Transition) {
         Transition::StepFailed { error, .. } => {
             let Some(i) = idx else { return };
             if let Some(s) = state.steps.get_mut(i) {
-                s.status = StepStatus::Failed;
+                super::state::set_status(&mut s.status, StepStatus::Failed, &mut state.resolved_steps);
             }
             state.active_fans.retain(|&f| f != i);
             if state.failing.is_none() {
@@ -144,7 +144,7 @@ pub fn apply(state: &mut RunState, t: &Transition) {
             if let Some(s) = idx.and_then(|i| state.steps.get_mut(i)) {
                 s.gate = Gate::Requested;
                 if s.status == StepStatus::Pending {
-                    s.status = StepStatus::Gated;
+                    super::state::set_status(&mut s.status, StepStatus::Gated, &mut state.resolved_steps);
                 }
             }
         }
@@ -154,7 +154,7 @@ pub fn apply(state: &mut RunState, t: &Transition) {
             if let Some(s) = state.steps.get_mut(i) {
                 s.gate = Gate::Granted;
                 if s.status == StepStatus::Gated {
-                    s.status = StepStatus::Pending;
+                    super::state::set_status(&mut s.status, StepStatus::Pending, &mut state.resolved_steps);
                     state.ready.push_back(i);
                 }
                 for (k, u) in s.units.iter_mut() {
@@ -178,7 +178,7 @@ pub fn apply(state: &mut RunState, t: &Transition) {
                 };
                 s.gate = Gate::Denied(why);
                 if s.status == StepStatus::Gated {
-                    s.status = StepStatus::Pending;
+                    super::state::set_status(&mut s.status, StepStatus::Pending, &mut state.resolved_steps);
                 }
                 state.ready.push_back(i);
             }

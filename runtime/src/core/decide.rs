@@ -170,7 +170,7 @@ fn consider(state: &mut RunState, tick: &mut Tick, i: usize) {
             Gate::Denied(why) => return fail(state, tick, why),
             Gate::Requested => {
                 if let Some(s) = state.steps.get_mut(i) {
-                    s.status = StepStatus::Gated;
+                    super::state::set_status(&mut s.status, StepStatus::Gated, &mut state.resolved_steps);
                 }
                 return;
             }

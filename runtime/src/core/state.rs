@@ -86,12 +86,51 @@ pub struct StepState {
     pub usage: Usage,
 }
 
+/// The run's workflow, shared with the program that holds it (a 10k-step
+/// workflow is megabytes: it is never copied for the run).
+#[derive(Clone, Debug)]
+pub struct WorkflowRef {
+    program: Arc<Program>,
+    name: String,
+}
+
+impl WorkflowRef {
+    /// The workflow `name` of `program`, when it has one.
+    pub fn new(program: Arc<Program>, name: &str) -> Option<WorkflowRef> {
+        program.workflows.contains_key(name).then(|| WorkflowRef { program, name: name.to_string() })
+    }
+}
+
+impl std::ops::Deref for WorkflowRef {
+    type Target = Workflow;
+
+    fn deref(&self) -> &Workflow {
+        static NONE: std::sync::LazyLock<Workflow> = std::sync::LazyLock::new(|| Workflow {
+            name: String::new(),
+            params: Vec::new(),
+            ret: None,
+            ret_expr: None,
+            intent: None,
+            budget_usd: None,
+            risk: aos_compiler::ir::Risk::Low,
+            max_concurrency: None,
+            max_param_tokens: 0,
+            trigger: None,
+            priority: 0,
+            steps: Vec::new(),
+            cost_bound_usd: 0.0,
+        });
+        // `new` checked that it is there; the program never changes.
+        self.program.workflows.get(&self.name).unwrap_or(&NONE)
+    }
+}
+
 /// What a run is, independent of how far it got: the program, the
 /// workflow, its inputs and the run's trust.
 pub struct RunCtx {
     pub run_id: String,
     pub program: Arc<Program>,
-    pub wf: Workflow,
+    pub wf: WorkflowRef,
     pub params: BTreeMap<String, Value>,
     pub trust: Trust,
     pub secrets: Secrets,
@@ -123,6 +162,10 @@ pub struct RunState {
     /// Retries waiting for their delay: (due at ms, step, unit).
     pub(crate) timers: BinaryHeap<Reverse<(u64, usize, UnitKey)>>,
     pub(crate) active_fans: Vec<usize>,
+    /// Steps succeeded or skipped (kept by [`set_status`]): whether all
+    /// are is asked on every tick, and counting them each time made a
+    /// chain quadratic.
+    pub(crate) resolved_steps: usize,
     pub(crate) running: usize,
     pub(crate) max_running: usize,
     pub(crate) spent: f64,
@@ -172,6 +215,7 @@ impl RunState {
             starts: VecDeque::new(),
             timers: BinaryHeap::new(),
             active_fans: Vec::new(),
+            resolved_steps: 0,
             running: 0,
             max_running,
             spent: 0.0,
@@ -261,7 +305,8 @@ impl RunState {
 
     /// Every step succeeded or was skipped.
     pub fn all_resolved(&self) -> bool {
-        self.steps.iter().all(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
+        debug_assert_eq!(self.resolved_steps, self.steps.iter().filter(|s| is_resolved(s.status)).count());
+        self.resolved_steps == self.steps.len()
     }
 
     /// The values of every resolved step.
@@ -305,6 +350,21 @@ impl RunState {
         }
         Snapshot { steps, running: self.running, spent_micros: (self.spent * 1e6).round() as i64, finished: self.finished.clone() }
     }
+}
+
+fn is_resolved(s: StepStatus) -> bool {
+    matches!(s, StepStatus::Succeeded | StepStatus::Skipped)
+}
+
+/// Sets a step's status, keeping the count of resolved steps: every
+/// status change goes through here.
+pub(crate) fn set_status(status: &mut StepStatus, to: StepStatus, resolved: &mut usize) {
+    match (is_resolved(*status), is_resolved(to)) {
+        (false, true) => *resolved += 1,
+        (true, false) => *resolved = resolved.saturating_sub(1),
+        _ => {}
+    }
+    *status = to;
 }
 
 /// One step in a [`Snapshot`]: name, status, value, units, gate.

@@ -367,13 +367,16 @@ impl Worker {
             let row = store.run(run_id).await?.ok_or_else(|| RuntimeError::Store(crate::store::StoreError::NoSuchRun(run_id.into())))?;
             let program: Program = serde_json::from_str(&store.program(run_id).await?)
                 .map_err(|e| RuntimeError::Internal(format!("the stored program of run `{run_id}` is unreadable: {e}")))?;
-            let wf = crate::find_workflow(&program, &row.workflow)?.clone();
+            crate::find_workflow(&program, &row.workflow)?;
+            let program = Arc::new(program);
+            let wf = crate::core::WorkflowRef::new(program.clone(), &row.workflow)
+                .ok_or_else(|| RuntimeError::Internal(format!("no workflow `{}` in the program of run `{run_id}`", row.workflow)))?;
             let params: BTreeMap<String, Value> = serde_json::from_value(row.inputs.clone()).unwrap_or_default();
             let trust = governance::parse_trust(&row.trust).unwrap_or(Trust::Basic);
             let root = run_id.split('.').next().unwrap_or(run_id);
             let workspace = self.rt.home.join("runs").join(root).join("workspace");
             let _ = std::fs::create_dir_all(&workspace);
-            let ctx = Arc::new(RunCtx { run_id: run_id.to_string(), program: Arc::new(program), wf, params, trust, secrets: Secrets::default() });
+            let ctx = Arc::new(RunCtx { run_id: run_id.to_string(), program, wf, params, trust, secrets: Secrets::default() });
             let sh = Arc::new(Shared::new(self.rt.clone(), ctx.clone(), workspace, RunOptions::default()));
             let journal = store.journal_since(run_id, 0).await?;
             let mut state = RunState::new(ctx);
