@@ -147,7 +147,10 @@ impl Dispatch {
         if tasks.is_empty() {
             return Ok(());
         }
+        // One MULTI/EXEC: a blocked XREADGROUP is served after the whole
+        // batch, so a reader gets the commit's tasks in one read, not one.
         let mut p = redis::pipe();
+        p.atomic();
         for t in tasks {
             p.cmd("XADD")
                 .arg(TASKS)
