@@ -283,11 +283,11 @@ impl Worker {
         let Some(s) = self.stream.as_mut() else { return };
         let mut ids: Vec<String> = s.held.drain().flat_map(|(_, v)| v).collect();
         let mut answered = false;
-        if let Some(r) = s.reading.take() {
-            if let Ok(Ok(Ok(entries))) = tokio::time::timeout(Duration::from_millis(BLOCK_MS + 2_000), r).await {
-                answered = true;
-                ids.extend(entries.into_iter().map(|e| e.id));
-            }
+        if let Some(r) = s.reading.take()
+            && let Ok(Ok(Ok(entries))) = tokio::time::timeout(Duration::from_millis(BLOCK_MS + 2_000), r).await
+        {
+            answered = true;
+            ids.extend(entries.into_iter().map(|e| e.id));
         }
         if let Some(Ok(entries)) = s.got.take() {
             ids.extend(entries.into_iter().map(|e| e.id));
