@@ -116,10 +116,10 @@ impl Dispatch {
         // any worker ran are not lost; stale ones are acknowledged at once).
         let made: redis::RedisResult<()> =
             redis::cmd("XGROUP").arg("CREATE").arg(TASKS).arg(GROUP).arg("0").arg("MKSTREAM").query_async(&mut c).await;
-        if let Err(e) = made {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(e.into());
-            }
+        if let Err(e) = made
+            && e.code() != Some("BUSYGROUP")
+        {
+            return Err(e.into());
         }
         if let Ok(mut g) = slot.lock() {
             *g = Some(c.clone());
@@ -147,7 +147,10 @@ impl Dispatch {
         if tasks.is_empty() {
             return Ok(());
         }
+        // One MULTI/EXEC: a blocked XREADGROUP is served after the whole
+        // batch, so a reader gets the commit's tasks in one read, not one.
         let mut p = redis::pipe();
+        p.atomic();
         for t in tasks {
             p.cmd("XADD")
                 .arg(TASKS)

@@ -299,6 +299,10 @@ impl Worker {
             *last_beat = Instant::now();
         }
         let free = self.opts.concurrency.max(1).saturating_sub(self.set.len());
+        if !stopping && free == 0 {
+            // Redis down while every slot is busy: still find out when it is back.
+            self.probe_redis();
+        }
         if stopping || free == 0 {
             return Ok(0);
         }

@@ -90,9 +90,13 @@ impl Worker {
     }
 
     pub(super) fn got_read(&mut self, got: Result<ReadResult, oneshot::error::RecvError>) {
+        let got = got.unwrap_or_else(|_| Ok(Vec::new()));
+        if got.is_ok() {
+            self.redis_ok();
+        }
         if let Some(s) = self.stream.as_mut() {
             s.reading = None;
-            s.got = Some(got.unwrap_or_else(|_| Ok(Vec::new())));
+            s.got = Some(got);
         }
     }
 
@@ -160,6 +164,14 @@ impl Worker {
         }
         self.want_read(free.saturating_sub(claims.len()));
         Ok(claims)
+    }
+
+    /// While Redis is down and every slot is busy: a read of one entry
+    /// (at most one try every [`RETRY_MS`]) tells when it is back.
+    pub(super) fn probe_redis(&mut self) {
+        if self.stream.as_ref().is_some_and(|s| s.down.is_some()) {
+            self.want_read(1);
+        }
     }
 
     /// Starts a read for up to `n` entries unless one is in flight (while
@@ -270,16 +282,21 @@ impl Worker {
     pub(super) async fn finish_stream(&mut self) {
         let Some(s) = self.stream.as_mut() else { return };
         let mut ids: Vec<String> = s.held.drain().flat_map(|(_, v)| v).collect();
-        if let Some(r) = s.reading.take() {
-            if let Ok(Ok(Ok(entries))) = tokio::time::timeout(Duration::from_millis(BLOCK_MS + 2_000), r).await {
-                ids.extend(entries.into_iter().map(|e| e.id));
-            }
+        let mut answered = false;
+        if let Some(r) = s.reading.take()
+            && let Ok(Ok(Ok(entries))) = tokio::time::timeout(Duration::from_millis(BLOCK_MS + 2_000), r).await
+        {
+            answered = true;
+            ids.extend(entries.into_iter().map(|e| e.id));
         }
         if let Some(Ok(entries)) = s.got.take() {
             ids.extend(entries.into_iter().map(|e| e.id));
         }
         if !ids.is_empty() {
             let _ = s.d.ack(&ids).await;
+        }
+        if answered {
+            self.redis_ok();
         }
     }
 }

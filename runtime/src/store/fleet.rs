@@ -288,7 +288,15 @@ async fn begin(pool: &PgPool, run_id: &str) -> StoreResult<FleetTx> {
     .await?
     .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
     let status: String = row.try_get(0)?;
-    let held: bool = row.try_get(1)?;
+    let mut held: bool = row.try_get(1)?;
+    if status == "cancelled" {
+        // A `FOR UPDATE` that waited for a pause's commit sees the run's row
+        // as that commit left it, but its subquery saw `run_pauses` as it was
+        // before: ask again, in a statement of its own (a fresh snapshot).
+        // Only a cancelled run can be paused (pause and resume change the
+        // status and the mark in one transaction).
+        held = sqlx::query("SELECT 1 FROM run_pauses WHERE run_id = $1").bind(run_id).fetch_optional(&mut *tx).await?.is_some();
+    }
     let head = RunHead { audit_head: row.try_get(2)?, audit_count: row.try_get(3)?, cost_usd: row.try_get(4)? };
     Ok(FleetTx { tx, run_id: run_id.to_string(), status, held, head: Some(head) })
 }
