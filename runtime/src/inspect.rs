@@ -141,7 +141,7 @@ impl Runtime {
             // `cached`: the step's value came from the response cache (for
             // a fan-out: every item's did).
             if let (true, Some(obj)) = (s.cache_hits > 0, v.as_object_mut()) {
-                let all = s.status == "succeeded" && s.items.map_or(true, |n| s.cache_hits >= n);
+                let all = s.status == "succeeded" && s.items.is_none_or(|n| s.cache_hits >= n);
                 obj.insert("cached".into(), json!(all));
                 obj.insert("cache".into(), json!({"hits": s.cache_hits, "saved_usd": s.cache_saved_usd}));
             }

@@ -96,7 +96,7 @@ impl Provider for Anthropic {
                     let mut body = body;
                     body["stream"] = serde_json::json!(true);
                     let asm = super::stream::AnthropicStream::default();
-                    super::stream::run(&self.endpoint, &url, &headers, &body, asm, deltas, &req.call_key, &req.model.name).await?
+                    super::stream::run(&self.endpoint, &url, &headers, &body, asm, deltas, req).await?
                 }
                 _ => self.endpoint.post(&url, &headers, &body).await?,
             };

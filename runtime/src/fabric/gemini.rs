@@ -106,7 +106,7 @@ impl Provider for Gemini {
                 Some(deltas) => {
                     let url = format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse");
                     let asm = super::stream::GeminiStream::default();
-                    super::stream::run(&self.endpoint, &url, &headers, &body(req, self.endpoint.logprobs), asm, deltas, &req.call_key, &req.model.name)
+                    super::stream::run(&self.endpoint, &url, &headers, &body(req, self.endpoint.logprobs), asm, deltas, req)
                         .await?
                 }
                 None => {

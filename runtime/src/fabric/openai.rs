@@ -118,7 +118,7 @@ impl Provider for OpenAi {
                     body["stream"] = json!(true);
                     body["stream_options"] = json!({"include_usage": true});
                     let asm = stream::OpenAiStream::default();
-                    stream::run(&self.endpoint, &url, &[("authorization", &auth)], &body, asm, deltas, &req.call_key, &req.model.name)
+                    stream::run(&self.endpoint, &url, &[("authorization", &auth)], &body, asm, deltas, req)
                         .await
                         .map_err(|e| explain(e, req, base, &url, &body))?
                 }

@@ -100,8 +100,7 @@ pub async fn run<A: Assembler>(
     body: &Value,
     mut asm: A,
     deltas: &Deltas,
-    call_key: &str,
-    model: &str,
+    req: &super::Request,
 ) -> Result<Value, ProviderError> {
     let mut resp = endpoint.post_stream(url, headers, body).await?;
     let mut buf = String::new();
@@ -123,7 +122,7 @@ pub async fn run<A: Assembler>(
         for ev in take_events(&mut buf) {
             if let Some(text) = asm.take(&ev)?.filter(|t| !t.is_empty()) {
                 // No subscriber is fine: nobody is watching.
-                let _ = deltas.send(Delta { call_key: call_key.to_string(), model: model.to_string(), text });
+                let _ = deltas.send(Delta { call_key: req.call_key.clone(), model: req.model.name.clone(), text });
             }
         }
     }
@@ -321,6 +320,7 @@ impl Assembler for GeminiStream {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
