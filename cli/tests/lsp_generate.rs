@@ -19,26 +19,8 @@ use serde_json::{Value, json};
 const TIMEOUT: Duration = Duration::from_secs(60);
 const KEY: &str = "sk-lsp-generate";
 
-const TOOLS: &str = r#"
-/// Finds the meeting rooms free between two times.
-///
-/// Returns a JSON object with:
-/// - rooms: the free rooms
-tool Rooms.get_empty_room(start_time: String, end_time: String) -> Json {
-  http: "POST http://127.0.0.1:9/rooms/empty"
-  risk: low
-  effect: read
-  max_output_tokens: 400
-}
-
-/// Reserves (books) a meeting room for a time slot.
-tool Rooms.reserve(room_id: String, start_time: String, end_time: String) -> Json {
-  http: "POST http://127.0.0.1:9/rooms/reserve"
-  risk: medium
-  effect: external
-  max_output_tokens: 400
-}
-"#;
+/// The meeting-room tool catalog the planner is given (`--with`).
+const TOOLS: &str = include_str!("fixtures/rooms_tools.aos");
 
 const DOC: &str = "use \"./rooms.aos\"\n\nworkflow book_room() {\n  intent: \"Find a free meeting room from 2pm to 4pm and reserve it\"\n}\n";
 
