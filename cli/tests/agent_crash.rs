@@ -3,54 +3,14 @@
 //! tool is an `http:` tool whose server on loopback counts the requests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use aos_testkit::http::counting_server;
 use serde_json::Value;
-
-/// A loopback HTTP server answering every request with a JSON body; counts them.
-fn counting_server() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Read the head, then the body by Content-Length.
-            loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = find(&buf, b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                    let len = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
-                    if buf.len() >= end + 4 + len {
-                        break;
-                    }
-                }
-            }
-            c.fetch_add(1, Ordering::SeqCst);
-            let body = r#"{"city": "London"}"#;
-            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
-        }
-    });
-    (addr, count)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
 
 fn aosc(home: &Path, allow: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_aosc"));
@@ -66,7 +26,7 @@ fn aosc(home: &Path, allow: &str, args: &[&str]) -> Command {
 
 #[test]
 fn an_agent_killed_between_turns_resumes_without_calling_its_tool_again() {
-    let (addr, count) = counting_server();
+    let (addr, count) = counting_server(r#"{"city": "London"}"#);
     let dir = tempfile::tempdir().unwrap();
     let src = format!(
         r#"

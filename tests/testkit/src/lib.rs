@@ -3,6 +3,7 @@
 //!
 //! - [`services`]: a PostgreSQL server in a temporary directory and an SMTP
 //!   sink, both real and on loopback;
+//! - [`http`]: a loopback HTTP server that counts the calls of an `http:` tool;
 //! - [`redis`]: a `redis-server` on a loopback port;
 //! - [`fake_llm`]: the hosted LLM APIs (OpenAI, Anthropic, Gemini), faked
 //!   faithfully over real HTTP;
@@ -14,6 +15,7 @@
 //! each stays beside the types it builds.
 
 pub mod fake_llm;
+pub mod http;
 pub mod redis;
 pub mod services;
 pub mod stores;
