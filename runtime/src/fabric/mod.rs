@@ -288,9 +288,11 @@ pub struct Fabric {
     health: Mutex<HashMap<String, Health>>,
     /// Providers whose credentials are set but which could not be built.
     setup_errors: Vec<FabricError>,
-    /// When set, answers are streamed and their text sent here as it
-    /// arrives ([`Fabric::streaming`]).
-    deltas: Option<stream::Deltas>,
+    /// When set, answers are streamed and their text published on this
+    /// bus as it arrives ([`Fabric::streaming`]).
+    deltas: Option<Arc<dyn crate::bus::Bus>>,
+    /// How streamed text is coalesced before it is published.
+    pub stream_window: stream::Window,
 }
 
 impl Fabric {
@@ -303,21 +305,22 @@ impl Fabric {
             health: Mutex::new(HashMap::new()),
             setup_errors: Vec::new(),
             deltas: None,
+            stream_window: stream::Window::default(),
         }
     }
 
     /// The same fabric, streaming every answer (the providers' streaming
-    /// APIs; the simulator streams its words) and sending its text to
-    /// [`Fabric::deltas`]'s subscribers. Usage and cost stay exact.
-    pub fn streaming(mut self) -> Fabric {
-        self.deltas = Some(stream::channel());
+    /// APIs; the simulator streams its words) and publishing its text on
+    /// `bus` as [`stream::Delta`]s ([`crate::bus::Bus::subscribe_deltas`]).
+    /// Usage and cost stay exact.
+    pub fn streaming(mut self, bus: Arc<dyn crate::bus::Bus>) -> Fabric {
+        self.deltas = Some(bus);
         self
     }
 
-    /// Subscribes to the text of streamed answers (`None` when the fabric
-    /// does not stream).
-    pub fn deltas(&self) -> Option<tokio::sync::broadcast::Receiver<stream::Delta>> {
-        self.deltas.as_ref().map(stream::Deltas::subscribe)
+    /// Whether answers are streamed.
+    pub fn streams(&self) -> bool {
+        self.deltas.is_some()
     }
 
     /// The real providers whose keys are in the environment (unless
@@ -573,8 +576,14 @@ impl Fabric {
         Ok((c, usage, model.name))
     }
 
-    /// Runs one LLM attempt of a step.
+    /// Runs one LLM call that belongs to no step's attempt (streamed
+    /// text, if any, is named attempt 0).
     pub async fn call(&self, program: &Program, call: LlmCall<'_>) -> LlmOutcome {
+        self.call_attempt(program, call, 0).await
+    }
+
+    /// Runs one LLM attempt of a step; `attempt` names its streamed text.
+    pub async fn call_attempt(&self, program: &Program, call: LlmCall<'_>, attempt: u32) -> LlmOutcome {
         let mut out = LlmOutcome::default();
         let prompt = match call.max_input_tokens {
             Some(max) if tokens::count(&call.prompt) > max => {
@@ -612,7 +621,7 @@ impl Fabric {
                 call_key: call.call_key.clone(),
                 purpose: Purpose::Answer,
                 role: call.role.to_string(),
-                stream: self.deltas.clone(),
+                stream: self.deltas.as_ref().map(|bus| stream::Deltas::new(bus.clone(), self.stream_window, &call.call_key, attempt)),
                 conversation: None,
             };
             let (reply, model) = match self.ask_chain(program, call.role, &base, &mut out, call.step).await {
