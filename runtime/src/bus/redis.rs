@@ -59,6 +59,8 @@ pub fn deltas_stream(run_id: &str) -> String {
 pub const DELTAS_MAXLEN: u64 = 10_000;
 /// A run's delta stream expires this long after its last write.
 pub const DELTAS_TTL_S: u64 = 24 * 3600;
+/// How long [`RedisEvents::next_live`] blocks at most in one read.
+const LIVE_BLOCK_MS: u64 = 300;
 /// Deltas waiting for Redis at most (older ones are dropped while it is down).
 const DELTAS_QUEUED: usize = 10_000;
 
@@ -406,9 +408,10 @@ impl RedisEvents {
             return Ok((self.next(block_ms).await?, Vec::new()));
         };
         if let Some(ms) = block_ms {
-            // Only waits: what is there is read below, in order.
+            // Only waits: what is there is read below, in order. (Short
+            // enough to stay within the connection's response timeout.)
             let mut c = redis::cmd("XREAD");
-            c.arg("COUNT").arg(1).arg("BLOCK").arg(ms).arg("STREAMS").arg(&self.key).arg(&dkey).arg(&self.last).arg(&dlast);
+            c.arg("COUNT").arg(1).arg("BLOCK").arg(ms.min(LIVE_BLOCK_MS)).arg("STREAMS").arg(&self.key).arg(&dkey).arg(&self.last).arg(&dlast);
             let _: redis::Value = c.query_async(&mut self.conn).await.map_err(|e| format!("Redis: {e}"))?;
         }
         let events = self.next(None).await?;
