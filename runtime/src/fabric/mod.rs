@@ -293,6 +293,8 @@ pub struct Fabric {
     deltas: Option<Arc<dyn crate::bus::Bus>>,
     /// How streamed text is coalesced before it is published.
     pub stream_window: stream::Window,
+    /// Exploration of `route: measured(…)` chains.
+    pub explore: crate::stats::Explore,
 }
 
 impl Fabric {
@@ -306,6 +308,7 @@ impl Fabric {
             setup_errors: Vec::new(),
             deltas: None,
             stream_window: stream::Window::default(),
+            explore: crate::stats::Explore::default(),
         }
     }
 
@@ -326,7 +329,9 @@ impl Fabric {
     /// The real providers whose keys are in the environment (unless
     /// `AOS_LLM=sim`), the simulator for the rest. `AOS_LLM_TIMEOUT_MS`
     /// bounds one HTTP request (default 120 s); `AOS_LLM_RETRIES`,
-    /// `AOS_LLM_BACKOFF_MS` and `AOS_LLM_COOLDOWN_MS` tune the router.
+    /// `AOS_LLM_BACKOFF_MS` and `AOS_LLM_COOLDOWN_MS` tune the router;
+    /// `AOS_ROUTE_EXPLORE` (ε in [0, 1], default 0.05) and `AOS_ROUTE_SEED`
+    /// tune the exploration of measured routes.
     pub fn from_env() -> Fabric {
         let mut f = Fabric::simulated();
         if let Some(n) = env_nonempty("AOS_LLM_RETRIES").and_then(|v| v.trim().parse().ok()) {
@@ -337,6 +342,12 @@ impl Fabric {
         }
         if let Some(d) = env_ms("AOS_LLM_COOLDOWN_MS") {
             f.retry.cooldown = d;
+        }
+        if let Some(e) = env_nonempty("AOS_ROUTE_EXPLORE").and_then(|v| v.trim().parse::<f64>().ok()).filter(|e| (0.0..=1.0).contains(e)) {
+            f.explore.epsilon = e;
+        }
+        if let Some(seed) = env_nonempty("AOS_ROUTE_SEED").and_then(|v| v.trim().parse().ok()) {
+            f.explore.seed = seed;
         }
         if forced_sim() {
             return f;
@@ -367,7 +378,8 @@ impl Fabric {
     /// A fabric where `provider` answers every model, whatever the
     /// environment says (the scripted replies of `aosc test`).
     pub fn answered_by(provider: Arc<dyn Provider>) -> Fabric {
-        Fabric { sim: provider, ..Fabric::simulated() }
+        // A test's outcome must not hang on a draw.
+        Fabric { sim: provider, explore: crate::stats::Explore::off(), ..Fabric::simulated() }
     }
 
     /// Installs a provider for a kind (tests, embedders).
