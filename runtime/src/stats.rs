@@ -200,6 +200,112 @@ pub fn order(
     (out, figures)
 }
 
+/// Figures older than this are stale: the model is explored again.
+pub const STALE_MS: u64 = 24 * 3600 * 1000;
+
+/// Bounded exploration of a `route: measured(…)` chain: with probability
+/// `epsilon` per call, a model with too few samples (or stale figures)
+/// that the order would not ask first is asked first, so that a model
+/// behind a good one gets measured at all. The draw is a hash of `seed`
+/// and the call (its key and attempt), so it is deterministic for a given
+/// call and seed; across calls it is uniform.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Explore {
+    pub epsilon: f64,
+    pub seed: u64,
+}
+
+impl Default for Explore {
+    fn default() -> Self {
+        Explore { epsilon: 0.05, seed: 0 }
+    }
+}
+
+impl Explore {
+    /// Never explores (`aosc test`, tests of the measured order).
+    pub fn off() -> Explore {
+        Explore { epsilon: 0.0, seed: 0 }
+    }
+
+    /// The call's draw in [0, 1).
+    pub fn draw(&self, call: &str) -> f64 {
+        use sha2::{Digest, Sha256};
+        let h = Sha256::new().chain_update(self.seed.to_le_bytes()).chain_update(call.as_bytes()).finalize();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(h.get(..8).unwrap_or(&[0; 8]));
+        (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Whether `call` explores.
+    pub fn explores(&self, call: &str) -> bool {
+        self.epsilon > 0.0 && self.draw(call) < self.epsilon
+    }
+}
+
+/// The model exploration would ask first: the first, in the written order,
+/// of the models that are not first in `order` and have too few samples
+/// for `route` or figures older than [`STALE_MS`] at `now_ms`.
+pub fn explore_candidate(
+    chain: &[String],
+    order: &[String],
+    route: aos_compiler::ir::Route,
+    stats: &[ModelStats],
+    key_of: impl Fn(&str) -> Option<String>,
+    now_ms: u64,
+) -> Option<String> {
+    let first = order.first()?;
+    chain
+        .iter()
+        .filter(|name| *name != first)
+        .find(|name| match key_of(name).and_then(|k| stats.iter().find(|s| s.key == k)) {
+            None => true,
+            Some(s) => figure(s, route).is_none() || s.updated_ms.saturating_add(STALE_MS) < now_ms,
+        })
+        .cloned()
+}
+
+#[cfg(test)]
+mod explore_tests {
+    use super::*;
+    use aos_compiler::ir::Route;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_candidate_is_the_first_unmeasured_or_stale_model_not_asked_first() {
+        let chain = names(&["a", "b", "c"]);
+        let st = |key: &str, at: u64| ModelStats { key: key.into(), calls: 5, latency_ms_total: 50, updated_ms: at, ..Default::default() };
+        let now = 10 * STALE_MS;
+        let key = |n: &str| Some(n.to_string());
+        // Nothing measured: `a` is first anyway, `b` is the candidate.
+        assert_eq!(explore_candidate(&chain, &chain, Route::Latency, &[], key, now).as_deref(), Some("b"));
+        // `a` and `c` measured and fresh: `b` (never measured).
+        let fresh = vec![st("a", now), st("c", now)];
+        assert_eq!(explore_candidate(&chain, &names(&["c", "b", "a"]), Route::Latency, &fresh, key, now).as_deref(), Some("b"));
+        // All measured and fresh: none; `c` stale: `c`.
+        let all = vec![st("a", now), st("b", now), st("c", now)];
+        assert_eq!(explore_candidate(&chain, &chain, Route::Latency, &all, key, now), None);
+        let stale = vec![st("a", now), st("b", now), st("c", now - STALE_MS - 1)];
+        assert_eq!(explore_candidate(&chain, &chain, Route::Latency, &stale, key, now).as_deref(), Some("c"));
+        // For quality, answers without verdicts are too few samples.
+        assert_eq!(explore_candidate(&chain, &chain, Route::Quality, &all, key, now).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn the_draw_is_deterministic_per_seed_and_explores_about_epsilon_of_calls() {
+        let e = Explore { epsilon: 0.1, seed: 7 };
+        assert_eq!(e.draw("run/s#1"), e.draw("run/s#1"));
+        assert_ne!(e.draw("run/s#1"), Explore { seed: 8, ..e }.draw("run/s#1"));
+        let n = 20_000;
+        let hits = (0..n).filter(|i| e.explores(&format!("run{i}/s#1"))).count();
+        assert!((hits as f64 / n as f64 - 0.1).abs() < 0.01, "{hits} of {n}");
+        assert!(!(0..1000).any(|i| Explore::off().explores(&format!("r{i}"))));
+        assert!((0..1000).all(|i| Explore { epsilon: 1.0, seed: 0 }.explores(&format!("r{i}"))));
+    }
+}
+
 #[cfg(test)]
 mod order_tests {
     use super::*;

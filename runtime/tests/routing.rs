@@ -2,7 +2,9 @@
 //! driver records each call's latency, errors and cost in the store; once
 //! both models of a `route: measured(latency)` chain have enough samples,
 //! the slow model written first is asked after the fast one. Models with
-//! too few samples keep the written order.
+//! too few samples keep the written order. Exploration: a model never
+//! measured, written behind another, is asked first on a fraction ε of
+//! calls (never with ε = 0, always with ε = 1), and so gets measured.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aos_testkit::fake_llm;
@@ -16,6 +18,7 @@ use aos_runtime::events::{RunStatus, Transition};
 use aos_runtime::fabric::openai::OpenAi;
 use aos_runtime::fabric::wire::Endpoint;
 use aos_runtime::fabric::Fabric;
+use aos_runtime::stats::Explore;
 use aos_runtime::store::sqlite::SqliteStore;
 use aos_runtime::testkit::*;
 use aos_runtime::{RunOptions, Runtime};
@@ -62,8 +65,10 @@ async fn run(rt: &Runtime, p: &Program, wf: &str) -> (String, Option<Value>) {
 async fn a_slow_model_is_routed_after_a_fast_one_once_both_are_measured() {
     let fake = Fake::start(Keys { openai: KEY.into(), anthropic: "a".into(), gemini: "g".into() }).await;
     fake.script("slow-model", vec![Act::Slow(Duration::from_millis(120)); 20]);
-    let f = Fabric::simulated()
+    let mut f = Fabric::simulated()
         .with_provider(Kind::Openai, Arc::new(OpenAi { endpoint: Endpoint::new("openai", fake.openai_base(), KEY.into(), Duration::from_secs(5)).unwrap() }));
+    // The measured order itself (exploration has a test of its own).
+    f.explore = Explore::off();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("aos.db")).await.unwrap());
     let rt = Runtime { fabric: Arc::new(f), ..Runtime::new(store, dir.path()) };
@@ -96,4 +101,53 @@ async fn a_slow_model_is_routed_after_a_fast_one_once_both_are_measured() {
     assert_eq!(route["order"], serde_json::json!(["fast", "slow"]), "{route}");
     assert_eq!(route["written"], serde_json::json!(["slow", "fast"]));
     assert_eq!(fake.seen_for("slow-model").len(), before, "the slow model was not asked");
+}
+
+async fn runtime_exploring(fake: &Fake, epsilon: f64, dir: &std::path::Path) -> Runtime {
+    let mut f = Fabric::simulated()
+        .with_provider(Kind::Openai, Arc::new(OpenAi { endpoint: Endpoint::new("openai", fake.openai_base(), KEY.into(), Duration::from_secs(5)).unwrap() }));
+    f.explore = Explore { epsilon, seed: 42 };
+    let store = Arc::new(SqliteStore::open(&dir.join("aos.db")).await.unwrap());
+    Runtime { fabric: Arc::new(f), ..Runtime::new(store, dir) }
+}
+
+#[tokio::test]
+async fn a_model_never_measured_behind_another_is_explored_and_then_measured() {
+    let fake = Fake::start(Keys { openai: KEY.into(), anthropic: "a".into(), gemini: "g".into() }).await;
+    let p = prog();
+    // ε = 0: the model written second is never asked, so never measured.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_exploring(&fake, 0.0, dir.path()).await;
+    for _ in 0..5 {
+        let (out, route) = run(&rt, &p, "w").await;
+        assert_eq!(out, "A fine answer from slow-model.");
+        assert!(route.unwrap()["explored"].is_null());
+    }
+    assert!(fake.seen_for("fast-model").is_empty());
+    assert!(rt.store.model_stats().await.unwrap().iter().all(|s| s.key != "openai|fast-model|"));
+
+    // ε = 1: the unmeasured model is asked first until it has its samples,
+    // then the measured order (here: the unmeasured `slow` written first)
+    // takes over; the cost is the explored model's, exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_exploring(&fake, 1.0, dir.path()).await;
+    for _ in 0..3 {
+        let r = rt.run(&p, "w", BTreeMap::new(), Trust::Basic, RunOptions::default()).await.unwrap();
+        assert_eq!(r.output.unwrap(), "A fine answer from fast-model.");
+        assert!((r.cost_usd - (120.0 * 1.0 + 30.0 * 2.0) / 1e6).abs() < 1e-15, "{}", r.cost_usd);
+        let journal = rt.store.journal(&r.run_id).await.unwrap();
+        let route = journal.iter().find_map(|e| match &e.transition {
+            Transition::Routed { kind, data, .. } if kind == "route" => Some(data.clone()),
+            _ => None,
+        });
+        let route = route.unwrap();
+        assert_eq!(route["explored"], "fast", "{route}");
+        assert_eq!(route["order"], serde_json::json!(["fast", "slow"]));
+        assert_eq!(route["written"], serde_json::json!(["slow", "fast"]));
+    }
+    let stats = rt.store.model_stats().await.unwrap();
+    assert_eq!(stats.iter().find(|s| s.key == "openai|fast-model|").unwrap().calls, 3);
+    let (out, route) = run(&rt, &p, "w").await;
+    assert_eq!(out, "A fine answer from slow-model.", "fast is measured now; slow keeps its written place");
+    assert!(route.unwrap()["explored"].is_null());
 }

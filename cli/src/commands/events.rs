@@ -1,11 +1,16 @@
 //! `aosc events`: a run's events (or every run's), from Redis Streams when
-//! `AOS_REDIS_URL` is set, else from the store's journal.
+//! `AOS_REDIS_URL` is set, else from the store's journal. From Redis, a
+//! run's streamed answers (`llm.delta`, never journaled) come too, each
+//! between its attempt's start and end.
 
 use std::time::Duration;
 
+use aos_runtime::bus::live::{Live, Mark, Merge};
 use aos_runtime::bus::redis::{event_json, RedisEvents};
+use aos_runtime::events::Transition;
+use aos_runtime::fabric::stream::{Delta, DELTA_KIND};
 use aos_runtime::Runtime;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::exit;
 use super::runtime as rtx;
@@ -25,15 +30,29 @@ pub struct EventsArgs {
     /// Keep waiting for new events (with a run: until it ends or pauses).
     #[arg(long)]
     pub follow: bool,
-    /// One JSON object a line: {"id", "run_id", "at_ms", "kind", "transition"}.
+    /// One JSON object a line: {"id", "run_id", "at_ms", "kind", "transition"}
+    /// (a streamed piece of an answer: {"id": null, …, "kind": "llm.delta", "delta"}).
     #[arg(long)]
     pub json: bool,
 }
 
 /// Where events are read from.
 enum Source {
-    Redis(RedisEvents),
+    Redis(RedisEvents, Merge),
     Store { after: i64 },
+}
+
+/// What an event (as printed) means to the merge of deltas.
+fn mark(e: &Value) -> Mark {
+    match serde_json::from_value::<Transition>(e["transition"].clone()) {
+        Ok(t) => Mark::of(e["run_id"].as_str().unwrap_or(""), &t),
+        Err(_) => Mark::Other,
+    }
+}
+
+/// A delta as `--json` prints it: no journal id.
+fn delta_json(d: &Delta) -> Value {
+    json!({"id": null, "run_id": d.run_id, "at_ms": d.at_ms, "kind": DELTA_KIND, "delta": d})
 }
 
 /// True for the event after which a followed run has nothing more to say.
@@ -46,6 +65,12 @@ fn print(e: &Value, json: bool) {
         println!("{e}");
         return;
     }
+    if e["kind"] == DELTA_KIND {
+        let d = &e["delta"];
+        let item = d["item"].as_u64().map(|i| format!(" item {i}")).unwrap_or_default();
+        println!("{:>8} {} {DELTA_KIND} {}{item} {}", "", e["run_id"].as_str().unwrap_or(""), d["step"].as_str().unwrap_or(""), d["text"]);
+        return;
+    }
     let step = e["transition"]["step"].as_str().map(|s| format!(" {s}")).unwrap_or_default();
     let item = e["transition"]["item"].as_u64().map(|i| format!(" item {i}")).unwrap_or_default();
     println!("{:>8} {} {}{step}{item}", e["id"], e["run_id"].as_str().unwrap_or(""), e["kind"].as_str().unwrap_or(""));
@@ -53,7 +78,17 @@ fn print(e: &Value, json: bool) {
 
 async fn next(rt: &Runtime, src: &mut Source, run: Option<&str>, block: bool) -> Result<Vec<Value>, String> {
     match src {
-        Source::Redis(r) => r.next(block.then_some(1000)).await,
+        Source::Redis(r, merge) => {
+            let (events, deltas) = r.next_live(block.then_some(1000)).await?;
+            Ok(merge
+                .push(events, deltas, mark)
+                .into_iter()
+                .map(|l| match l {
+                    Live::Event(e) => e,
+                    Live::Delta(d) => delta_json(&d),
+                })
+                .collect())
+        }
         Source::Store { after } => {
             let rows = match run {
                 Some(id) => rt.store.journal_since(id, *after).await,
@@ -95,7 +130,7 @@ pub fn run(args: &EventsArgs) -> u8 {
                 // What this or an earlier process could not publish yet goes first.
                 rt.bus.flush(Duration::from_secs(5)).await;
                 match RedisEvents::open(&url, args.run_id.as_deref()).await {
-                    Ok(r) => Source::Redis(r),
+                    Ok(r) => Source::Redis(r, Merge::new()),
                     Err(e) => {
                         eprintln!("warning: {e}; reading the journal in the store instead");
                         Source::Store { after: 0 }

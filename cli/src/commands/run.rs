@@ -151,7 +151,7 @@ pub fn run(args: &RunArgs) -> u8 {
     rtx::with_runtime(|mut rt| async move {
         use std::io::IsTerminal;
         if args.stream || std::io::stderr().is_terminal() {
-            rt.fabric = std::sync::Arc::new(aos_runtime::fabric::Fabric::from_env().streaming());
+            rt.fabric = std::sync::Arc::new(aos_runtime::fabric::Fabric::from_env().streaming(rt.bus.clone()));
         }
         for note in rt.fabric.notes(&program) {
             eprintln!("{note}");

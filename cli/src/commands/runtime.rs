@@ -172,7 +172,7 @@ pub fn progress(rt: &Runtime) -> tokio::task::JoinHandle<()> {
     let mut rx = rt.bus.subscribe();
     let live = std::io::stderr().is_terminal();
     // Streamed answers (`aosc run --stream`, or any run on a terminal).
-    let mut deltas = rt.fabric.deltas();
+    let mut deltas = rt.fabric.streams().then(|| rt.bus.subscribe_deltas());
     tokio::spawn(async move {
         let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
         let mut order: Vec<(String, String)> = Vec::new();
@@ -204,12 +204,14 @@ pub fn progress(rt: &Runtime) -> tokio::task::JoinHandle<()> {
                 }
                 Got::Delta(d) => {
                     // The live table shows the tail of the answer so far.
-                    let (run, step) = super::stream::run_and_step(&d.call_key);
-                    let key = (run.to_string(), step.to_string());
+                    let key = (d.run_id.clone(), d.step.clone());
                     if !rows.contains_key(&key) {
                         order.push(key.clone());
                     }
                     let row = rows.entry(key).or_default();
+                    if d.offset == 0 {
+                        row.tail.clear();
+                    }
                     row.tail.push_str(&d.text);
                     row.note = format!("  {}", super::stream::tail(&row.tail, 40));
                     drawn = draw(&rows, &order, cost, drawn);

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// How many runs execute at once; more wait in the queue.
     #[arg(long, default_value_t = 8)]
     pub max_runs: usize,
+    /// Do not stream answers: no `llm.delta` events on the runs' event
+    /// streams (the providers' non-streaming APIs are used).
+    #[arg(long)]
+    pub no_stream: bool,
 }
 
 /// What every handler shares.
@@ -77,7 +81,11 @@ pub fn run(args: &ServeArgs) -> u8 {
         },
         None => programs::Programs::default(),
     };
-    rtx::with_runtime(|rt| async move {
+    rtx::with_runtime(|mut rt| async move {
+        if !args.no_stream {
+            // The text of answers goes out as `llm.delta` events as it arrives.
+            rt.fabric = Arc::new(aos_runtime::fabric::Fabric::from_env().streaming(rt.bus.clone()));
+        }
         let metrics = match metrics::Metrics::new() {
             Ok(m) => m,
             Err(e) => {

@@ -89,19 +89,24 @@ pub fn free_port() -> u16 {
 
 /// Starts `aosc serve` with `extra` arguments and waits until it listens.
 pub fn start(home: &Path, extra: &[&str]) -> Server {
+    start_env(home, extra, &[])
+}
+
+/// [`start`] with environment variables set (an empty value removes one).
+pub fn start_env(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let log = home.join(format!("serve-{port}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aosc"))
-        .args(["serve", "--addr", &addr])
-        .args(extra)
-        .env("AOS_HOME", home)
-        .env("AOS_LOG_FORMAT", "json")
-        .env_remove("AOS_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aosc"));
+    cmd.args(["serve", "--addr", &addr]).args(extra).env("AOS_HOME", home).env("AOS_LOG_FORMAT", "json").env_remove("AOS_DATABASE_URL");
+    for (k, v) in env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let log_path = log.clone();
     std::thread::spawn(move || {

@@ -1,8 +1,13 @@
 //! The event bus: every committed transition is published, typed. The
 //! in-process bus is a tokio broadcast channel; [`redis::RedisBus`] adds
 //! every run's journal to Redis Streams (`AOS_REDIS_URL`).
+//!
+//! Streamed answers travel beside the transitions as [`Delta`]s: published
+//! as they arrive, never journaled ([`live`] puts them in order between a
+//! run's transitions for readers).
 
 pub mod dispatch;
+pub mod live;
 pub mod redis;
 
 use std::time::Duration;
@@ -10,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use crate::events::Entry;
+use crate::fabric::stream::Delta;
 use crate::store::BoxFuture;
 
 /// Publishes committed transitions to whoever listens.
@@ -17,6 +23,10 @@ pub trait Bus: Send + Sync {
     /// Called after the transition is committed, never before.
     fn publish(&self, entry: Entry);
     fn subscribe(&self) -> broadcast::Receiver<Entry>;
+    /// Publishes a piece of a streamed answer (not journaled; a slow or
+    /// absent subscriber loses it, never the run).
+    fn publish_delta(&self, delta: Delta);
+    fn subscribe_deltas(&self) -> broadcast::Receiver<Delta>;
     /// Says that `run_id`'s journal grew by a commit made without
     /// [`Bus::publish`] (an approval recorded by another command).
     fn notify(&self, run_id: &str) {
@@ -41,12 +51,14 @@ pub trait Bus: Send + Sync {
 /// journal); publishing never blocks the scheduler.
 pub struct InProcessBus {
     tx: broadcast::Sender<Entry>,
+    deltas: broadcast::Sender<Delta>,
 }
 
 impl InProcessBus {
     pub fn new() -> InProcessBus {
         let (tx, _) = broadcast::channel(4096);
-        InProcessBus { tx }
+        let (deltas, _) = broadcast::channel(4096);
+        InProcessBus { tx, deltas }
     }
 }
 
@@ -64,5 +76,13 @@ impl Bus for InProcessBus {
 
     fn subscribe(&self) -> broadcast::Receiver<Entry> {
         self.tx.subscribe()
+    }
+
+    fn publish_delta(&self, delta: Delta) {
+        let _ = self.deltas.send(delta);
+    }
+
+    fn subscribe_deltas(&self) -> broadcast::Receiver<Delta> {
+        self.deltas.subscribe()
     }
 }

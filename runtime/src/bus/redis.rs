@@ -15,6 +15,15 @@
 //! A run's stream therefore has no gap after Redis restarts, provided Redis
 //! keeps its data across the restart (AOF or RDB persistence; without it the
 //! streams restart empty and only entries after the cursor are added).
+//!
+//! Streamed answers ([`Delta`]s) go to a stream of their own per run,
+//! `aos:run:{run_id}:deltas` (`MAXLEN ~` [`DELTAS_MAXLEN`], expiring
+//! [`DELTAS_TTL_S`] after its last write), never to the journal or to the
+//! run's stream: they are a live view, sent once, lost while Redis is down.
+//! A delta is added before any journal entry read from the store after it
+//! was published, so a reader that reads a run's stream, then its deltas,
+//! has every delta that came before the entries it read
+//! ([`super::live::Merge`] puts them in order).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,6 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::dispatch::{Dispatch, TaskRef};
 use super::{Bus, InProcessBus};
 use crate::events::Entry;
+use crate::fabric::stream::Delta;
 use crate::store::{BoxFuture, Store};
 
 /// The stream of every run's events.
@@ -39,6 +49,20 @@ const CHUNK: i64 = 512;
 pub fn run_stream(run_id: &str) -> String {
     format!("aos:run:{run_id}")
 }
+
+/// The stream of one run's streamed answers.
+pub fn deltas_stream(run_id: &str) -> String {
+    format!("aos:run:{run_id}:deltas")
+}
+
+/// About how many deltas a run's delta stream keeps (`MAXLEN ~`).
+pub const DELTAS_MAXLEN: u64 = 10_000;
+/// A run's delta stream expires this long after its last write.
+pub const DELTAS_TTL_S: u64 = 24 * 3600;
+/// How long [`RedisEvents::next_live`] blocks at most in one read.
+const LIVE_BLOCK_MS: u64 = 300;
+/// Deltas waiting for Redis at most (older ones are dropped while it is down).
+const DELTAS_QUEUED: usize = 10_000;
 
 /// Adds journal entries to the run stream (id = journal id) and, for each
 /// one the run stream did not have yet, to `aos:events`. Atomic in Redis.
@@ -62,6 +86,7 @@ return n
 
 enum Msg {
     Dirty(String),
+    Delta(Delta),
     Dispatch(Vec<TaskRef>),
     Flush(oneshot::Sender<bool>),
 }
@@ -89,8 +114,18 @@ impl RedisBus {
         let client = redis::Client::open(url).map_err(|e| BadRedisUrl { url: url.to_string(), reason: e.to_string() })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let dispatch = Dispatch::new(url).map_err(|e| BadRedisUrl { url: url.to_string(), reason: e.to_string() })?;
-        let publisher =
-            Publisher { client, conn: None, store, script: redis::Script::new(PUBLISH_LUA), said_down: false, dispatch, to_dispatch: Vec::new() };
+        let publisher = Publisher {
+            client,
+            conn: None,
+            store,
+            script: redis::Script::new(PUBLISH_LUA),
+            said_down: false,
+            dispatch,
+            to_dispatch: Vec::new(),
+            pending: BTreeSet::new(),
+            waiters: Vec::new(),
+            deltas: Vec::new(),
+        };
         tokio::spawn(publisher.run(rx));
         Ok(RedisBus { local: InProcessBus::new(), tx })
     }
@@ -104,6 +139,15 @@ impl Bus for RedisBus {
 
     fn subscribe(&self) -> broadcast::Receiver<Entry> {
         self.local.subscribe()
+    }
+
+    fn publish_delta(&self, delta: Delta) {
+        let _ = self.tx.send(Msg::Delta(delta.clone()));
+        self.local.publish_delta(delta);
+    }
+
+    fn subscribe_deltas(&self) -> broadcast::Receiver<Delta> {
+        self.local.subscribe_deltas()
     }
 
     fn notify(&self, run_id: &str) {
@@ -134,38 +178,39 @@ struct Publisher {
     dispatch: Dispatch,
     /// Ready fleet tasks to add to the task stream.
     to_dispatch: Vec<TaskRef>,
+    /// Runs whose streams are behind their journals.
+    pending: BTreeSet<String>,
+    waiters: Vec<oneshot::Sender<bool>>,
+    /// Deltas to add before anything else.
+    deltas: Vec<Delta>,
 }
 
 impl Publisher {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        let mut pending: BTreeSet<String> = BTreeSet::new();
-        let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
         // What earlier processes could not publish.
         match self.store.unpublished_runs().await {
-            Ok(runs) => pending.extend(runs),
+            Ok(runs) => self.pending.extend(runs),
             Err(e) => tracing::warn!("event bus: cannot list unpublished runs: {e}"),
         }
         let mut backoff = Duration::from_millis(100);
         loop {
-            if pending.is_empty() && self.to_dispatch.is_empty() {
-                for w in waiters.drain(..) {
+            if self.pending.is_empty() && self.to_dispatch.is_empty() && self.deltas.is_empty() {
+                for w in self.waiters.drain(..) {
                     let _ = w.send(true);
                 }
                 match rx.recv().await {
-                    Some(m) => self.take(m, &mut pending, &mut waiters),
+                    Some(m) => self.take(m),
                     None => return,
                 }
             }
-            while let Ok(m) = rx.try_recv() {
-                self.take(m, &mut pending, &mut waiters);
-            }
+            self.take_queued(&mut rx);
             self.send_dispatch().await;
-            let runs: Vec<String> = pending.iter().cloned().collect();
-            let mut failed = false;
+            let mut failed = self.send_deltas().await.is_err();
+            let runs: Vec<String> = if failed { Vec::new() } else { self.pending.iter().cloned().collect() };
             for run in runs {
-                match self.publish_run(&run).await {
+                match self.publish_run(&run, &mut rx).await {
                     Ok(()) => {
-                        pending.remove(&run);
+                        self.pending.remove(&run);
                     }
                     Err(e) => {
                         failed = true;
@@ -186,7 +231,7 @@ impl Publisher {
                     tokio::select! {
                         _ = &mut sleep => break,
                         m = rx.recv() => match m {
-                            Some(m) => self.take(m, &mut pending, &mut waiters),
+                            Some(m) => self.take(m),
                             None => return,
                         },
                     }
@@ -198,6 +243,58 @@ impl Publisher {
                     self.said_down = false;
                 }
                 backoff = Duration::from_millis(100);
+            }
+        }
+    }
+
+    /// Takes every message already queued.
+    fn take_queued(&mut self, rx: &mut mpsc::UnboundedReceiver<Msg>) {
+        while let Ok(m) = rx.try_recv() {
+            self.take(m);
+        }
+    }
+
+    /// Adds the queued deltas to their runs' delta streams. While Redis is
+    /// down they wait (the newest [`DELTAS_QUEUED`]); they are never
+    /// retried from anywhere else.
+    async fn send_deltas(&mut self) -> Result<(), String> {
+        if self.deltas.is_empty() {
+            return Ok(());
+        }
+        if self.deltas.len() > DELTAS_QUEUED {
+            let extra = self.deltas.len() - DELTAS_QUEUED;
+            self.deltas.drain(..extra);
+        }
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.conn = None;
+                return Err(e);
+            }
+        };
+        let mut pipe = redis::pipe();
+        let mut keys = BTreeSet::new();
+        for d in &self.deltas {
+            let key = deltas_stream(&d.run_id);
+            let data = serde_json::to_string(d).map_err(|e| e.to_string())?;
+            pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(DELTAS_MAXLEN).arg("*").arg("data").arg(data).ignore();
+            keys.insert(key);
+        }
+        for k in keys {
+            pipe.cmd("EXPIRE").arg(k).arg(DELTAS_TTL_S).ignore();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {
+                self.deltas.clear();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(e.to_string())
+            }
+            Err(_) => {
+                self.conn = None;
+                Err("no answer in 5s".into())
             }
         }
     }
@@ -214,13 +311,14 @@ impl Publisher {
         }
     }
 
-    fn take(&mut self, m: Msg, pending: &mut BTreeSet<String>, waiters: &mut Vec<oneshot::Sender<bool>>) {
+    fn take(&mut self, m: Msg) {
         match m {
             Msg::Dirty(run) => {
-                pending.insert(run);
+                self.pending.insert(run);
             }
+            Msg::Delta(d) => self.deltas.push(d),
             Msg::Dispatch(t) => self.to_dispatch.extend(t),
-            Msg::Flush(w) => waiters.push(w),
+            Msg::Flush(w) => self.waiters.push(w),
         }
     }
 
@@ -236,14 +334,17 @@ impl Publisher {
         Ok(c)
     }
 
-    /// Brings `run`'s streams up to its journal.
-    async fn publish_run(&mut self, run: &str) -> Result<(), String> {
+    /// Brings `run`'s streams up to its journal. The deltas published
+    /// before the entries were read go out first.
+    async fn publish_run(&mut self, run: &str, rx: &mut mpsc::UnboundedReceiver<Msg>) -> Result<(), String> {
         loop {
             let cursor = self.store.bus_cursor(run).await.map_err(|e| e.to_string())?;
             let entries = self.store.journal_since(run, cursor).await.map_err(|e| e.to_string())?;
             if entries.is_empty() {
                 return Ok(());
             }
+            self.take_queued(rx);
+            self.send_deltas().await?;
             let mut conn = self.connection().await?;
             let key = run_stream(run);
             for chunk in entries.chunks(CHUNK as usize) {
@@ -272,11 +373,14 @@ pub fn event_json(journal_id: i64, run_id: &str, at_ms: u64, kind: &str, transit
     json!({ "id": journal_id, "run_id": run_id, "at_ms": at_ms, "kind": kind, "transition": transition })
 }
 
-/// Reads events back from Redis: the run's stream, or `aos:events`.
+/// Reads events back from Redis: the run's stream, or `aos:events`; for a
+/// run, its streamed deltas too ([`RedisEvents::next_live`]).
 pub struct RedisEvents {
     conn: redis::aio::MultiplexedConnection,
     key: String,
     last: String,
+    /// The run's delta stream and the last delta read.
+    deltas: Option<(String, String)>,
 }
 
 impl RedisEvents {
@@ -287,7 +391,50 @@ impl RedisEvents {
             .await
             .map_err(|_| format!("Redis at `{url}`: no answer in 5s"))?
             .map_err(|e| format!("Redis at `{url}`: {e}"))?;
-        Ok(RedisEvents { conn, key: run_id.map(run_stream).unwrap_or_else(|| ALL_EVENTS.to_string()), last: "0-0".into() })
+        Ok(RedisEvents {
+            conn,
+            key: run_id.map(run_stream).unwrap_or_else(|| ALL_EVENTS.to_string()),
+            last: "0-0".into(),
+            deltas: run_id.map(|r| (deltas_stream(r), "0-0".to_string())),
+        })
+    }
+
+    /// The next events, then the deltas added up to now (read in that
+    /// order: every delta that came before an event read is among them);
+    /// with `block_ms`, waits that long for either when there are none.
+    /// Without a run (`aos:events`) there are no deltas.
+    pub async fn next_live(&mut self, block_ms: Option<u64>) -> Result<(Vec<Value>, Vec<Delta>), String> {
+        let Some((dkey, dlast)) = self.deltas.clone() else {
+            return Ok((self.next(block_ms).await?, Vec::new()));
+        };
+        if let Some(ms) = block_ms {
+            // Only waits: what is there is read below, in order. (Short
+            // enough to stay within the connection's response timeout.)
+            let mut c = redis::cmd("XREAD");
+            c.arg("COUNT").arg(1).arg("BLOCK").arg(ms.min(LIVE_BLOCK_MS)).arg("STREAMS").arg(&self.key).arg(&dkey).arg(&self.last).arg(&dlast);
+            let _: redis::Value = c.query_async(&mut self.conn).await.map_err(|e| format!("Redis: {e}"))?;
+        }
+        let events = self.next(None).await?;
+        let mut deltas = Vec::new();
+        let mut last = dlast;
+        loop {
+            let mut c = redis::cmd("XREAD");
+            c.arg("COUNT").arg(500).arg("STREAMS").arg(&dkey).arg(&last);
+            let reply: redis::Value = c.query_async(&mut self.conn).await.map_err(|e| format!("Redis: {e}"))?;
+            let got = stream_entries(&reply);
+            let n = got.len();
+            for (id, fields) in got {
+                if let Some(d) = fields.iter().find(|(f, _)| f == "data").and_then(|(_, v)| serde_json::from_str::<Delta>(v).ok()) {
+                    deltas.push(d);
+                }
+                last = id;
+            }
+            if n < 500 {
+                break;
+            }
+        }
+        self.deltas = Some((dkey, last));
+        Ok((events, deltas))
     }
 
     /// The next events after the last read; with `block_ms`, waits that long

@@ -35,7 +35,7 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
         .sh
         .rt
         .fabric
-        .call(
+        .call_attempt(
             program,
             LlmCall {
                 role,
@@ -50,6 +50,7 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr) -> Resu
                 call_key: a.call_key(),
                 step: &step.name,
             },
+            a.attempt,
         )
         .await;
     a.usage = out.usage;

@@ -288,9 +288,13 @@ pub struct Fabric {
     health: Mutex<HashMap<String, Health>>,
     /// Providers whose credentials are set but which could not be built.
     setup_errors: Vec<FabricError>,
-    /// When set, answers are streamed and their text sent here as it
-    /// arrives ([`Fabric::streaming`]).
-    deltas: Option<stream::Deltas>,
+    /// When set, answers are streamed and their text published on this
+    /// bus as it arrives ([`Fabric::streaming`]).
+    deltas: Option<Arc<dyn crate::bus::Bus>>,
+    /// How streamed text is coalesced before it is published.
+    pub stream_window: stream::Window,
+    /// Exploration of `route: measured(…)` chains.
+    pub explore: crate::stats::Explore,
 }
 
 impl Fabric {
@@ -303,27 +307,31 @@ impl Fabric {
             health: Mutex::new(HashMap::new()),
             setup_errors: Vec::new(),
             deltas: None,
+            stream_window: stream::Window::default(),
+            explore: crate::stats::Explore::default(),
         }
     }
 
     /// The same fabric, streaming every answer (the providers' streaming
-    /// APIs; the simulator streams its words) and sending its text to
-    /// [`Fabric::deltas`]'s subscribers. Usage and cost stay exact.
-    pub fn streaming(mut self) -> Fabric {
-        self.deltas = Some(stream::channel());
+    /// APIs; the simulator streams its words) and publishing its text on
+    /// `bus` as [`stream::Delta`]s ([`crate::bus::Bus::subscribe_deltas`]).
+    /// Usage and cost stay exact.
+    pub fn streaming(mut self, bus: Arc<dyn crate::bus::Bus>) -> Fabric {
+        self.deltas = Some(bus);
         self
     }
 
-    /// Subscribes to the text of streamed answers (`None` when the fabric
-    /// does not stream).
-    pub fn deltas(&self) -> Option<tokio::sync::broadcast::Receiver<stream::Delta>> {
-        self.deltas.as_ref().map(stream::Deltas::subscribe)
+    /// Whether answers are streamed.
+    pub fn streams(&self) -> bool {
+        self.deltas.is_some()
     }
 
     /// The real providers whose keys are in the environment (unless
     /// `AOS_LLM=sim`), the simulator for the rest. `AOS_LLM_TIMEOUT_MS`
     /// bounds one HTTP request (default 120 s); `AOS_LLM_RETRIES`,
-    /// `AOS_LLM_BACKOFF_MS` and `AOS_LLM_COOLDOWN_MS` tune the router.
+    /// `AOS_LLM_BACKOFF_MS` and `AOS_LLM_COOLDOWN_MS` tune the router;
+    /// `AOS_ROUTE_EXPLORE` (ε in [0, 1], default 0.05) and `AOS_ROUTE_SEED`
+    /// tune the exploration of measured routes.
     pub fn from_env() -> Fabric {
         let mut f = Fabric::simulated();
         if let Some(n) = env_nonempty("AOS_LLM_RETRIES").and_then(|v| v.trim().parse().ok()) {
@@ -334,6 +342,12 @@ impl Fabric {
         }
         if let Some(d) = env_ms("AOS_LLM_COOLDOWN_MS") {
             f.retry.cooldown = d;
+        }
+        if let Some(e) = env_nonempty("AOS_ROUTE_EXPLORE").and_then(|v| v.trim().parse::<f64>().ok()).filter(|e| (0.0..=1.0).contains(e)) {
+            f.explore.epsilon = e;
+        }
+        if let Some(seed) = env_nonempty("AOS_ROUTE_SEED").and_then(|v| v.trim().parse().ok()) {
+            f.explore.seed = seed;
         }
         if forced_sim() {
             return f;
@@ -364,7 +378,8 @@ impl Fabric {
     /// A fabric where `provider` answers every model, whatever the
     /// environment says (the scripted replies of `aosc test`).
     pub fn answered_by(provider: Arc<dyn Provider>) -> Fabric {
-        Fabric { sim: provider, ..Fabric::simulated() }
+        // A test's outcome must not hang on a draw.
+        Fabric { sim: provider, explore: crate::stats::Explore::off(), ..Fabric::simulated() }
     }
 
     /// Installs a provider for a kind (tests, embedders).
@@ -573,8 +588,14 @@ impl Fabric {
         Ok((c, usage, model.name))
     }
 
-    /// Runs one LLM attempt of a step.
+    /// Runs one LLM call that belongs to no step's attempt (streamed
+    /// text, if any, is named attempt 0).
     pub async fn call(&self, program: &Program, call: LlmCall<'_>) -> LlmOutcome {
+        self.call_attempt(program, call, 0).await
+    }
+
+    /// Runs one LLM attempt of a step; `attempt` names its streamed text.
+    pub async fn call_attempt(&self, program: &Program, call: LlmCall<'_>, attempt: u32) -> LlmOutcome {
         let mut out = LlmOutcome::default();
         let prompt = match call.max_input_tokens {
             Some(max) if tokens::count(&call.prompt) > max => {
@@ -612,7 +633,7 @@ impl Fabric {
                 call_key: call.call_key.clone(),
                 purpose: Purpose::Answer,
                 role: call.role.to_string(),
-                stream: self.deltas.clone(),
+                stream: self.deltas.as_ref().map(|bus| stream::Deltas::new(bus.clone(), self.stream_window, &call.call_key, attempt)),
                 conversation: None,
             };
             let (reply, model) = match self.ask_chain(program, call.role, &base, &mut out, call.step).await {

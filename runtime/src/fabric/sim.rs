@@ -117,8 +117,9 @@ impl Provider for Sim {
             let text = tokens::truncate(&text, req.max_tokens.max(1)).to_string();
             // Streamed: the reply goes out word by word (with its spaces).
             if let Some(deltas) = &req.stream {
+                let mut out = deltas.reply(&req.model.name);
                 for piece in text.split_inclusive(' ') {
-                    let _ = deltas.send(super::stream::Delta { call_key: req.call_key.clone(), model: req.model.name.clone(), text: piece.to_string() });
+                    out.push(piece);
                 }
             }
             Ok(Completion {

@@ -17,29 +17,175 @@
 //!
 //! A stream that ends before its end marker (`[DONE]`, `message_stop`, a
 //! `finishReason`) was cut: a transport error, retried like any other.
-//! Deltas are never journaled: the journal keeps the final reply only.
+//! The text goes to the event bus as [`Delta`]s, coalesced by a
+//! [`Window`] (50 ms or 1 KiB), the last one sent before the call returns,
+//! so before the step's result is journaled. Deltas are never journaled:
+//! the journal keeps the final reply only.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use tokio::time::Instant;
 
 use super::wire::{self, Endpoint};
 use super::ProviderError;
+use crate::bus::Bus;
 
-/// A piece of a reply as it arrives.
-#[derive(Clone, Debug, PartialEq)]
+/// The kind of a streamed piece of an answer on the bus and in event
+/// streams (`aosc serve`'s SSE, `aosc events`). Never journaled.
+pub const DELTA_KIND: &str = "llm.delta";
+
+/// A piece of an LLM answer as it streams, published on the event bus
+/// ([`Bus::publish_delta`]); never journaled: the journal keeps the final
+/// reply (the step's result).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
-    /// The call it belongs to (`RUN/STEP[/ITEM]`).
-    pub call_key: String,
-    /// The model (the program's name for it).
+    /// The run the step belongs to.
+    pub run_id: String,
+    pub step: String,
+    /// The fan-out item, if the step fans out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// The step's attempt (as in `step.started`).
+    pub attempt: u32,
+    /// The model answering (the program's name for it).
     pub model: String,
+    /// Where `text` starts in the reply being streamed, in bytes. A reply
+    /// that starts again (a transport retry, the next model of the chain, a
+    /// repair) starts again at 0: drop what came before.
+    pub offset: u64,
     pub text: String,
+    /// When the piece was sent (ms since the epoch).
+    pub at_ms: u64,
 }
 
-/// Where deltas go: every subscriber (the terminal, `aosc serve`) gets them.
-pub type Deltas = tokio::sync::broadcast::Sender<Delta>;
+impl Delta {
+    /// `RUN/STEP` or `RUN/STEP/ITEM` (the call key of the step's attempt).
+    pub fn call_key(&self) -> String {
+        match self.item {
+            Some(i) => format!("{}/{}/{i}", self.run_id, self.step),
+            None => format!("{}/{}", self.run_id, self.step),
+        }
+    }
+}
 
-/// A new delta channel.
-pub fn channel() -> Deltas {
-    tokio::sync::broadcast::channel(1024).0
+/// How streamed text is coalesced before it is published: a delta goes out
+/// once `ms` have passed since its first byte arrived or it holds `bytes`
+/// bytes, and always when the reply ends, so the bus carries tens of
+/// events a second at most, whatever the provider's token rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub ms: u64,
+    pub bytes: usize,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window { ms: 50, bytes: 1024 }
+    }
+}
+
+impl Window {
+    /// Every piece as it arrives (tests that count pieces).
+    pub fn none() -> Window {
+        Window { ms: 0, bytes: 0 }
+    }
+}
+
+/// Where a streamed call's text goes: the bus, named by the step's
+/// attempt.
+#[derive(Clone)]
+pub struct Deltas {
+    bus: Arc<dyn Bus>,
+    window: Window,
+    run_id: Arc<str>,
+    step: Arc<str>,
+    item: Option<u32>,
+    attempt: u32,
+}
+
+impl std::fmt::Debug for Deltas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Deltas({}/{} attempt {})", self.run_id, self.step, self.attempt)
+    }
+}
+
+impl Deltas {
+    /// The sink of a call whose key is `RUN/STEP[/ITEM]` (any other key is
+    /// taken as a run with a step named after the rest).
+    pub fn new(bus: Arc<dyn Bus>, window: Window, call_key: &str, attempt: u32) -> Deltas {
+        let (run, rest) = call_key.split_once('/').unwrap_or((call_key, ""));
+        let (step, item) = match rest.rsplit_once('/') {
+            Some((s, i)) if i.parse::<u32>().is_ok() => (s, i.parse().ok()),
+            _ => (rest, None),
+        };
+        Deltas { bus, window, run_id: run.into(), step: step.into(), item, attempt }
+    }
+
+    /// A coalescing writer for one reply of `model`.
+    pub fn reply<'a>(&'a self, model: &'a str) -> Out<'a> {
+        Out { sink: self, model, buf: String::new(), offset: 0, since: None }
+    }
+}
+
+/// One reply's text on its way to the bus, coalesced by the [`Window`].
+pub struct Out<'a> {
+    sink: &'a Deltas,
+    model: &'a str,
+    buf: String,
+    offset: u64,
+    since: Option<Instant>,
+}
+
+impl Out<'_> {
+    /// Adds text; sends it when the window is full.
+    pub fn push(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.buf.push_str(text);
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if self.buf.len() >= self.sink.window.bytes || since.elapsed() >= Duration::from_millis(self.sink.window.ms) {
+            self.flush();
+        }
+    }
+
+    /// When the text held now must go out (`None`: nothing is held).
+    pub fn due(&self) -> Option<Instant> {
+        self.since.map(|s| s + Duration::from_millis(self.sink.window.ms))
+    }
+
+    /// Sends what is held.
+    pub fn flush(&mut self) {
+        self.since = None;
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.buf);
+        let len = text.len() as u64;
+        let s = self.sink;
+        s.bus.publish_delta(Delta {
+            run_id: s.run_id.to_string(),
+            step: s.step.to_string(),
+            item: s.item,
+            attempt: s.attempt,
+            model: self.model.to_string(),
+            offset: self.offset,
+            text,
+            at_ms: crate::ids::now_ms(),
+        });
+        self.offset += len;
+    }
+}
+
+impl Drop for Out<'_> {
+    /// Whatever is held goes out, however the reply ended (a cut stream's
+    /// text too: the next reply starts again at offset 0).
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// One Server-Sent Event: its `event:` name (if any) and its `data:`.
@@ -103,10 +249,23 @@ pub async fn run<A: Assembler>(
     req: &super::Request,
 ) -> Result<Value, ProviderError> {
     let mut resp = endpoint.post_stream(url, headers, body).await?;
+    let mut out = deltas.reply(&req.model.name);
     let mut buf = String::new();
     let mut pending: Vec<u8> = Vec::new();
     loop {
-        let chunk = match resp.chunk().await {
+        // Held text goes out when its window closes, even if the provider
+        // pauses (the body read is cancel-safe: a chunk is taken whole).
+        let next = match out.due() {
+            Some(due) => match tokio::time::timeout_at(due, resp.chunk()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    out.flush();
+                    continue;
+                }
+            },
+            None => resp.chunk().await,
+        };
+        let chunk = match next {
             Ok(Some(c)) => c,
             Ok(None) => break,
             Err(e) => return Err(endpoint.transport_error(&e)),
@@ -120,12 +279,12 @@ pub async fn run<A: Assembler>(
         buf.push_str(&String::from_utf8_lossy(&pending[..valid]));
         pending.drain(..valid);
         for ev in take_events(&mut buf) {
-            if let Some(text) = asm.take(&ev)?.filter(|t| !t.is_empty()) {
-                // No subscriber is fine: nobody is watching.
-                let _ = deltas.send(Delta { call_key: req.call_key.clone(), model: req.model.name.clone(), text });
+            if let Some(text) = asm.take(&ev)? {
+                out.push(&text);
             }
         }
     }
+    out.flush();
     if !asm.done() {
         return Err(ProviderError::transport(format!("{}: the stream was cut before its end", endpoint.provider)));
     }

@@ -145,6 +145,9 @@ struct Inner {
     no_json_schema: Mutex<Vec<String>>,
     scripts: Mutex<HashMap<String, VecDeque<Act>>>,
     seen: Mutex<Vec<Seen>>,
+    /// When set, each event of a streamed reply is sent this long after
+    /// the one before (the first too): a model generating slowly.
+    pace: Mutex<Option<Duration>>,
 }
 
 /// The running server.
@@ -156,7 +159,7 @@ pub struct Fake {
 impl Fake {
     /// Starts on `127.0.0.1:0` in the current tokio runtime.
     pub async fn start(keys: Keys) -> Fake {
-        let inner = Arc::new(Inner { keys, no_json_schema: Mutex::new(Vec::new()), scripts: Mutex::new(HashMap::new()), seen: Mutex::new(Vec::new()) });
+        let inner = Arc::new(Inner { keys, no_json_schema: Mutex::new(Vec::new()), scripts: Mutex::new(HashMap::new()), seen: Mutex::new(Vec::new()), pace: Mutex::new(None) });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
@@ -183,6 +186,12 @@ impl Fake {
     /// Appends actions to a model's script.
     pub fn script(&self, model: &str, acts: Vec<Act>) {
         self.inner.scripts.lock().unwrap().entry(model.to_string()).or_default().extend(acts);
+    }
+
+    /// Streams every streamed reply slowly: one event each `every`, over
+    /// one chunked HTTP response.
+    pub fn pace_streams(&self, every: Duration) {
+        *self.inner.pace.lock().unwrap() = Some(every);
     }
 
     /// Makes `model`'s server one without `response_format: json_schema`.
@@ -388,7 +397,7 @@ async fn openai(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
                 "choices": [], "usage": openai_usage()}).to_string()));
         }
         events.push((None, "[DONE]".to_string()));
-        return sse(events, matches!(act, Act::Cut));
+        return sse(&inner, events, matches!(act, Act::Cut));
     }
     let logprobs = if req.get("logprobs") == Some(&json!(true)) {
         let content: Vec<Value> = tokens(&text).into_iter().map(|(t, lp)| json!({"token": t, "logprob": lp, "bytes": t.as_bytes(), "top_logprobs": []})).collect();
@@ -487,7 +496,7 @@ async fn anthropic(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: By
         let stop = if forced { "tool_use" } else { "end_turn" };
         events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 30}})));
         events.push(ev("message_stop", json!({"type": "message_stop"})));
-        return sse(events, matches!(act, Act::Cut));
+        return sse(&inner, events, matches!(act, Act::Cut));
     }
     let (content, stop) = if forced {
         let name = req.pointer("/tool_choice/name").cloned().unwrap_or(json!("answer"));
@@ -566,7 +575,7 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
                 (None, json!({"candidates": [c], "usageMetadata": usage, "modelVersion": model, "responseId": "fakeResponseId"}).to_string())
             })
             .collect();
-        return sse(events, matches!(act, Act::Cut));
+        return sse(&inner, events, matches!(act, Act::Cut));
     }
     let mut candidate = json!({"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0});
     if req.pointer("/generationConfig/responseLogprobs") == Some(&json!(true)) {
@@ -601,16 +610,28 @@ pub fn pieces(text: &str) -> Vec<String> {
 
 /// A `text/event-stream` response of `events` (`event:` name, `data:`),
 /// or of their first half only when `cut`.
-fn sse(events: Vec<(Option<String>, String)>, cut: bool) -> Response {
+fn sse(inner: &Inner, events: Vec<(Option<String>, String)>, cut: bool) -> Response {
     let keep = if cut { events.len() / 2 } else { events.len() };
-    let mut body = String::new();
-    for (name, data) in events.into_iter().take(keep) {
-        if let Some(n) = name {
-            body.push_str(&format!("event: {n}\n"));
+    let blocks: VecDeque<String> = events
+        .into_iter()
+        .take(keep)
+        .map(|(name, data)| match name {
+            Some(n) => format!("event: {n}\ndata: {data}\n\n"),
+            None => format!("data: {data}\n\n"),
+        })
+        .collect();
+    let pace = *inner.pace.lock().unwrap();
+    let mut resp = match pace {
+        None => (StatusCode::OK, blocks.into_iter().collect::<String>()).into_response(),
+        Some(every) => {
+            let body = futures_util::stream::unfold(blocks, move |mut blocks| async move {
+                let block = blocks.pop_front()?;
+                tokio::time::sleep(every).await;
+                Some((Ok::<_, std::convert::Infallible>(block), blocks))
+            });
+            (StatusCode::OK, axum::body::Body::from_stream(body)).into_response()
         }
-        body.push_str(&format!("data: {data}\n\n"));
-    }
-    let mut resp = (StatusCode::OK, body).into_response();
+    };
     resp.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
     resp.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
     resp
