@@ -127,3 +127,52 @@ async fn recall_over_provider_sized_vectors() {
     let p95 = took[took.len() * 95 / 100];
     println!("recall over {n} entries of {DIMS} dimensions: p50 {p50:.2} ms, p95 {p95:.2} ms");
 }
+
+mod exact {
+    use super::*;
+    use aos_runtime::tools::memory::index::MIN_SCORE;
+    use proptest::prelude::*;
+
+    fn normalised(v: Vec<f32>) -> Vec<f32> {
+        let len = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if len == 0.0 { v } else { v.into_iter().map(|x| x / len).collect() }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever the vectors (values on a coarse grid, so that scores
+        /// tie), overwritten keys and `k`, a search returns exactly the
+        /// top `k` of a full scan: scores above the floor, best first, ties
+        /// in insertion order.
+        #[test]
+        fn search_equals_a_full_scan(
+            dims in 1usize..40,
+            rows in proptest::collection::vec((0usize..60, proptest::collection::vec(-4i8..=4, 40)), 1..120),
+            query in proptest::collection::vec(-4i8..=4, 40),
+            k in 1usize..12,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store = rt.block_on(SqliteStore::open(&dir.path().join("aos.db"))).unwrap();
+            let index = Index::default();
+            rt.block_on(index.refresh(&store)).unwrap();
+            let mut order: Vec<String> = Vec::new();
+            let mut latest: std::collections::HashMap<String, Vec<f32>> = std::collections::HashMap::new();
+            for (key, raw) in &rows {
+                let v = normalised(raw[..dims].iter().map(|x| f32::from(*x)).collect());
+                let key = format!("k{key}");
+                index.put(&key, &json!(key), "m", &v);
+                if !latest.contains_key(&key) {
+                    order.push(key.clone());
+                }
+                latest.insert(key, v);
+            }
+            let q = normalised(query[..dims].iter().map(|x| f32::from(*x)).collect());
+            let mut all: Vec<(f32, usize, &String)> = order.iter().enumerate().map(|(i, key)| (cosine(&q, &latest[key]), i, key)).filter(|x| x.0 > MIN_SCORE).collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let want: Vec<(f32, String)> = all.into_iter().take(k).map(|(s, _, key)| (s, key.clone())).collect();
+            let got: Vec<(f32, String)> = index.search("m", "?", &q, k).into_iter().map(|(s, key, _)| (s, key)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -168,15 +168,15 @@ async fn memory_round_trips(kind: Kind) {
     assert_eq!((rows[0].value.clone(), rows[0].embedding.clone()), (json!("second"), vec![0.0, 1.0, 0.0]));
     assert_eq!(rows[0].embedding_model, "openai/text-embedding-3-small");
     assert_eq!((rows[1].value.clone(), rows[1].embedding_model.as_str()), (json!({"n": 1}), "local-trigram-256"));
-    assert_eq!(ts.scalar("SELECT dims FROM memory WHERE key = 'a'").await, 3);
-    assert_eq!(ts.scalar("SELECT dims FROM memory WHERE key = 'b'").await, 2);
+    assert_eq!(ts.scalar("SELECT CAST(dims AS BIGINT) FROM memory WHERE key = 'a'").await, 3);
+    assert_eq!(ts.scalar("SELECT CAST(dims AS BIGINT) FROM memory WHERE key = 'b'").await, 2);
     // A row written before embeddings had names (no model given) counts
     // as the built-in hashing embedding, of 256 dimensions.
     let empty = if kind == Kind::Sqlite { "X''" } else { "''::bytea" };
     ts.exec(&format!("INSERT INTO memory (key, value, embedding, updated_at) VALUES ('old', '\"v\"', {empty}, 1)")).await;
     let old = st.memory_all().await.unwrap().into_iter().find(|r| r.key == "old").unwrap();
     assert_eq!(old.embedding_model, "local-trigram-256");
-    assert_eq!(ts.scalar("SELECT dims FROM memory WHERE key = 'old'").await, 256);
+    assert_eq!(ts.scalar("SELECT CAST(dims AS BIGINT) FROM memory WHERE key = 'old'").await, 256);
 }
 
 async fn publish_cursor_moves_forward_only(kind: Kind) {

@@ -2,7 +2,7 @@
 //!
 //! A program chooses its embedding with the role `embedding` (a role like
 //! any other: `role embedding = [small_embed]`, with `model small_embed =
-//! openai("text-embedding-3-small") { input: $0.02/M, output: $0/M }`).
+//! openai("text-embedding-3-small") { input: $0.02/M, output: $0/M, context: 8191 }`).
 //! Without that role, memory uses the built-in hashing embedding
 //! ([`hashing`], named [`LOCAL_EMBEDDING`]). The role's chain is asked in
 //! order, with transport retries as for chat calls; a `sim` model in the
@@ -170,17 +170,18 @@ impl Fabric {
             }
         }
         Err(match last {
-            // One model that cannot embed at all: its own error says why.
-            Some(e @ (FabricError::NoEmbeddings { .. } | FabricError::EmbeddingKeyMissing { .. })) if chain.len() == 1 => e,
+            // One model: its own error says why.
+            Some(e) if chain.len() == 1 => e,
             Some(e) => FabricError::AllFailed { role: ROLE.into(), last: e.to_string() },
             None => FabricError::Unbound(ROLE.into()),
         })
     }
 
     /// One model of the chain: the hashing embedding for `sim` (or under
-    /// `AOS_LLM=sim`), else its provider with transport retries.
+    /// `AOS_LLM=sim`, or in `aosc test`), else its provider with transport
+    /// retries.
     async fn embed_with(&self, model: &Model, texts: &[String], purpose: Purpose, decisions: &mut Vec<Decision>, step: &str) -> Result<Embeddings, FabricError> {
-        if model.provider == ProviderKind::Sim || forced_sim() {
+        if model.provider == ProviderKind::Sim || forced_sim() || self.offline_embeddings {
             let e = Embeddings::local(texts, Some(model.name.clone()));
             decisions.push(decision(
                 "embedding",

@@ -311,6 +311,9 @@ pub struct Fabric {
     /// When set, answers are streamed and their text sent here as it
     /// arrives ([`Fabric::streaming`]).
     deltas: Option<stream::Deltas>,
+    /// Every embedding model is the built-in hashing embedding (the
+    /// scripted runs of `aosc test`, which reach no provider).
+    offline_embeddings: bool,
 }
 
 impl Fabric {
@@ -323,6 +326,7 @@ impl Fabric {
             health: Mutex::new(HashMap::new()),
             setup_errors: Vec::new(),
             deltas: None,
+            offline_embeddings: false,
         }
     }
 
@@ -384,7 +388,7 @@ impl Fabric {
     /// A fabric where `provider` answers every model, whatever the
     /// environment says (the scripted replies of `aosc test`).
     pub fn answered_by(provider: Arc<dyn Provider>) -> Fabric {
-        Fabric { sim: provider, ..Fabric::simulated() }
+        Fabric { sim: provider, offline_embeddings: true, ..Fabric::simulated() }
     }
 
     /// Installs a provider for a kind (tests, embedders).
@@ -409,7 +413,18 @@ impl Fabric {
         let mut out: Vec<String> = self.setup_errors.iter().map(|e| format!("warning: {e}")).collect();
         let mut names: Vec<&str> = Vec::new();
         let mut missing: Vec<String> = Vec::new();
+        let in_role = |name: &str, embedding: bool| program.roles.iter().any(|(r, c)| (r == embed::ROLE) == embedding && c.iter().any(|n| n == name));
         for m in program.models.values() {
+            if m.provider != ProviderKind::Sim && !self.configured(m.provider) && !forced_sim() && in_role(&m.name, true) {
+                let var = credential_var(m.provider).unwrap_or("its provider's key");
+                out.push(format!(
+                    "warning: model `{}` of the `embedding` role needs {var}: memory steps that embed fail without it (the simulator does not stand in for an embedding model)",
+                    m.name
+                ));
+                if !in_role(&m.name, false) {
+                    continue;
+                }
+            }
             if m.provider != ProviderKind::Sim && !self.configured(m.provider) {
                 names.push(m.name.as_str());
                 if let Some(var) = credential_var(m.provider).filter(|var| !missing.iter().any(|v| v == var)) {

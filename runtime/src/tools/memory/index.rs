@@ -1,11 +1,12 @@
 //! The long-term memory index: every entry's embedding in one contiguous
-//! matrix per embedding in this process, searched exactly (a dot product
-//! per row over normalised vectors, top-k kept in a small heap). At 100k
-//! entries of 256 dimensions that is 25.6M multiply-adds, a few
-//! milliseconds in a release build (figures in docs/benchmarks.md), so
-//! recall needs no scan of the store: the index is loaded once and then
-//! follows the store through [`Store::memory_since`] (entries written after
-//! a watermark, by this process or any other).
+//! matrix per embedding in this process, searched exactly: a first pass
+//! over an `i8` copy of the matrix (a quarter of the bytes to read) bounds
+//! every row's score, and only the rows that can still be in the top k are
+//! scored in `f32` (a heap keeps the top k). The result is a full scan's,
+//! exactly (a property test checks it). Recall needs no scan of the store:
+//! the index is loaded once and then follows the store through
+//! [`Store::memory_since`] (entries written after a watermark, by this
+//! process or any other). Figures in docs/benchmarks.md.
 //!
 //! Vectors of different embeddings (a provider's model, the built-in
 //! hashing) live in different spaces and are never compared: a search names
@@ -28,6 +29,11 @@ pub const MIN_SCORE: f32 = 0.05;
 type SpaceId = (String, usize);
 
 /// The entries of one embedding space.
+///
+/// Each vector is kept twice: in `f32` (the exact scores) and quantised to
+/// `i8` with a per-row scale (a quarter of the bytes, read by the first
+/// pass of a search). See [`Space::search`] for why the result is still
+/// exactly a full scan's.
 #[derive(Default)]
 struct Space {
     dims: usize,
@@ -35,12 +41,41 @@ struct Space {
     values: Vec<Value>,
     /// Row-major, `dims` floats a row.
     vecs: Vec<f32>,
+    /// Row-major, `dims` bytes a row: `round(v / scale)`.
+    q8: Vec<i8>,
+    /// Per row: `max |v_i| / 127`.
+    scales: Vec<f32>,
     pos: HashMap<String, usize>,
+}
+
+/// A row quantised to `i8`, and its scale.
+fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 || !max.is_finite() {
+        return (vec![0; v.len()], 0.0);
+    }
+    let scale = max / 127.0;
+    (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
+}
+
+/// The dot product of a query with a quantised row (before its scale).
+fn dot_q8(q: &[f32], r: &[i8]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (cq, cr) = (q.chunks_exact(8), r.chunks_exact(8));
+    let (rq, rr) = (cq.remainder(), cr.remainder());
+    for (x, y) in cq.zip(cr) {
+        for ((s, p), b) in acc.iter_mut().zip(x).zip(y) {
+            *s += p * f32::from(*b);
+        }
+    }
+    let tail: f32 = rq.iter().zip(rr).map(|(x, y)| x * f32::from(*y)).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 impl Space {
     fn upsert(&mut self, key: &str, value: &Value, embedding: &[f32]) {
         let dims = self.dims;
+        let (q8, scale) = quantise(embedding);
         match self.pos.get(key) {
             Some(&i) => {
                 if let Some(v) = self.values.get_mut(i) {
@@ -49,12 +84,20 @@ impl Space {
                 if let Some(slot) = self.vecs.get_mut(i * dims..(i + 1) * dims) {
                     slot.copy_from_slice(embedding);
                 }
+                if let Some(slot) = self.q8.get_mut(i * dims..(i + 1) * dims) {
+                    slot.copy_from_slice(&q8);
+                }
+                if let Some(s) = self.scales.get_mut(i) {
+                    *s = scale;
+                }
             }
             None => {
                 self.pos.insert(key.to_string(), self.keys.len());
                 self.keys.push(key.to_string());
                 self.values.push(value.clone());
                 self.vecs.extend_from_slice(embedding);
+                self.q8.extend_from_slice(&q8);
+                self.scales.push(scale);
             }
         }
     }
@@ -65,14 +108,90 @@ impl Space {
         let last = self.keys.len() - 1;
         self.keys.swap_remove(i);
         self.values.swap_remove(i);
+        self.scales.swap_remove(i);
+        let dims = self.dims;
         if i != last {
-            let dims = self.dims;
             self.vecs.copy_within(last * dims..(last + 1) * dims, i * dims);
+            self.q8.copy_within(last * dims..(last + 1) * dims, i * dims);
             if let Some(moved) = self.keys.get(i) {
                 self.pos.insert(moved.clone(), i);
             }
         }
-        self.vecs.truncate(last * self.dims);
+        self.vecs.truncate(last * dims);
+        self.q8.truncate(last * dims);
+    }
+
+    /// The `k` best rows for `q` as `(score, row)`, best first: exactly
+    /// what scoring every row with [`dot`] and keeping the top `k` gives.
+    ///
+    /// The first pass reads only the `i8` rows: row r's approximate score
+    /// `a_r = scale_r · Σ q_i·q8_ri` differs from its exact score by at most
+    /// `e_r = scale_r/2 · Σ|q_i|` (each component is off by at most half a
+    /// step), plus a bound on float rounding. The k-th largest lower bound `a_r − e_r` is
+    /// at most the k-th largest exact score, so every row of the exact top
+    /// `k` has an upper bound `a_r + e_r` at least that: only those rows are
+    /// scored exactly, in `f32`.
+    fn search(&self, q: &[f32], k: usize, exact: Option<usize>) -> Vec<Hit> {
+        let dims = self.dims;
+        let l1: f32 = q.iter().map(|x| x.abs()).sum();
+        let approx: Vec<f32> = self.q8.chunks_exact(dims).zip(&self.scales).map(|(r, s)| s * dot_q8(q, r)).collect();
+        // Half a quantisation step per component, plus a bound on the
+        // rounding of both sums (each of `dims` terms at most `127·scale·|q_i|`).
+        let slack = 0.5 + 127.0 * 2.0 * dims as f32 * f32::EPSILON;
+        let err = |row: usize| self.scales.get(row).map_or(0.0, |s| s * slack * l1) + 1e-6;
+        // The k-th largest lower bound, through a min-heap of k of them.
+        let mut lows: BinaryHeap<std::cmp::Reverse<Ordered>> = BinaryHeap::with_capacity(k + 1);
+        for (row, a) in approx.iter().enumerate() {
+            let lb = a - err(row);
+            if lows.len() < k {
+                lows.push(std::cmp::Reverse(Ordered(lb)));
+            } else if lows.peek().is_some_and(|w| lb > w.0 .0) {
+                lows.pop();
+                lows.push(std::cmp::Reverse(Ordered(lb)));
+            }
+        }
+        let floor = if lows.len() < k { f32::NEG_INFINITY } else { lows.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0) };
+        let floor = floor.max(MIN_SCORE);
+        let mut heap: BinaryHeap<Hit> = BinaryHeap::with_capacity(k + 1);
+        for (row, a) in approx.iter().enumerate() {
+            let s = if Some(row) == exact {
+                2.0
+            } else if a + err(row) < floor {
+                continue;
+            } else {
+                match self.vecs.get(row * dims..(row + 1) * dims) {
+                    Some(v) => dot(q, v),
+                    None => continue,
+                }
+            };
+            if s <= MIN_SCORE {
+                continue;
+            }
+            if heap.len() < k {
+                heap.push(Hit(s, row));
+            } else if heap.peek().is_some_and(|w| s > w.0) {
+                heap.pop();
+                heap.push(Hit(s, row));
+            }
+        }
+        let mut hits = heap.into_vec();
+        hits.sort();
+        hits
+    }
+}
+
+/// An `f32` with a total order (for a heap).
+#[derive(PartialEq)]
+struct Ordered(f32);
+impl Eq for Ordered {}
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ordered {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.total_cmp(&o.0)
     }
 }
 
@@ -202,22 +321,9 @@ impl Index {
             return Vec::new();
         }
         let exact = space.pos.get(query).copied();
-        let mut heap: BinaryHeap<Hit> = BinaryHeap::with_capacity(k + 1);
-        for (row, v) in space.vecs.chunks_exact(space.dims).enumerate() {
-            let s = if Some(row) == exact { 2.0 } else { dot(q, v) };
-            if s <= MIN_SCORE {
-                continue;
-            }
-            if heap.len() < k {
-                heap.push(Hit(s, row));
-            } else if heap.peek().is_some_and(|w| s > w.0) {
-                heap.pop();
-                heap.push(Hit(s, row));
-            }
-        }
-        let mut hits = heap.into_vec();
-        hits.sort();
-        hits.into_iter()
+        space
+            .search(q, k, exact)
+            .into_iter()
             .filter_map(|Hit(s, row)| Some((s, space.keys.get(row)?.clone(), space.values.get(row)?.clone())))
             .collect()
     }
