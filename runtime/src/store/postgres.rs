@@ -46,6 +46,7 @@ fn migrator() -> Migrator {
             m(20, "serve", include_str!("../../migrations/postgres/0020_serve.sql")),
             m(30, "response_cache", include_str!("../../migrations/postgres/0030_response_cache.sql")),
             m(31, "model_stats", include_str!("../../migrations/postgres/0031_model_stats.sql")),
+            m(35, "fleet_parked", include_str!("../../migrations/postgres/0035_fleet_parked.sql")),
         ]),
         ignore_missing: false,
         locking: true,
