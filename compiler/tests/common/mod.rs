@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod pest_grammar;
+
 use aos_compiler::FileId;
 use aos_compiler::lexer::lex;
 
