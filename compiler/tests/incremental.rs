@@ -43,12 +43,36 @@ fn generated(findings: bool) -> String {
     s
 }
 
+/// [`generated`] (without findings) where every other workflow fans out
+/// over a block of steps (`for x in xs => { step … return … }`), which the
+/// checker checks as the workflow `wN.fan` it runs as.
+fn generated_with_blocks() -> String {
+    let mut s = generated(false);
+    for i in (1..12).step_by(2) {
+        let anchor = format!("workflow w{i}(topic: String = \"x\") -> String {{\n  intent: \"workflow {i}\"\n  budget: $5\n  risk: medium\n\n");
+        let at = s.find(&anchor).unwrap() + anchor.len();
+        s.insert_str(
+            at,
+            "  step fan = for t in [topic, \"y\"] => {\n    step r: Row = crm.lookup(id: t)\n    step s = llm executor(\"About {r.id} and {t}\") { max_tokens: 50 }\n    return s\n  } { max_items: 2 }\n",
+        );
+        let ret = format!("  return c\n}}\n\n/// Workflow number {}.", i + 1);
+        if let Some(at) = s.find(&ret) {
+            s.replace_range(at..at + "  return c".len(), "  return \"{c} {fan}\"");
+        }
+    }
+    s
+}
+
 /// (path given to the checker, text, loader) of every fixture.
 fn fixtures() -> &'static [(String, String, bool)] {
     static FIXTURES: std::sync::OnceLock<Vec<(String, String, bool)>> = std::sync::OnceLock::new();
     FIXTURES.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-        let mut out = vec![("gen.aos".to_string(), generated(false), false), ("gen.aos".to_string(), generated(true), false)];
+        let mut out = vec![
+            ("gen.aos".to_string(), generated(false), false),
+            ("gen.aos".to_string(), generated(true), false),
+            ("gen.aos".to_string(), generated_with_blocks(), false),
+        ];
         let mut dir = |d: PathBuf, ui: bool| {
             let mut paths: Vec<PathBuf> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
             paths.sort();
@@ -178,6 +202,41 @@ fn an_edit_inside_a_workflow_is_rechecked_alone() {
         assert!(matches!(how, Recheck::Incremental { .. }), "{how:?}");
         assert_same(&inc, &scratch("gen.aos", &typo, false), "typo");
         assert!(inc.diagnostics.iter().any(|d| d.code == aos_compiler::Code::E0101), "{:?}", inc.diagnostics);
+    }
+}
+
+/// Edits inside a fan-out block are re-checked incrementally and give what
+/// a whole check gives: the block is checked as the workflow it runs as
+/// (names, types and cost inside it), and its cost entry (`w1.fan`) follows.
+#[test]
+fn an_edit_inside_a_fan_out_block_is_rechecked_as_a_whole_check_does() {
+    let text = generated_with_blocks();
+    let first = scratch("gen.aos", &text, false);
+    assert!(first.diagnostics.iter().all(|d| !d.is_error()), "{:?}", first.diagnostics);
+    assert!(first.cost.workflows.contains_key("w1.fan"), "{:?}", first.cost.workflows.keys());
+    let block = text.find("    step s = llm executor(\"About {r.id}").unwrap();
+    let edits: [(&str, &dyn Fn(&str) -> String); 4] = [
+        ("a typo inside the block", &|t: &str| t.replacen("About {r.id} and {t}", "About {r.idd} and {tt}", 1)),
+        ("a wrong argument type inside the block", &|t: &str| t.replacen("crm.lookup(id: t)", "crm.lookup(id: 5)", 1)),
+        ("a dearer step inside the block", &|t: &str| t.replacen("{ max_tokens: 50 }", "{ max_tokens: 5000 }", 1)),
+        ("a new step inside the block", &|t: &str| {
+            let mut t = t.to_string();
+            t.insert_str(block, "    step q = crm.lookup(id: topci)\n");
+            t
+        }),
+    ];
+    for (what, edit) in edits {
+        let next = edit(&text);
+        assert_ne!(next, text, "{what}");
+        let (inc, how) = recheck(scratch("gen.aos", &text, false), &next, &FsLoader);
+        assert!(matches!(how, Recheck::Incremental { .. }), "{what}: {how:?}");
+        let full = scratch("gen.aos", &next, false);
+        assert_same(&inc, &full, what);
+        if what.contains("dearer") {
+            assert_ne!(full.cost.workflows.get("w1.fan"), first.cost.workflows.get("w1.fan"), "{what}");
+        } else {
+            assert!(full.diagnostics.iter().any(|d| d.is_error()), "{what}: {:?}", full.diagnostics);
+        }
     }
 }
 

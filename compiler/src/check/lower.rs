@@ -136,7 +136,6 @@ fn step(
 ) -> ir::Step {
     let attrs = Env::entries(&s.attrs);
     let typed_attrs = StepAttrs::read(attrs);
-    let key = (wf.to_string(), s.name.name.clone());
     let value_ty = inputs.types.steps.get(wf).and_then(|steps| steps.get(&s.name.name)).cloned().unwrap_or(Ty::Json);
     let mut body_scope = scope.clone();
     let (call_expr, fan_out) = match &s.call.kind {
@@ -180,7 +179,7 @@ fn step(
             .and_then(|t| ToolAttrs::read(Env::entries(&t.decl.attrs)).max_output_tokens),
         _ => None,
     };
-    let governance = inputs.policy.steps.get(&key);
+    let governance = inputs.policy.steps.get(wf).and_then(|steps| steps.get(&s.name.name));
     let step_cache = cache::lower(env, attrs, &call);
     let step_route = match &call {
         ir::Call::Llm { role, .. } => super::route::of_role(env, role),

@@ -36,8 +36,8 @@ use compile::Compiler;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PolicyReport {
     /// The governance facts of every step whose call resolved, by
-    /// (workflow, step).
-    pub steps: BTreeMap<(String, String), StepGovernance>,
+    /// workflow, then step.
+    pub steps: BTreeMap<String, BTreeMap<String, StepGovernance>>,
     /// Every valid policy rule, in source order, for the runtime to
     /// evaluate (and audit) before each step starts.
     pub rules: Vec<ir::PolicyRule>,
@@ -60,10 +60,10 @@ pub fn analyze(env: &Env<'_>, diags: &mut Vec<Diagnostic>) -> PolicyReport {
     let rules = compile_policies(env, diags);
     let mut report = PolicyReport::default();
     for wf in &facts {
+        let steps = report.steps.entry(wf.name.clone()).or_default();
         for s in &wf.steps {
-            report
-                .steps
-                .entry((wf.name.clone(), s.step.name.name.clone()))
+            steps
+                .entry(s.step.name.name.clone())
                 .or_insert(StepGovernance { risk: s.risk, effect: s.effect, kind: s.kind });
             diags.extend(risk::ceiling_violation(wf, s));
             for rule in &rules {

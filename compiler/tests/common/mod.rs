@@ -1,8 +1,10 @@
 //! What several test files of the compiler share: the `.aos` files of the
 //! repository and of the conformance suites, and random edits of them.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
+
+pub mod pest_grammar;
 
 use aos_compiler::FileId;
 use aos_compiler::lexer::lex;
@@ -110,7 +112,7 @@ pub fn mutate(text: &str, edits: &[(usize, u8, usize)]) -> String {
     let mut out = text.to_string();
     // Apply from the end so earlier offsets stay valid.
     let mut edits: Vec<_> = edits.iter().filter_map(|&(i, op, p)| cuts.get(i % cuts.len().max(1)).map(|&c| (c, op, p))).collect();
-    edits.sort_by(|a, b| b.0.cmp(&a.0));
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
     edits.dedup_by_key(|e| e.0);
     for ((start, end), op, piece) in edits {
         if end > out.len() || !out.is_char_boundary(start) || !out.is_char_boundary(end) {

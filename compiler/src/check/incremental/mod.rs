@@ -16,8 +16,10 @@
 //! and effects include its own): the *focus*. The focus is checked in a
 //! reduced program: every declaration of the file, the focus and every
 //! workflow it calls (transitively) whole, and the other workflows as bare
-//! names (so that unknown names get the same did-you-mean). Only the
-//! findings inside the focus are taken from it.
+//! names (so that unknown names get the same did-you-mean), with its fan-out
+//! blocks lifted into the workflows they run as (`WORKFLOW.STEP`, as a
+//! whole check does). Only the findings inside the focus, and the cost of
+//! the focus and of its blocks, are taken from it.
 
 mod spans;
 
@@ -443,8 +445,11 @@ fn apply(prev: Analysis, text: &str, plan: Plan) -> Result<Analysis, &'static st
     drop(sources);
     // The focus, checked in the reduced program.
     let loaded = reduced(&files, &new_sources, main, &plan.focus);
+    // Fan-out blocks are checked as the workflows they run as, as in a
+    // whole check (`WORKFLOW.STEP`, see `blocks`).
+    let lifted = super::blocks::lift(&loaded);
     let mut scratch = Vec::new();
-    let env = resolve::build_env(&loaded, &mut scratch);
+    let env = resolve::build_env(lifted.as_ref().unwrap_or(&loaded), &mut scratch);
     let counting = if plan.exact { Counting::Exact } else { Counting::Bytes };
     let facts = super::passes(&env, &mut scratch, counting);
     drop(env);
@@ -487,15 +492,18 @@ fn apply(prev: Analysis, text: &str, plan: Plan) -> Result<Analysis, &'static st
     diags.extend(fresh);
     diags.extend(syntax.into_iter().flatten());
     super::sort_diagnostics(&mut diags);
+    // The cost of the focus and of the blocks lifted out of it
+    // (`WORKFLOW.STEP`, which an edit may add or remove) is replaced.
+    let owner = |name: &str| name.split('.').next().unwrap_or_default().to_string();
     let mut cost = cost;
-    if let Some(name) = &plan.removed {
-        cost.workflows.remove(name);
-    }
-    for name in &plan.focus {
-        match facts.cost.workflows.get(name) {
-            Some(c) => cost.workflows.insert(name.clone(), c.clone()),
-            None => cost.workflows.remove(name),
-        };
+    cost.workflows.retain(|name, _| {
+        let owner = owner(name);
+        !plan.focus.contains(&owner) && plan.removed.as_ref() != Some(&owner)
+    });
+    for (name, c) in &facts.cost.workflows {
+        if plan.focus.contains(&owner(name)) {
+            cost.workflows.insert(name.clone(), c.clone());
+        }
     }
     Ok(Analysis { sources: new_sources, main, files, diagnostics: diags, program: None, cost, tests: Vec::new() })
 }

@@ -177,7 +177,7 @@ fn a_require_decided_true_and_unmet_is_e0601() {
     assert_eq!(report.rules.len(), 3);
     assert_eq!(report.rules[0].text, "require approval when effect == external");
     assert_eq!(
-        report.steps.get(&("w".to_string(), "think".to_string())),
+        report.steps.get("w").and_then(|w| w.get("think")),
         Some(&StepGovernance { risk: Risk::Low, effect: Effect::Pure, kind: StepKind::Llm })
     );
 }
@@ -218,7 +218,7 @@ fn a_deny_also_applies_to_a_fallback_call() {
         "policy `no_shell` denies steps where `tool == \"shell.exec\"`, and the `fallback:` of step `y` is one"
     );
     // The step itself is still a `file.read`, raised by its fallback.
-    let g = report.steps.get(&("w".to_string(), "y".to_string())).copied().unwrap();
+    let g = report.steps.get("w").and_then(|w| w.get("y")).copied().unwrap();
     assert_eq!(g, StepGovernance { risk: Risk::High, effect: Effect::Read, kind: StepKind::Tool });
 }
 
