@@ -235,7 +235,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
             ExprKind::Llm { role, prompt, agent: true } => {
                 let max_tokens = typed.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
                 let (extra, extra_text) = agent::turn_extra(self.env, step, max_tokens);
-                let a = self.llm_attempt(scope, var, step, role, prompt, None, extra, true);
+                // With `verify:`, any turn may end in an answer the verifier
+                // checks and rejects: each turn is bounded with a verification.
+                let verifier = roles::verify_role(step);
+                let a = self.llm_attempt(scope, var, step, role, prompt, verifier, extra, true);
                 let turns = u64::from(agent::max_turns(step));
                 let attempts = turns.saturating_mul(tries);
                 bound.prompt_tokens = a.prompt;
