@@ -476,4 +476,9 @@ workflow w(url: String) -> String {{
     let fallback = llm("");
     let with_fallback = agent("fallback: llm executor(\"Check {url}\")") - agent("");
     assert!((with_fallback - fallback).abs() < 1e-9, "{with_fallback} vs {fallback}");
+    // With both, the `llm` fallback is bounded with its verifications too
+    // (the runtime verifies a fallback's reply as the step's own).
+    let both = agent("verify: checker\n fallback: llm executor(\"Check {url}\")") - agent("");
+    let want = 3.0 * per_verification + llm("verify: checker");
+    assert!((both - want).abs() < 1e-9, "{both} vs {want}");
 }

@@ -314,7 +314,8 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         if let Some(fb) = Env::attr(attrs, "fallback") {
             match &fb.value.kind {
                 ExprKind::Llm { role, prompt, .. } => {
-                    let a = self.llm_attempt(scope, var, step, role, prompt, None, 0, false);
+                    // The runtime verifies a fallback's reply as the step's own.
+                    let a = self.llm_attempt(scope, var, step, role, prompt, roles::verify_role(step), 0, false);
                     let usd = a.usd.times(1 + REPAIRS).times(n);
                     bounded &= !a.unbounded;
                     lines.push(format!("fallback `llm {}`: (1 + {REPAIRS} repair) × {} = {usd} (added)", role.name, a.usd));
