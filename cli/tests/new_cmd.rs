@@ -19,10 +19,18 @@ const OPENAI_KEY: &str = "sk-new-e2e-secret";
 const TOOLS: &str = include_str!("fixtures/rooms_tools.aos");
 
 fn aosc_with_fake(dir: &Path, base: Option<String>, args: &[&str]) -> Output {
+    aosc_with_fake_env(dir, base, &[], args)
+}
+
+/// [`aosc_with_fake`] with `env` set too (`AOS_SQL_URL`).
+fn aosc_with_fake_env(dir: &Path, base: Option<String>, env: &[(String, String)], args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_aosc"));
     c.args(args).current_dir(dir).env("AOS_HOME", dir.join(".aos")).env_remove("AOS_LLM");
-    for var in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AOS_PLANNER_MODEL", "AOS_PLANNER_MODEL_ID", "HOME"] {
+    for var in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AOS_PLANNER_MODEL", "AOS_PLANNER_MODEL_ID", "HOME", "AOS_SQL_URL"] {
         c.env_remove(var);
+    }
+    for (k, v) in env {
+        c.env(k, v);
     }
     c.env("HOME", dir);
     if let Some(base) = base {
@@ -205,6 +213,64 @@ async fn the_weekly_sales_intent_checks_and_runs_to_its_gate() {
     .unwrap();
     // Exit 3: paused at the approval gate, nothing sent.
     assert_eq!(run.status.code(), Some(3), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+}
+
+/// With `AOS_SQL_URL` set, the planner is told the database's tables and
+/// its query is tried with `EXPLAIN`: a column the table does not have goes
+/// back to the model in the repair round, and only the fixed query is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_the_database_rejects_is_repaired_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("sales.db").display());
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("create table sales (region text, total real, week text)").execute(&mut conn).await.unwrap();
+        sqlx::query("create table audit_log (at text, who text)").execute(&mut conn).await.unwrap();
+    }
+    let fake = Fake::start(keys()).await;
+    let plan = |sql: &str| {
+        format!(
+            r#"{{"steps":[{{"tool":"sql.query","args":[{{"name":"sql","value":"{sql}"}}]}},{{"tool":"email.send","args":[{{"name":"to","value":"lead@example.com"}},{{"name":"subject","value":"Weekly EMEA sales"}}]}}]}}"#
+        )
+    };
+    fake.script(
+        "gpt-4o-mini",
+        vec![Act::text(&plan("select regio, total from sales where region = 'EMEA'")), Act::text(&plan("select region, total from sales where region = 'EMEA'"))],
+    );
+    let intent = "Every Monday, summarize last week's EMEA sales from the sales table and email the summary to the sales lead after approval";
+    let (d, base, env) = (dir.path().to_path_buf(), fake.openai_base(), vec![("AOS_SQL_URL".to_string(), url.clone())]);
+    let out = tokio::task::spawn_blocking(move || aosc_with_fake_env(&d, Some(base), &env, &["new", intent, "-o", "weekly.aos", "--json"]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("database tables: sales (read from AOS_SQL_URL"), "{stderr}");
+    let v = json_of(&out);
+    assert_eq!((v["checked"].as_bool(), v["rounds"].as_u64()), (Some(true), Some(1)), "{v}");
+    let seen = fake.seen_for("gpt-4o-mini");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // Told the tables the intent mentions (not the audit log), then the database's own error.
+    let first = seen[0].body.to_string();
+    assert!(first.contains("Database tables: sales(region, total, week)") && !first.contains("audit_log"), "{first}");
+    let second = seen[1].body.to_string();
+    assert!(second.contains("the database rejects the SQL") && second.contains("regio"), "{second}");
+    let text = std::fs::read_to_string(dir.path().join("weekly.aos")).unwrap();
+    assert!(text.contains("select region, total from sales where region = 'EMEA'"), "{text}");
+
+    // A query that never runs: no program, and the database's reason.
+    fake.script("gpt-4o-mini", vec![Act::text(&plan("select * from sale")), Act::text(&plan("select * from sale"))]);
+    let (d, base, env) = (dir.path().to_path_buf(), fake.openai_base(), vec![("AOS_SQL_URL".to_string(), url)]);
+    let out = tokio::task::spawn_blocking(move || {
+        aosc_with_fake_env(&d, Some(base), &env, &["new", intent, "-o", "never.aos", "--json", "--max-rounds", "1"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(v["checked"], false);
+    assert!(v["diagnostics"].as_array().unwrap().iter().any(|d| d["code"] == "sql" && d["message"].as_str().unwrap().contains("sale")), "{v}");
+    assert!(!dir.path().join("never.aos").exists());
 }
 
 const ROOMS_PLAN: &str = r#"{"steps":[{"tool":"Rooms.get_empty_room","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"}]},{"tool":"Rooms.reserve","args":[{"name":"start_time","value":"14:00"},{"name":"end_time","value":"16:00"},{"name":"room_id","value":"step1.rooms[0]"}]}]}"#;

@@ -23,6 +23,7 @@ async fn file_read_of_a_fifo_is_refused_without_blocking() {
         idempotency_key: None,
         run_id: "r".into(),
         step: "s".into(),
+        ..Default::default()
     };
     let started = Instant::now();
     let out = tokio::time::timeout(

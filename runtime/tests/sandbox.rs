@@ -273,7 +273,7 @@ async fn escape_by_filling_the_workspace_with_many_files() {
     // Through the tool, the step fails and says why.
     let tool = ShellExec { sandbox: Arc::new(Sandbox::new(bwrap(), Limits { file_size_bytes: 1 << 20, workspace_bytes: 8 << 20, ..limits() })) };
     let ws = tempfile::tempdir().unwrap();
-    let ctx = ToolCtx { workspace: ws.path().to_path_buf(), idempotency_key: None, run_id: "r".into(), step: "s".into() };
+    let ctx = ToolCtx { workspace: ws.path().to_path_buf(), idempotency_key: None, run_id: "r".into(), step: "s".into(), ..Default::default() };
     let e = tool.call(json!({"command": ["sh", "-c", "i=0; while :; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); done"]}), &ctx).await.unwrap_err();
     assert!(matches!(e, ToolError::Denied(_)), "{e:?}");
     let e = e.to_string();

@@ -158,14 +158,25 @@ async fn concurrent_writers_keep_one_audit_chain(kind: Kind) {
 async fn memory_round_trips(kind: Kind) {
     let Some(ts) = TestStore::open(kind).await else { return };
     let st = ts.store();
-    st.memory_put("a", &json!("first"), &[0.5, -0.25]).await.unwrap();
-    st.memory_put("b", &json!({"n": 1}), &[1.0, 0.0]).await.unwrap();
-    st.memory_put("a", &json!("second"), &[0.0, 1.0]).await.unwrap();
+    st.memory_put("a", &json!("first"), "local-trigram-256", &[0.5, -0.25]).await.unwrap();
+    st.memory_put("b", &json!({"n": 1}), "local-trigram-256", &[1.0, 0.0]).await.unwrap();
+    st.memory_put("a", &json!("second"), "openai/text-embedding-3-small", &[0.0, 1.0, 0.0]).await.unwrap();
     let mut rows = st.memory_all().await.unwrap();
     rows.sort_by(|x, y| x.key.cmp(&y.key));
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0].value.clone(), rows[0].embedding.clone()), (json!("second"), vec![0.0, 1.0]));
-    assert_eq!(rows[1].value, json!({"n": 1}));
+    // Remember replaces the value, the vector and the embedding's name.
+    assert_eq!((rows[0].value.clone(), rows[0].embedding.clone()), (json!("second"), vec![0.0, 1.0, 0.0]));
+    assert_eq!(rows[0].embedding_model, "openai/text-embedding-3-small");
+    assert_eq!((rows[1].value.clone(), rows[1].embedding_model.as_str()), (json!({"n": 1}), "local-trigram-256"));
+    assert_eq!(ts.scalar("SELECT CAST(dims AS BIGINT) FROM memory WHERE key = 'a'").await, 3);
+    assert_eq!(ts.scalar("SELECT CAST(dims AS BIGINT) FROM memory WHERE key = 'b'").await, 2);
+    // A row written before embeddings had names (no model given) counts
+    // as the built-in hashing embedding, of 256 dimensions.
+    let empty = if kind == Kind::Sqlite { "X''" } else { "''::bytea" };
+    ts.exec(&format!("INSERT INTO memory (key, value, embedding, updated_at) VALUES ('old', '\"v\"', {empty}, 1)")).await;
+    let old = st.memory_all().await.unwrap().into_iter().find(|r| r.key == "old").unwrap();
+    assert_eq!(old.embedding_model, "local-trigram-256");
+    assert_eq!(ts.scalar("SELECT CAST(dims AS BIGINT) FROM memory WHERE key = 'old'").await, 256);
 }
 
 async fn publish_cursor_moves_forward_only(kind: Kind) {

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use support::{Postgres, SmtpSink};
 
 fn ctx(key: Option<&str>) -> ToolCtx {
-    ToolCtx { workspace: std::env::temp_dir(), idempotency_key: key.map(str::to_string), run_id: "run1".into(), step: "s".into() }
+    ToolCtx { workspace: std::env::temp_dir(), idempotency_key: key.map(str::to_string), run_id: "run1".into(), step: "s".into(), ..Default::default() }
 }
 
 /// The tools of `cfg`; the loopback servers of these tests are allowed

@@ -21,6 +21,8 @@ Usage:
       plans with an OpenAI-compatible server (llama-cpp-python's, Ollama…):
       OPENAI_BASE_URL=URL, AOS_PLANNER_MODEL_ID=ID.
 
+--score-only scores the items RESULTS_DIR has an ID.json for (a run stopped
+early: items are planned every 4th first, so those are a spread of the set).
 --subset K keeps every K-th item (items 0, K, 2K, … of public.jsonl): a
 deterministic subset for slow models. The planner is whatever `aosc new`
 picks from the environment (AOS_PLANNER_MODEL for the embedded model).
@@ -138,6 +140,7 @@ def main():
     ap.add_argument("--retrieval-only", action="store_true")
     ap.add_argument("--server")
     ap.add_argument("--model")
+    ap.add_argument("--score-only", action="store_true")
     a = ap.parse_args()
     env = dict(os.environ)
     if a.retrieval_only:
@@ -153,6 +156,9 @@ def main():
     cat_path = os.path.join(a.eval, "intents", "teval_tools.aos")
     items = [json.loads(l) for l in open(dataset, encoding="utf-8") if l.strip()]
     items = items[:: max(1, a.subset)]
+    if a.score_only:
+        # The items a run interrupted before its end got to (an ID.json each).
+        items = [it for it in items if os.path.exists(os.path.join(a.results, it["id"] + ".json"))]
     os.makedirs(a.results, exist_ok=True)
     local_cat = os.path.join(a.results, "teval_tools.aos")
     shutil.copyfile(cat_path, local_cat)
@@ -162,7 +168,10 @@ def main():
         for it in items:
             f.write(json.dumps(it) + "\n")
     total_s, rounds, written = 0.0, [], 0
-    for n, it in enumerate(items, 1):
+    # Every 4th item first, then the rest: a run stopped early has planned
+    # a spread of the set, which --score-only scores.
+    order = items[::4] + [it for i, it in enumerate(items) if i % 4]
+    for n, it in enumerate([] if a.score_only else order, 1):
         out = os.path.join(a.results, it["id"] + ".aos")
         if a.baseline:
             with open(out, "w", encoding="utf-8") as f:
@@ -188,7 +197,13 @@ def main():
         written += bool(rep.get("checked"))
         print(f"[{n}/{len(items)}] {it['id']}: checked={rep.get('checked')} rounds={rep['repair_rounds']} {dt:.1f}s",
               file=sys.stderr, flush=True)
-    if not a.baseline and items:
+    if a.score_only:
+        done = [json.load(open(os.path.join(a.results, it["id"] + ".json"), encoding="utf-8")) for it in items]
+        if done:
+            print(f"aosc new: {sum(bool(r.get('checked')) for r in done)}/{len(done)} written, mean rounds "
+                  f"{sum(r.get('repair_rounds', 0) for r in done) / len(done):.2f}, "
+                  f"{sum(r.get('seconds', 0) for r in done) / len(done):.1f} s/intent")
+    elif not a.baseline and items:
         print(f"aosc new: {written}/{len(items)} written, mean rounds {sum(rounds) / len(rounds):.2f}, "
               f"{total_s / len(items):.1f} s/intent")
     score = os.path.join(a.eval, "score.py")

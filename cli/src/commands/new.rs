@@ -101,7 +101,16 @@ pub fn run(args: &NewArgs) -> u8 {
     };
     eprintln!("planner: {}", backend.label());
     let started = std::time::Instant::now();
-    let outcome = new::generate(&args.intent, &inputs, &backend, &out_path, args.max_rounds, |round, diags| {
+    // The tables a query may read, when a shortlisted tool runs SQL.
+    let database = new::needs_database(&new::shortlist(&args.intent, &inputs.catalog)).then(|| {
+        let (db, problem) = new::database::Database::open(&args.intent);
+        if let Some(e) = problem {
+            eprintln!("warning: {e}; the SQL is held to the tables the intent names");
+        }
+        eprintln!("{}", db.schema.describe());
+        db
+    });
+    let outcome = new::generate(&args.intent, &inputs, database.as_ref(), &backend, &out_path, args.max_rounds, |round, diags| {
         eprintln!("round {round}: the program did not check; sent back:\n{diags}");
     });
     eprintln!("tools shortlisted: {}", outcome.shortlist.join(", "));

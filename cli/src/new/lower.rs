@@ -69,7 +69,8 @@ const KEYWORDS: &[&str] = &[
     "false", "null", "and", "or", "not", "require", "deny", "when",
 ];
 
-const TEXT_PARAMS: &[&str] = &["body", "content", "text", "message", "summary", "description", "contents", "prompt"];
+const TEXT_PARAMS: &[&str] =
+    &["body", "content", "text", "message", "summary", "description", "contents", "prompt", "bulletitems", "bullets"];
 
 /// A parameter for text composed from earlier results (an LLM step writes it).
 pub fn is_text_param(param: &str) -> bool {
@@ -133,7 +134,8 @@ fn workflow_name(intent: &str) -> String {
     ident(&words.join("_"), "pipeline")
 }
 
-fn normalized(s: &str) -> String {
+/// Lowercase letters and digits only: how parameter names compare.
+pub fn normalized(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
 }
 
@@ -246,22 +248,28 @@ impl<'a> Builder<'a> {
         name
     }
 
+    /// The latest earlier result field named like `param` (`coords.latitude`).
+    fn result_field(&self, param: &str) -> Option<String> {
+        let np = normalized(param);
+        self.tool_steps
+            .iter()
+            .rev()
+            .find_map(|(name, t)| t.result_fields().into_iter().find(|f| normalized(f) == np).map(|f| format!("{name}.{f}")))
+    }
+
     /// The value of a required argument the plan left out.
     fn fill(&mut self, tool: &CatalogTool, param: &str, ty: &Ty, gates: &Gates) -> String {
         let same_kit = |t: &CatalogTool| t.name.rsplit_once('.').map(|p| p.0) == tool.name.rsplit_once('.').map(|p| p.0);
         let np = normalized(param);
-        // A result field named like the parameter.
-        for (name, t) in self.tool_steps.iter().rev() {
-            if let Some(f) = t.result_fields().into_iter().find(|f| normalized(f) == np) {
-                return format!("{name}.{f}");
-            }
+        if let Some(v) = self.result_field(param) {
+            return v;
         }
         if is_id_like(param)
             && let Some((name, _)) = self.tool_steps.iter().rev().find(|(_, t)| same_kit(t)).or(self.tool_steps.last())
         {
             return name.clone();
         }
-        if TEXT_PARAMS.contains(&np.as_str()) && !self.tool_steps.is_empty() {
+        if TEXT_PARAMS.contains(&np.as_str()) && matches!(ty, Ty::Str | Ty::Json) && !self.tool_steps.is_empty() {
             let sources: Vec<String> = self.tool_steps.iter().map(|(n, _)| format!("{{{n}}}")).collect();
             let name = self.fresh(&format!("{param}_text"));
             let prompt = format!(
@@ -336,7 +344,15 @@ pub fn lower(plan: &Plan, setting: &Setting<'_>, gates: &Gates) -> Lowered {
         }
         if let Some(tool) = tool {
             for p in &tool.params {
-                if p.optional() || given.contains(p.name.as_str()) {
+                if given.contains(p.name.as_str()) {
+                    continue;
+                }
+                if p.optional() {
+                    // An earlier result that has the field is what it asks
+                    // for (the coordinates a nearby search may take).
+                    if let Some(v) = b.result_field(&p.name) {
+                        args.push(format!("{}: {v}", p.name));
+                    }
                     continue;
                 }
                 let v = b.fill(tool, &p.name, &p.ty, gates);

@@ -13,6 +13,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod database;
 pub mod lower;
 pub mod plan;
 pub mod planner;
@@ -237,10 +238,29 @@ fn realize(plan: &Plan, setting: &Setting<'_>, out_path: &str, gates: &mut Gates
     }
 }
 
-/// Runs the whole loop for one intent.
+/// Whether a tool of the shortlist runs SQL (then the database's tables
+/// are worth reading: [`database::Database::open`]).
+pub fn needs_database(shortlist: &[&CatalogTool]) -> bool {
+    shortlist.iter().any(|t| t.params.iter().any(|p| lower::normalized(&p.name) == "sql"))
+}
+
+/// The checker's diagnostics as JSON objects.
+fn diagnostics_json(analysis: &Analysis) -> Vec<Value> {
+    match to_json(&analysis.diagnostics, &analysis.sources) {
+        Value::Object(mut o) => match o.remove("diagnostics") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Runs the whole loop for one intent. `database`, when the shortlist runs
+/// SQL, holds the plan's queries to its tables and tries them.
 pub fn generate(
     intent: &str,
     inputs: &Inputs,
+    database: Option<&database::Database>,
     backend: &planner::Backend,
     out_path: &str,
     max_rounds: u32,
@@ -265,8 +285,9 @@ pub fn generate(
         ));
         return outcome;
     }
-    let schema = backend.schema(&shortlist, MAX_STEPS);
-    let first_prompt = plan::prompt(intent, &shortlist);
+    let hints = database.map(database::Database::hints).unwrap_or_default();
+    let schema = backend.schema(&shortlist, MAX_STEPS, &hints);
+    let first_prompt = plan::prompt(intent, &shortlist, &hints);
     let writer = writer_role(inputs.program.as_ref());
     let verifier = verifier_role(inputs.program.as_ref(), writer.as_deref());
     let setting = Setting { intent, uses: &inputs.uses, writer_role: writer.as_deref(), catalog: &inputs.catalog };
@@ -286,26 +307,29 @@ pub fn generate(
         }
         let mut gates = Gates::default();
         let (lowered, text, analysis) = realize(&plan, &setting, out_path, &mut gates, verifier.as_deref());
-        outcome.diagnostics = match to_json(&analysis.diagnostics, &analysis.sources) {
-            Value::Object(mut o) => match o.remove("diagnostics") {
-                Some(Value::Array(a)) => a,
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
+        outcome.diagnostics = diagnostics_json(&analysis);
         outcome.cost_usd = analysis.cost.workflows.get(&lowered.workflow).and_then(|w| w.total_usd);
         outcome.text = Some(text);
         outcome.lowered = Some(lowered);
         outcome.gates = gates;
         outcome.rounds = round;
-        if !analysis.has_errors() {
+        let mut errors: Vec<String> = analysis.diagnostics.iter().filter(|d| d.is_error()).map(render_for_model).collect();
+        // A program that checks may still query what the database does not have.
+        if errors.is_empty()
+            && let Some(db) = database
+        {
+            errors = db.check_plan(&plan);
+            outcome.diagnostics.extend(
+                errors.iter().map(|e| serde_json::json!({"code": "sql", "severity": "error", "message": e.trim_start_matches("- error sql: ")})),
+            );
+        }
+        if errors.is_empty() {
             outcome.checked = true;
             return outcome;
         }
         if round >= max_rounds {
             return outcome;
         }
-        let errors: Vec<String> = analysis.diagnostics.iter().filter(|d| d.is_error()).map(render_for_model).collect();
         on_round(round + 1, &errors.join("\n"));
         prompt = plan::repair_prompt(&first_prompt, &plan, &errors);
         round += 1;

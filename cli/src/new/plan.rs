@@ -5,8 +5,23 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::catalog::{CatalogTool, Ty};
-use super::lower::{is_id_like, is_text_param};
+use super::catalog::{CatalogTool, ToolParam, Ty};
+use super::lower::{is_id_like, is_text_param, normalized};
+
+/// What is known about argument values beyond their types, from outside
+/// the catalog: the database's tables ([`super::database`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hints {
+    /// The anchored pattern a `sql` argument is held to
+    /// ([`super::database::Schema::sql_pattern`]).
+    pub sql_pattern: Option<String>,
+    /// Lines the prompt adds after the tools (the database's tables).
+    pub notes: Vec<String>,
+}
+
+/// An email address, short enough for a small model to finish.
+#[cfg_attr(not(feature = "local-model"), allow(dead_code))]
+pub const ADDRESS_PATTERN: &str = "^[a-z][a-z0-9]{0,15}([._-][a-z0-9]{1,15}){0,2}@[a-z][a-z0-9]{0,15}([.][a-z][a-z0-9]{0,15}){0,2}[.][a-z]{2,6}$";
 
 /// One call of the plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,30 +132,59 @@ fn value_schema(ty: &Ty, k: usize) -> Value {
     }
 }
 
+/// A parameter of a mail tool that takes the recipient's address.
+#[cfg_attr(not(feature = "local-model"), allow(dead_code))]
+fn is_address_param(tool: &CatalogTool, param: &ToolParam) -> bool {
+    const NAMES: &[&str] = &["to", "recipient", "receiver", "email", "emailaddress", "address", "cc", "bcc"];
+    let mail_tool = tool.name.to_ascii_lowercase().contains("mail") || tool.summary().to_ascii_lowercase().contains("email");
+    let text = matches!(&param.ty, Ty::Str) || matches!(&param.ty, Ty::Optional(t) if **t == Ty::Str);
+    mail_tool && text && NAMES.contains(&normalized(&param.name).as_str())
+}
+
+/// The schema of one argument value: what [`Hints`] and the parameter's
+/// role say (a `sql` argument held to the database's tables, a mail
+/// recipient to an address), else what its type allows ([`value_schema`]).
+#[cfg_attr(not(feature = "local-model"), allow(dead_code))]
+fn param_schema(tool: &CatalogTool, p: &ToolParam, k: usize, hints: &Hints) -> Value {
+    if normalized(&p.name) == "sql"
+        && let Some(pattern) = &hints.sql_pattern
+    {
+        return json!({"type": "string", "pattern": pattern});
+    }
+    if is_address_param(tool, p) {
+        return json!({"type": "string", "pattern": ADDRESS_PATTERN});
+    }
+    value_schema(&p.ty, k)
+}
+
 /// The schema the embedded model writes against: exactly `tools`, in this
 /// order, each with the required arguments the lowering cannot wire itself
-/// (an id from an earlier step of the same toolkit, a text composed from
-/// earlier results): the model writes only the values. A small model
+/// (an id from an earlier step of the same toolkit, a field an earlier
+/// result has, a text composed from earlier results): the model writes only
+/// the values, held to [`param_schema`]. A small model
 /// chooses and names tools poorly; retrieval does that, and the grammar
 /// makes every plan well formed.
 #[cfg_attr(not(feature = "local-model"), allow(dead_code))]
-pub fn fill_schema(tools: &[&CatalogTool]) -> Value {
+pub fn fill_schema(tools: &[&CatalogTool], hints: &Hints) -> Value {
     let kit = |name: &str| name.rsplit_once('.').map_or(name.to_string(), |(k, _)| k.to_string());
     let steps: Vec<Value> = tools
         .iter()
         .enumerate()
         .map(|(i, t)| {
             let earlier_same_kit = tools[..i].iter().any(|e| kit(&e.name) == kit(&t.name));
+            // A field of an earlier result named like the parameter: the lowering wires it.
+            let earlier_field = |p: &str| tools[..i].iter().any(|e| e.result_fields().iter().any(|f| normalized(f) == normalized(p)));
             let args: Vec<Value> = t
                 .params
                 .iter()
                 .filter(|p| !p.optional())
                 .filter(|p| !(earlier_same_kit && is_id_like(&p.name)))
                 .filter(|p| !(i > 0 && is_text_param(&p.name)))
+                .filter(|p| !earlier_field(&p.name))
                 .map(|p| {
                     json!({
                         "type": "object",
-                        "properties": {"name": {"const": p.name}, "value": value_schema(&p.ty, i + 1)},
+                        "properties": {"name": {"const": p.name}, "value": param_schema(t, p, i + 1, hints)},
                         "required": ["name", "value"],
                         "additionalProperties": false
                     })
@@ -180,7 +224,7 @@ Plan: {\"steps\":[{\"tool\":\"Maps.find_place\",\"args\":[{\"name\":\"query\",\"
 {\"tool\":\"Notes.write\",\"args\":[{\"name\":\"text\",\"value\":\"step2\"}]}]}\n";
 
 /// The instructions and the shortlist, for the first round.
-pub fn prompt(intent: &str, tools: &[&CatalogTool]) -> String {
+pub fn prompt(intent: &str, tools: &[&CatalogTool], hints: &Hints) -> String {
     let mut out = String::from(
         "You plan automation pipelines. Pick the tools, in order, that do what the request asks, \
          and give each call its argument values taken from the request. To pass the result of an \
@@ -192,6 +236,9 @@ pub fn prompt(intent: &str, tools: &[&CatalogTool]) -> String {
     out.push_str("\nNow yours.\nTools:\n");
     for t in tools {
         out.push_str(&format!("- {}: {}\n", t.signature(), t.summary()));
+    }
+    for n in &hints.notes {
+        out.push_str(&format!("{n}\n"));
     }
     out.push_str(&format!("Request: {intent}\nPlan:"));
     out
@@ -252,7 +299,7 @@ mod tests {
     fn the_fill_schema_fixes_the_tools_and_leaves_the_values() {
         let cat = rooms();
         let tools: Vec<&CatalogTool> = cat.iter().collect();
-        let s = fill_schema(&tools);
+        let s = fill_schema(&tools, &Hints::default());
         let steps = &s["properties"]["steps"]["prefixItems"];
         assert_eq!(s["properties"]["steps"]["minItems"], json!(3));
         assert_eq!(steps[0]["properties"]["tool"]["const"], json!("Rooms.free"));
@@ -264,6 +311,39 @@ mod tests {
         let mail = &steps[2]["properties"]["args"];
         assert_eq!(mail["maxItems"], json!(1));
         assert_eq!(mail["prefixItems"][0]["properties"]["name"]["const"], json!("to"));
+        // A mail recipient is an address, not a word of the tool's doc.
+        assert_eq!(mail["prefixItems"][0]["properties"]["value"]["pattern"], json!(ADDRESS_PATTERN));
+    }
+
+    #[test]
+    fn a_sql_argument_is_held_to_the_hinted_pattern_and_the_prompt_names_the_tables() {
+        let q = CatalogTool {
+            name: "sql.query".into(),
+            params: vec![
+                ToolParam { name: "sql".into(), ty: Ty::Str, has_default: false },
+                ToolParam { name: "params".into(), ty: Ty::Optional(Box::new(Ty::List(Box::new(Ty::Json)))), has_default: false },
+            ],
+            doc: "Runs a read query.".into(),
+            std_module: Some("sql".into()),
+        };
+        let hints = Hints { sql_pattern: Some("^select [*] from sales$".into()), notes: vec!["Database tables: sales".into()] };
+        let s = fill_schema(&[&q], &hints);
+        let args = &s["properties"]["steps"]["prefixItems"][0]["properties"]["args"];
+        assert_eq!(args["maxItems"], json!(1));
+        assert_eq!(args["prefixItems"][0]["properties"]["value"]["pattern"], json!("^select [*] from sales$"));
+        assert!(prompt("Email the sales", &[&q], &hints).contains("Database tables: sales\nRequest: Email the sales"));
+        // Without hints the SQL is free text.
+        let free = fill_schema(&[&q], &Hints::default());
+        assert!(free["properties"]["steps"]["prefixItems"][0]["properties"]["args"]["prefixItems"][0]["properties"]["value"]["pattern"].is_null());
+    }
+
+    proptest::proptest! {
+        /// Every address the pattern lets a model write is one the mail
+        /// tool accepts (the runtime parses `to` with lettre).
+        #[test]
+        fn every_address_the_pattern_allows_is_one(a in proptest::string::string_regex(ADDRESS_PATTERN.trim_start_matches('^').trim_end_matches('$')).unwrap()) {
+            proptest::prop_assert!(a.parse::<lettre::message::Mailbox>().is_ok(), "{a}");
+        }
     }
 
     #[cfg(feature = "local-model")]
@@ -271,7 +351,7 @@ mod tests {
     fn the_fill_schema_becomes_a_grammar() {
         let cat = rooms();
         let tools: Vec<&CatalogTool> = cat.iter().collect();
-        let grammar = llama_cpp_2::json_schema_to_grammar(&fill_schema(&tools).to_string());
+        let grammar = llama_cpp_2::json_schema_to_grammar(&fill_schema(&tools, &Hints::default()).to_string());
         assert!(grammar.is_ok_and(|g| g.contains("Rooms.free")));
     }
 }

@@ -42,11 +42,14 @@ impl Backend {
     /// among the shortlist ([`super::plan::schema`]); the embedded model
     /// fills in the values of a plan that calls the shortlist in order
     /// ([`super::plan::fill_schema`]).
-    pub fn schema(&self, shortlist: &[&super::catalog::CatalogTool], max_steps: usize) -> Value {
+    /// The embedded model's values are also held to `hints` (the
+    /// database's tables for SQL); hosted models read them in the prompt.
+    #[cfg_attr(not(feature = "local-model"), allow(unused_variables))]
+    pub fn schema(&self, shortlist: &[&super::catalog::CatalogTool], max_steps: usize, hints: &super::plan::Hints) -> Value {
         match self {
             Backend::Hosted { .. } => super::plan::schema(shortlist, max_steps),
             #[cfg(feature = "local-model")]
-            Backend::Local(_) => super::plan::fill_schema(shortlist),
+            Backend::Local(_) => super::plan::fill_schema(shortlist, hints),
         }
     }
 

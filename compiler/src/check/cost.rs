@@ -231,8 +231,38 @@ struct Attempt {
     usd: Usd,
     prompt: u64,
     model: Option<String>,
-    lines: Vec<String>,
+    lines: Notes,
     unbounded: bool,
+}
+
+/// The lines of a step's explanation ([`ir::CostBound::explanation`]),
+/// written only when the figures are exact: a byte-count pass (the
+/// diagnostics-only check, the incremental re-check) shows no explanation,
+/// so it does not spend its time formatting one.
+struct Notes {
+    on: bool,
+    lines: Vec<String>,
+}
+
+impl Notes {
+    fn new(on: bool) -> Notes {
+        Notes { on, lines: Vec::new() }
+    }
+
+    /// Adds the line `line` makes, when explaining.
+    fn push(&mut self, line: impl FnOnce() -> String) {
+        if self.on {
+            self.lines.push(line());
+        }
+    }
+
+    fn extend(&mut self, other: Notes) {
+        self.lines.extend(other.lines);
+    }
+
+    fn join(&self) -> String {
+        self.lines.join("\n")
+    }
 }
 
 struct Analyzer<'r, 'a> {
@@ -243,7 +273,8 @@ struct Analyzer<'r, 'a> {
     costs: BTreeMap<String, Option<WorkflowCost>>,
     rets: BTreeMap<String, Option<Value>>,
     diags: &'r mut Vec<Diagnostic>,
-    /// Count with each model's tokenizer (else in UTF-8 bytes).
+    /// Count with each model's tokenizer (else in UTF-8 bytes); only
+    /// exact figures are explained (see [`Notes`]).
     exact: bool,
 }
 

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use rustc_hash::FxHashMap;
+
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::ast::{self, ExprKind, StrPart};
@@ -48,7 +50,7 @@ const NON_STEP_KEYS: &[&str] = &["after", "verify", "risk", "tools", "cache_scop
 
 fn workflow(env: &Env, file: FileId, wf: &ast::Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph {
     // The first step of each name (a duplicate is E0102 already).
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     let mut steps: Vec<&ast::Step> = Vec::new();
     let params: BTreeSet<&str> = wf.params.iter().map(|p| p.name.name.as_str()).collect();
     for s in &wf.steps {
@@ -246,7 +248,7 @@ fn unknown_after(file: FileId, wf: &ast::Workflow, id: &ast::Ident, params: &BTr
 }
 
 /// Every mention of a step name in `e` (fan-out variables shadow steps).
-fn mentions_in(e: &ast::Expr, index: &HashMap<&str, usize>, vars: &mut Vec<String>, out: &mut Vec<(usize, Span)>) {
+fn mentions_in(e: &ast::Expr, index: &FxHashMap<&str, usize>, vars: &mut Vec<String>, out: &mut Vec<(usize, Span)>) {
     match &e.kind {
         ExprKind::Name(id) => {
             if !vars.contains(&id.name)

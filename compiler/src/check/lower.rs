@@ -137,7 +137,7 @@ fn step(
     let attrs = Env::entries(&s.attrs);
     let typed_attrs = StepAttrs::read(attrs);
     let key = (wf.to_string(), s.name.name.clone());
-    let value_ty = inputs.types.steps.get(&key).cloned().unwrap_or(Ty::Json);
+    let value_ty = inputs.types.steps.get(wf).and_then(|steps| steps.get(&s.name.name)).cloned().unwrap_or(Ty::Json);
     let mut body_scope = scope.clone();
     let (call_expr, fan_out) = match &s.call.kind {
         ExprKind::For { var, iter, body } => {

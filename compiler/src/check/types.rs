@@ -7,7 +7,9 @@
 //! not values: they are the policy pass's business.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 
 use crate::ast::{self, BinaryOp, ExprKind, StrPart, UnaryOp};
 use crate::diagnostic::Diagnostic;
@@ -31,8 +33,8 @@ pub const CONSTRUCTORS: &[&str] = &["cron", "event", "fixed", "exponential", "se
 /// What the pass learned: the value type of every step, for lowering.
 #[derive(Debug, Default)]
 pub struct TypeInfo {
-    /// (workflow, step) → the step's value type (optional under `when:`).
-    pub steps: BTreeMap<(String, String), Ty>,
+    /// workflow → step → the step's value type (optional under `when:`).
+    pub steps: BTreeMap<String, BTreeMap<String, Ty>>,
     /// Each workflow's return type (`None` when it returns nothing).
     pub returns: BTreeMap<String, Option<Ty>>,
 }
@@ -49,8 +51,9 @@ pub fn check(env: &Env, diags: &mut Vec<Diagnostic>) -> TypeInfo {
     for (name, wf) in &env.workflows {
         let mut w = Walker::new(&cx, wf.file, wf.decl, diags);
         w.workflow();
+        let steps = info.steps.entry(name.clone()).or_default();
         for (s, t) in w.step_tys {
-            info.steps.insert((name.clone(), s.to_string()), t);
+            steps.insert(s.to_string(), t);
         }
         info.returns.insert(name.clone(), cx.workflow_ret(name));
     }
@@ -191,9 +194,9 @@ struct Walker<'c, 'e, 'a, 'd> {
     cx: &'c Cx<'e, 'a>,
     file: FileId,
     wf: &'a ast::Workflow,
-    params: HashMap<&'a str, &'a ast::Param>,
-    steps: HashMap<&'a str, &'a ast::Step>,
-    step_tys: BTreeMap<&'a str, Ty>,
+    params: FxHashMap<&'a str, &'a ast::Param>,
+    steps: FxHashMap<&'a str, &'a ast::Step>,
+    step_tys: FxHashMap<&'a str, Ty>,
     /// Fan-out variables in scope, innermost last.
     vars: Vec<(String, Ty)>,
     diags: &'d mut Vec<Diagnostic>,
@@ -201,12 +204,12 @@ struct Walker<'c, 'e, 'a, 'd> {
 
 impl<'c, 'e, 'a, 'd> Walker<'c, 'e, 'a, 'd> {
     fn new(cx: &'c Cx<'e, 'a>, file: FileId, wf: &'a ast::Workflow, diags: &'d mut Vec<Diagnostic>) -> Self {
-        let mut params = HashMap::new();
+        let mut params = FxHashMap::default();
         for p in &wf.params {
             params.entry(p.name.name.as_str()).or_insert(p);
         }
-        let mut steps = HashMap::new();
-        let mut step_tys = BTreeMap::new();
+        let mut steps = FxHashMap::default();
+        let mut step_tys = FxHashMap::default();
         for s in &wf.steps {
             if params.contains_key(s.name.name.as_str()) || steps.contains_key(s.name.name.as_str()) {
                 continue;

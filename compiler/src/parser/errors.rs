@@ -8,7 +8,8 @@
 use chumsky::error::{Rich, RichPattern, RichReason};
 
 use crate::diagnostic::Diagnostic;
-use super::grammar::{ITEM, SEP, is_item_keyword};
+use super::grammar::{ITEM, SEP};
+use super::literal::is_item_keyword;
 use crate::lexer::{SYNTAX, Token};
 use crate::source::FileId;
 use crate::span::Span;

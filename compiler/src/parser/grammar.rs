@@ -13,12 +13,14 @@ use crate::ast::*;
 use crate::lexer::Token;
 use crate::span::Span;
 
+use super::literal::{MAX_CHAIN, is_call, is_item_keyword, is_key, is_literal, is_policy_name, is_test_word, literal_kind};
+
 pub(crate) type Extra<E> = extra::Err<E>;
 
-/// The error type the grammar is generic over: [`Rich`] for diagnostics,
-/// or chumsky's zero-sized [`EmptyErr`] for the fast first pass of
-/// [`super::parse`] (chumsky skips all error bookkeeping for a zero-sized
-/// error, which was the largest cost of parsing a valid file).
+/// The error type the grammar is generic over. It is only ever [`Rich`]
+/// now (valid files take the fast path, `super::fast`); the grammar stayed
+/// generic from when a first pass ran it with chumsky's zero-sized
+/// `EmptyErr`, and can again.
 pub(crate) trait PErr<'t, 's: 't, I>:
     chumsky::error::Error<'t, I>
     + chumsky::label::LabelError<'t, I, RichPattern<'t, Token<'s>>>
@@ -38,15 +40,6 @@ where
 {
     fn custom(span: Span, text: String) -> Self {
         Rich::custom(span, text)
-    }
-}
-
-impl<'t, 's: 't, I> PErr<'t, 's, I> for EmptyErr
-where
-    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
-{
-    fn custom(_: Span, _: String) -> Self {
-        EmptyErr::default()
     }
 }
 
@@ -70,30 +63,6 @@ impl chumsky::span::Span for Span {
     fn end(&self) -> usize {
         self.end as usize
     }
-}
-
-/// Keywords that stay operators or literals even in a policy condition.
-fn is_policy_name(t: &Token<'_>) -> bool {
-    match t {
-        Token::Ident(_) => true,
-        Token::And | Token::Or | Token::Not | Token::True | Token::False | Token::Null => false,
-        other => other.keyword().is_some(),
-    }
-}
-
-/// Tokens that start an item.
-pub(crate) fn is_item_keyword(t: &Token<'_>) -> bool {
-    matches!(
-        t,
-        Token::Use
-            | Token::Type
-            | Token::Enum
-            | Token::Model
-            | Token::Role
-            | Token::Tool
-            | Token::Policy
-            | Token::Workflow
-    )
 }
 
 fn opens(t: &Token<'_>) -> bool {
@@ -196,7 +165,7 @@ where
     E: PErr<'t, 's, I>,
 {
     any()
-        .filter(|t: &Token<'_>| matches!(t, Token::Ident(_)) || t.keyword().is_some())
+        .filter(is_key)
         .map_with(|t: Token<'_>, e| Ident {
             name: t.text().to_string(),
             span: e.span(),
@@ -220,119 +189,19 @@ where
         .labelled("a name")
 }
 
-fn parse_u64(digits: &str) -> Option<u64> {
-    let mut v: u64 = 0;
-    let mut any = false;
-    for b in digits.bytes() {
-        if b == b'_' {
-            continue;
-        }
-        let d = u64::from(b.checked_sub(b'0').filter(|d| *d < 10)?);
-        v = v.checked_mul(10)?.checked_add(d)?;
-        any = true;
-    }
-    any.then_some(v)
-}
-
-/// `12`, `0.50`: micro-dollars, `None` when malformed or too large.
-fn parse_money(text: &str) -> Result<u64, &'static str> {
-    let (whole, frac) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    if frac.len() > 6 {
-        return Err("an amount has at most 6 digits after the point");
-    }
-    let whole = parse_u64(whole).ok_or("this amount is too large")?;
-    let mut micros_frac: u64 = 0;
-    for (k, b) in frac.bytes().enumerate() {
-        let d = u64::from(b.wrapping_sub(b'0'));
-        micros_frac += d * 10u64.pow(5 - k as u32);
-    }
-    whole
-        .checked_mul(1_000_000)
-        .and_then(|w| w.checked_add(micros_frac))
-        .ok_or("this amount is too large")
-}
-
 fn literal<'t, 's: 't, I, E>() -> impl Parser<'t, I, Expr, Extra<E>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = Span>,
     E: PErr<'t, 's, I>,
 {
-    any()
-        .filter(|t: &Token<'_>| {
-            matches!(
-                t,
-                Token::Int(_)
-                    | Token::BadNumber(_)
-                    | Token::Float(_)
-                    | Token::Duration(_)
-                    | Token::Money(_)
-                    | Token::Price(_)
-                    | Token::True
-                    | Token::False
-                    | Token::Null
-            )
-        })
-        .validate(|t: Token<'_>, e, emitter| {
-            let span: Span = e.span();
-            let mut fail = |msg: &str| {
-                emitter.emit(custom_error(span, msg, "this literal", None));
-                ExprKind::Error
-            };
-            let kind = match t {
-                Token::Int(s) => match parse_u64(s).and_then(|v| i64::try_from(v).ok()) {
-                    Some(v) => ExprKind::Int(v),
-                    None => fail("this integer does not fit in 64 bits"),
-                },
-                Token::Float(s) => match s.replace('_', "").parse::<f64>() {
-                    Ok(v) if v.is_finite() => ExprKind::Float(v),
-                    _ => fail("this number is out of range"),
-                },
-                Token::Duration(s) => {
-                    let (digits, unit) = if let Some(d) = s.strip_suffix("ms") {
-                        (d, DurationUnit::Ms)
-                    } else {
-                        let unit = match s.as_bytes().last() {
-                            Some(b's') => DurationUnit::S,
-                            Some(b'm') => DurationUnit::M,
-                            Some(b'h') => DurationUnit::H,
-                            _ => DurationUnit::D,
-                        };
-                        (s.get(..s.len().saturating_sub(1)).unwrap_or(""), unit)
-                    };
-                    match parse_u64(digits) {
-                        Some(value) => ExprKind::Duration(Duration { value, unit }),
-                        None => fail("this duration is too large"),
-                    }
-                }
-                Token::Money(s) | Token::Price(s) => {
-                    let price = matches!(t, Token::Price(_));
-                    let text = s.trim_start_matches('$').trim_end_matches("/M");
-                    match parse_money(text) {
-                        Ok(micros) => {
-                            let m = Money {
-                                micros,
-                                text: text.to_string(),
-                            };
-                            if price {
-                                ExprKind::Price(m)
-                            } else {
-                                ExprKind::Money(m)
-                            }
-                        }
-                        Err(msg) => fail(msg),
-                    }
-                }
-                // Already reported by the lexer.
-                Token::BadNumber(_) => ExprKind::Error,
-                Token::True => ExprKind::Bool(true),
-                Token::False => ExprKind::Bool(false),
-                _ => ExprKind::Null,
-            };
-            Expr { kind, span }
-        })
+    any().filter(is_literal).validate(|t: Token<'_>, e, emitter| {
+        let span: Span = e.span();
+        let kind = literal_kind(&t).unwrap_or_else(|msg| {
+            emitter.emit(custom_error(span, msg, "this literal", None));
+            ExprKind::Error
+        });
+        Expr { kind, span }
+    })
 }
 
 /// A string literal; `expr` parses interpolations.
@@ -403,13 +272,6 @@ where
         }
         call
     })
-}
-
-fn is_call(e: &Expr) -> bool {
-    matches!(
-        e.kind,
-        ExprKind::Call { .. } | ExprKind::Llm { .. } | ExprKind::For { .. } | ExprKind::Block { .. } | ExprKind::Error
-    )
 }
 
 /// Expressions. In a policy condition (`policy == true`) keywords are names
@@ -652,11 +514,6 @@ where
         left_assoc(and, Token::Or, BinaryOp::Or)
     })
 }
-
-/// The longest run of operators, postfix accesses or path segments in one
-/// expression: deeper trees would exhaust the stack of the passes that walk
-/// them (and of dropping them).
-const MAX_CHAIN: usize = 256;
 
 /// Reports and cuts a chain longer than [`MAX_CHAIN`].
 fn limit_chain<'t, 's: 't, I, E, T>(items: &mut Vec<T>, span: impl Fn(&T) -> Span, emitter: &mut chumsky::input::Emitter<E>)
@@ -1233,12 +1090,6 @@ where
         .repeated()
         .collect::<Vec<_>>()
         .then_ignore(end())
-}
-
-/// The contextual word `test` that starts a test item (not a keyword:
-/// anywhere else it is an identifier).
-fn is_test_word(t: &Token<'_>) -> bool {
-    matches!(t, Token::Ident("test"))
 }
 
 /// A contextual word of a test block (`given`, `replies`, `expect`, …).

@@ -1,15 +1,18 @@
-//! The parser (chumsky): tokens → syntax tree, recovering from errors.
+//! The parser: tokens → syntax tree, recovering from errors.
 //!
-//! [`parse`] lexes the file ([`crate::lexer`]), runs the grammar
-//! ([`grammar`]) over the token slice, turns chumsky's errors into
-//! diagnostics in the user's words ([`errors`]) and attaches doc comments to
-//! the items they precede.
+//! [`parse`] lexes the file ([`crate::lexer`]) and parses the token slice
+//! with the fast path ([`fast`], hand-written, for files without a syntax
+//! error); when that gives up it runs the recovering chumsky grammar
+//! ([`grammar`]), whose errors become diagnostics in the user's words
+//! ([`errors`]). Doc comments are then attached to the items they precede.
 
 mod errors;
+mod fast;
 mod grammar;
+mod literal;
 
 use chumsky::Parser as _;
-use chumsky::error::{EmptyErr, Rich};
+use chumsky::error::Rich;
 use chumsky::input::Input as _;
 
 use crate::ast::{self, CommentKind};
@@ -23,26 +26,18 @@ use crate::span::Span;
 pub fn parse(text: &str, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     let lexed = lexer::lex(text, file);
     let mut diags = lexed.diagnostics;
-    let eoi = Span::new(text.len(), text.len());
     let tokens = &lexed.tokens;
-    // First with a zero-sized error type: chumsky then keeps no record of
-    // the alternatives it tried, which is most of the cost of parsing a
-    // valid file. The grammar takes the same decisions whatever the error
-    // type, so an error-free result is the final tree; only when this pass
-    // finds an error is the file parsed again with `Rich` errors to explain
-    // it.
-    let input = tokens.as_slice().map(eoi, |(t, s)| (t, s));
-    let (fast, fast_errs) = grammar::file::<_, EmptyErr>().parse(input).into_output_errors();
-    let mut items = match fast {
-        Some(items) if fast_errs.is_empty() => items,
-        _ => {
-            let input = tokens.as_slice().map(eoi, |(t, s)| (t, s));
-            let (items, errs) = grammar::file::<_, Rich<'_, lexer::Token<'_>, Span>>()
-                .parse(input)
-                .into_output_errors();
-            let parse_diags = errors::to_diagnostics(errs, tokens, text, file);
-            errors::merge(&mut diags, parse_diags, text);
-            items.unwrap_or_default()
+    // A file without a syntax error is parsed by the fast path; it gives up
+    // on anything else (and on what it cannot prove it parses as the
+    // grammar does), and the grammar parses the file again to explain it.
+    let mut items = match fast::file(tokens) {
+        Some(items) => items,
+        None => {
+            let (items, parse_diags) = recovering(tokens, text, file);
+            if !parse_diags.is_empty() {
+                errors::merge(&mut diags, parse_diags, text);
+            }
+            items
         }
     };
     attach_docs(&mut items, &lexed.comments, text);
@@ -53,6 +48,27 @@ pub fn parse(text: &str, file: FileId) -> (ast::File, Vec<Diagnostic>) {
         },
         diags,
     )
+}
+
+/// The items of a file as the recovering grammar parses them, and its
+/// syntax errors as diagnostics.
+fn recovering(tokens: &[(lexer::Token<'_>, Span)], text: &str, file: FileId) -> (Vec<ast::Item>, Vec<Diagnostic>) {
+    let eoi = Span::new(text.len(), text.len());
+    let input = tokens.map(eoi, |(t, s)| (t, s));
+    let (items, errs) = grammar::file::<_, Rich<'_, lexer::Token<'_>, Span>>().parse(input).into_output_errors();
+    (items.unwrap_or_default(), errors::to_diagnostics(errs, tokens, text, file))
+}
+
+/// The two parsers side by side, for the tests that hold the fast path to
+/// the grammar (feature `testkit`): the fast path's items (`None` when it
+/// gives up) and the grammar's items and syntax errors, without doc
+/// comments attached.
+#[cfg(feature = "testkit")]
+pub fn both_parsers(text: &str) -> (Option<Vec<ast::Item>>, Vec<ast::Item>, Vec<Diagnostic>) {
+    let lexed = lexer::lex(text, FileId(0));
+    let fast = fast::file(&lexed.tokens);
+    let (items, diags) = recovering(&lexed.tokens, text, FileId(0));
+    (fast, items, diags)
 }
 
 /// Sets `Item.doc` from the `///` comments right before each item (only

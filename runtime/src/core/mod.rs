@@ -43,7 +43,7 @@ mod state;
 
 pub use apply::{apply, replay};
 pub use decide::{decide, Launch, Outcome, Tick};
-pub use results::{on_lost, on_result, recover, recover_unit, AttemptOutcome, AttemptResult};
+pub use results::{on_lost, on_result, park, recover, recover_unit, AttemptOutcome, AttemptResult};
 pub use state::{
     eval_with, Fan, Finished, Gate, Phase, RunCtx, RunState, Snapshot, StepSnapshot, StepState, StepStatus, Unit, UnitKey, WorkflowRef,
     DEFAULT_MAX_CONCURRENCY,

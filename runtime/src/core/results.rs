@@ -48,20 +48,7 @@ pub fn on_result(state: &mut RunState, tick: &mut Tick, r: AttemptResult) {
         tick.audit(dec);
     }
     match r.outcome {
-        AttemptOutcome::Paused(msg) => {
-            // Memory only: the journal keeps the attempt in flight, and a
-            // resume continues the sub-run.
-            if let Some(s) = state.steps.get_mut(r.step) {
-                if let Some(u) = s.units.get_mut(&r.item) {
-                    u.phase = Phase::Paused;
-                }
-                if let Some(f) = s.fan.as_mut() {
-                    f.running = f.running.saturating_sub(1);
-                }
-            }
-            state.running = state.running.saturating_sub(1);
-            state.paused_children.push(msg);
-        }
+        AttemptOutcome::Paused(msg) => park(state, r.step, r.item, r.attempt, msg),
         AttemptOutcome::Value(output) => {
             if let Some(key) = r.idempotency {
                 tick.batch.idempotency.push((key, step.name.clone(), output.clone()));
@@ -117,6 +104,21 @@ pub fn on_result(state: &mut RunState, tick: &mut Tick, r: AttemptResult) {
     }
 }
 
+/// An attempt whose sub-run paused at a gate: memory only (the journal
+/// keeps the attempt in flight, and a resume runs it again, which continues
+/// the sub-run). A fleet worker also calls it for the attempts other
+/// workers parked. Nothing happens unless `attempt` of the unit is in flight.
+pub fn park(state: &mut RunState, i: usize, item: UnitKey, attempt: u32, why: String) {
+    let Some(s) = state.steps.get_mut(i) else { return };
+    let Some(u) = s.units.get_mut(&item).filter(|u| u.attempt == attempt && matches!(u.phase, Phase::InFlight { .. })) else { return };
+    u.phase = Phase::Paused;
+    if let (Some(f), Some(_)) = (s.fan.as_mut(), item) {
+        f.running = f.running.saturating_sub(1);
+    }
+    state.running = state.running.saturating_sub(1);
+    state.paused_children.insert((i, item), why);
+}
+
 /// A driver lost an attempt (its task crashed): the run fails rather than
 /// hangs.
 pub fn on_lost(state: &mut RunState, why: &str) {
@@ -147,9 +149,14 @@ pub fn recover(state: &mut RunState, tick: &mut Tick) {
 
 /// [`recover`] for one attempt left in flight (a fleet worker that claims
 /// the task of a worker that died decides about that attempt only).
-/// Nothing happens unless `attempt` of unit (`i`, `item`) is in flight.
+/// Nothing happens unless `attempt` of unit (`i`, `item`) is in flight (or
+/// [`park`]ed: a sub-run paused at a gate that was decided since).
 pub fn recover_unit(state: &mut RunState, tick: &mut Tick, i: usize, item: UnitKey, attempt: u32) {
-    let in_flight = state.steps.get(i).and_then(|s| s.units.get(&item)).is_some_and(|u| u.attempt == attempt && matches!(u.phase, Phase::InFlight { .. }));
+    let in_flight = state
+        .steps
+        .get(i)
+        .and_then(|s| s.units.get(&item))
+        .is_some_and(|u| u.attempt == attempt && matches!(u.phase, Phase::InFlight { .. } | Phase::Paused));
     if !in_flight {
         return;
     }

@@ -170,7 +170,9 @@ pub struct RunState {
     pub(crate) max_running: usize,
     pub(crate) spent: f64,
     pub(crate) failing: Option<String>,
-    pub(crate) paused_children: Vec<String>,
+    /// Why each attempt whose sub-run paused at a gate waits, by unit
+    /// (memory only; a reason counts while its unit is still `Paused`).
+    pub(crate) paused_children: BTreeMap<(usize, UnitKey), String>,
     pub(crate) finished: Option<Finished>,
     /// True while replaying a journal: retry delays are not waited again.
     pub(crate) replaying: bool,
@@ -220,7 +222,7 @@ impl RunState {
             max_running,
             spent: 0.0,
             failing: None,
-            paused_children: Vec::new(),
+            paused_children: BTreeMap::new(),
             finished: None,
             replaying: false,
             now_ms: 0,
@@ -326,7 +328,12 @@ impl RunState {
             .filter(|(_, s)| s.gate == Gate::Requested && (s.status == StepStatus::Gated || s.units.values().any(|u| u.phase == Phase::Held)))
             .map(|(st, _)| format!("step `{}` waits for approval: `aosc approve {run} {}`", st.name, st.name))
             .collect();
-        out.extend(self.paused_children.iter().cloned());
+        out.extend(
+            self.paused_children
+                .iter()
+                .filter(|((i, k), _)| self.steps.get(*i).and_then(|s| s.units.get(k)).is_some_and(|u| u.phase == Phase::Paused))
+                .map(|(_, why)| why.clone()),
+        );
         out
     }
 

@@ -174,7 +174,11 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: 
                                 Some(it) => format!("{}#{it}", step.name),
                                 None => step.name.clone(),
                             };
-                            tool::invoke(sh, &t.tool, c.args.clone(), None, name, bound).await.map_err(|e| e.to_string())
+                            let mut spent = crate::tools::Spent::default();
+                            let r = tool::invoke(sh, &t.tool, c.args.clone(), None, name, bound, &mut spent).await.map_err(|e| e.to_string());
+                            a.usage.add(&spent.usage);
+                            a.decisions.append(&mut spent.decisions);
+                            r
                         }
                     };
                     let tool_name = tool.map_or(c.name.clone(), |t| t.tool.clone());

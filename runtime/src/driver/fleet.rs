@@ -23,12 +23,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aos_compiler::ir::{Program, Trust};
+use aos_compiler::ir::{Call, Program, Trust};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 #[path = "fleet_dispatch.rs"]
 mod dispatch;
+#[path = "fleet_parked.rs"]
+mod parked;
 pub use dispatch::SWEEP_MS;
 
 use super::{attempt, Shared};
@@ -39,34 +41,6 @@ use crate::interp::Secrets;
 use crate::store::fleet::{Claimed, NewTask, TaskKey, DECIDE};
 use crate::store::postgres::PostgresStore;
 use crate::{governance, ids, RunOptions, Runtime, RuntimeError};
-
-/// Refuses, before anything is stored, a fleet run whose workflow calls a
-/// workflow with an approval gate (directly or through further calls): a
-/// workflow-call step runs its sub-run inside the worker that claimed it,
-/// and a sub-run paused at a gate is not continued by the fleet.
-pub fn refuse_gated_calls(program: &Program, workflow: &str) -> Result<(), RuntimeError> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    // (workflow to look into, the top-level step that leads there)
-    let mut todo: Vec<(&str, Option<&str>)> = vec![(workflow, None)];
-    while let Some((name, via)) = todo.pop() {
-        if !seen.insert(name) {
-            continue;
-        }
-        let Some(wf) = program.workflows.get(name) else { continue };
-        for s in &wf.steps {
-            if let (Some(via), Some(_)) = (via, &s.approval) {
-                return Err(RuntimeError::Usage(format!(
-                    "cannot queue this run for the fleet: step `{via}` calls workflow `{name}`, whose step `{}` waits for approval, and a sub-run paused at a gate is not continued by `aosc worker`s yet; run it with `aosc run` (nothing was stored)",
-                    s.name
-                )));
-            }
-            if let aos_compiler::ir::Call::Workflow { workflow: callee, .. } = &s.call {
-                todo.push((callee.as_str(), Some(via.unwrap_or(s.name.as_str()))));
-            }
-        }
-    }
-    Ok(())
-}
 
 /// How a worker works.
 #[derive(Clone, Debug)]
@@ -114,6 +88,8 @@ struct RunCache {
     last_id: i64,
     /// The journal's last run-level word is `run.paused`.
     paused: bool,
+    /// The workflow calls workflows (attempts may be parked at a sub-run's gate).
+    calls: bool,
 }
 
 /// How a transition changes whether the run is paused.
@@ -172,6 +148,14 @@ fn unit_of(key: TaskKey) -> (usize, Option<u32>) {
 fn in_flight(state: &RunState, key: TaskKey, attempt: u32) -> bool {
     let (i, item) = unit_of(key);
     state.steps.get(i).and_then(|s| s.units.get(&item)).is_some_and(|u| u.attempt == attempt && matches!(u.phase, Phase::InFlight { .. }))
+}
+
+/// Appends a later tick of the same commit.
+fn merge(tick: &mut Tick, next: Tick) {
+    tick.batch.transitions.extend(next.batch.transitions);
+    tick.batch.decisions.extend(next.batch.decisions);
+    tick.batch.idempotency.extend(next.batch.idempotency);
+    tick.launches.extend(next.launches);
 }
 
 fn catch_up(c: &mut RunCache, entries: Vec<(i64, Entry)>) {
@@ -387,7 +371,8 @@ impl Worker {
             core::replay(&mut state, journal.iter().map(|(_, e)| &e.transition));
             let last_id = journal.last().map_or(0, |(id, _)| *id);
             let paused = journal.iter().rev().find_map(|(_, e)| pause_word(&e.transition)).unwrap_or(false);
-            self.caches.insert(run_id.to_string(), RunCache { sh, state, last_id, paused });
+            let calls = state.ctx.wf.steps.iter().any(|s| matches!(s.call, Call::Workflow { .. }) || matches!(s.fallback, Some(Call::Workflow { .. })));
+            self.caches.insert(run_id.to_string(), RunCache { sh, state, last_id, paused, calls });
             return Ok(());
         }
         let after = self.caches.get(run_id).map_or(0, |c| c.last_id);
@@ -498,12 +483,16 @@ impl Worker {
         let now = ids::now_ms();
         let free = self.opts.concurrency.max(1).saturating_sub(self.set.len());
         let lease_until = self.lease_until();
+        let parked_before = if self.caches.get(run_id).is_some_and(|c| c.calls) { tx.parked().await? } else { Vec::new() };
         let Some(c) = self.caches.get_mut(run_id) else { return Ok(()) };
         catch_up(c, entries);
         c.state.set_now(now);
+        parked::apply_parked(&mut c.state, &parked_before);
         let mut tick = Tick::default();
+        let mut paused_now = Vec::new();
         for (key, r) in p.results {
             if owned.contains(&key) && in_flight(&c.state, key, r.attempt) {
+                paused_now.extend(parked::parked_of(&c.state, key, &r));
                 core::on_result(&mut c.state, &mut tick, r);
             } else {
                 self.stats.dropped += 1;
@@ -515,12 +504,21 @@ impl Worker {
                 core::recover_unit(&mut c.state, &mut tick, i, item, attempt);
             }
         }
+        // A wake-up (a decision was journaled) looks at every parked attempt.
+        let (waking, recheck) = if p.decide { (parked_before, Vec::new()) } else { (Vec::new(), parked_before) };
+        parked::settle_parked(&mut tx, &mut c.state, &mut tick, paused_now, waking).await?;
         if c.state.finished().is_none() && !held {
-            let (next, outcome) = core::decide(&mut c.state, now);
-            tick.batch.transitions.extend(next.batch.transitions);
-            tick.batch.decisions.extend(next.batch.decisions);
-            tick.batch.idempotency.extend(next.batch.idempotency);
-            tick.launches.extend(next.launches);
+            let (next, mut outcome) = core::decide(&mut c.state, now);
+            merge(&mut tick, next);
+            if matches!(outcome, Outcome::Waiting(_)) && !recheck.is_empty() {
+                // About to pause at parked sub-runs: a decision journaled
+                // there since (its wake-up not taken yet) is no pause.
+                if parked::settle_parked(&mut tx, &mut c.state, &mut tick, Vec::new(), recheck).await? {
+                    let (next, again) = core::decide(&mut c.state, now);
+                    merge(&mut tick, next);
+                    outcome = again;
+                }
+            }
             let paused = c.paused;
             match outcome {
                 Outcome::Waiting(reasons) if !(paused && tick.batch.transitions.is_empty()) => core::pause(&mut c.state, &mut tick, &reasons),

@@ -15,6 +15,15 @@ pub(super) fn call<'a, 'b>(a: &'a mut Attempt<'b>, workflow: &'a str, args: &'a 
     Box::pin(call_inner(a, workflow, args))
 }
 
+/// The run id of the sub-run of a workflow call: `RUN.STEP`, or
+/// `RUN.STEP.ITEM` for an item of a fan-out.
+pub(crate) fn sub_run_id(run_id: &str, step: &str, item: crate::core::UnitKey) -> String {
+    match item {
+        Some(it) => format!("{run_id}.{step}.{it}"),
+        None => format!("{run_id}.{step}"),
+    }
+}
+
 async fn call_inner(a: &mut Attempt<'_>, workflow: &str, args: &BTreeMap<String, Expr>) -> Result<Reply, CallError> {
     let (sh, step) = (a.sh, a.step);
     let mut inputs = BTreeMap::new();
@@ -22,10 +31,7 @@ async fn call_inner(a: &mut Attempt<'_>, workflow: &str, args: &BTreeMap<String,
         inputs.insert(k.clone(), a.eval(e)?);
     }
     let run_id = &sh.ctx.run_id;
-    let child_id = match a.item {
-        Some(it) => format!("{run_id}.{}.{it}", step.name),
-        None => format!("{run_id}.{}", step.name),
-    };
+    let child_id = sub_run_id(run_id, &step.name, a.item);
     let failed = |error: String| CallError::Workflow { workflow: workflow.to_string(), run: child_id.clone(), error };
     let report = Box::pin(sh.rt.run_child(&sh.ctx.program, workflow, &child_id, run_id, inputs, sh.ctx.trust, sh.opts.clone()))
         .await

@@ -3,10 +3,11 @@
 //! that prints one). Structured output uses `generationConfig.
 //! responseMimeType: "application/json"` with `responseJsonSchema`.
 
-use aos_compiler::ir::Structured;
+use aos_compiler::ir::{Model, Structured};
 use serde_json::{json, Value};
 
 use super::agent::{Conversation, ToolCall};
+use super::embed;
 use super::wire::{self, Endpoint};
 use super::{Completion, Provider, ProviderError, Purpose, Request};
 use crate::store::BoxFuture;
@@ -117,6 +118,40 @@ impl Provider for Gemini {
             parse(&reply)
         })
     }
+
+    /// `POST {base}/v1beta/models/{model}:batchEmbedContents`, one request
+    /// per text, with the task type of the purpose (`RETRIEVAL_DOCUMENT`
+    /// for entries, `RETRIEVAL_QUERY` for queries).
+    fn embed<'a>(&'a self, model: &'a Model, texts: &'a [String], purpose: embed::Purpose) -> BoxFuture<'a, Result<embed::Vectors, ProviderError>> {
+        Box::pin(async move {
+            let base = self.endpoint.base_for(model.base_url.as_deref());
+            let id = model.model_id.strip_prefix("models/").unwrap_or(&model.model_id);
+            let url = format!("{base}/v1beta/models/{id}:batchEmbedContents");
+            let task = match purpose {
+                embed::Purpose::Document => "RETRIEVAL_DOCUMENT",
+                embed::Purpose::Query => "RETRIEVAL_QUERY",
+            };
+            let requests: Vec<Value> =
+                texts.iter().map(|t| json!({"model": format!("models/{id}"), "content": {"parts": [{"text": t}]}, "taskType": task})).collect();
+            let headers = [("x-goog-api-key", self.endpoint.key.as_str())];
+            let reply = self.endpoint.post(&url, &headers, &json!({"requests": requests})).await?;
+            parse_embeddings(&reply)
+        })
+    }
+}
+
+/// Reads `embeddings[].values` (in the order of the requests) and, when
+/// the response has it, `usageMetadata.promptTokenCount`.
+pub fn parse_embeddings(reply: &Value) -> Result<embed::Vectors, ProviderError> {
+    let malformed = |what: &str| ProviderError::transport(format!("gemini: malformed embeddings response: {what} in {}", wire::clip(&reply.to_string(), 200)));
+    let list = reply.get("embeddings").and_then(Value::as_array).ok_or_else(|| malformed("no `embeddings` list"))?;
+    let vectors: Option<Vec<Vec<f32>>> = list
+        .iter()
+        .map(|e| e.get("values").and_then(Value::as_array).and_then(|vs| vs.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()))
+        .collect();
+    let vectors = vectors.ok_or_else(|| malformed("an embedding without a `values` list of numbers"))?;
+    let input_tokens = wire::at(reply, &["usageMetadata", "promptTokenCount"]).and_then(Value::as_u64);
+    Ok(embed::Vectors { vectors, input_tokens })
 }
 
 /// Reads the first candidate's non-thought text parts and `usageMetadata`.

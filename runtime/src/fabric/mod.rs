@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod anthropic;
+pub mod embed;
 pub mod gemini;
 pub mod openai;
 pub mod sim;
@@ -125,6 +126,17 @@ pub enum FabricError {
     Unverified { why: String, replies: Vec<String> },
     #[error("no reply")]
     NoReply,
+    /// A model of the `embedding` role whose provider has no embeddings
+    /// API (Anthropic).
+    #[error("model `{model}` ({provider}) offers no embeddings: the `embedding` role takes openai, gemini or sim models")]
+    NoEmbeddings { model: String, provider: &'static str },
+    /// A provider model of the `embedding` role whose key is not set (the
+    /// simulator does not stand in for it, unless `AOS_LLM=sim`).
+    #[error("model `{model}` of the `embedding` role needs {var}: without it memory would be embedded by another embedding (set it, or add a `sim` model to the role to fall back to the built-in hashing embedding)")]
+    EmbeddingKeyMissing { model: String, var: &'static str },
+    /// An embedding model gave no usable vectors after its retries.
+    #[error("embedding model `{model}` failed after {attempts} attempt(s): {last}")]
+    EmbeddingFailed { model: String, attempts: u32, last: String },
     /// An agent step's final answer did not parse or validate on its last turn.
     #[error("the answer of agent step `{step}` is unusable after {turns} turns: {problem}")]
     AgentUnusable { step: String, turns: u32, problem: String },
@@ -156,6 +168,14 @@ fn rejected_replies(replies: &[String]) -> String {
 /// An LLM provider.
 pub trait Provider: Send + Sync {
     fn complete<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<Completion, ProviderError>>;
+
+    /// The embeddings of `texts` by `model`, one vector per text in order
+    /// (OpenAI's and Gemini's embeddings APIs). A provider without one
+    /// refuses: [`Fabric::embed`] moves on to the role's next model.
+    fn embed<'a>(&'a self, model: &'a Model, texts: &'a [String], purpose: embed::Purpose) -> BoxFuture<'a, Result<embed::Vectors, ProviderError>> {
+        let _ = (texts, purpose);
+        Box::pin(async move { Err(ProviderError::Fatal(format!("model `{}`: this provider offers no embeddings", model.name))) })
+    }
 }
 
 /// What one LLM call of a step produced.
@@ -189,8 +209,8 @@ pub struct LlmCall<'a> {
 }
 
 /// Audit kinds of the router's choices, journaled as `llm.routed` events too.
-pub const ROUTER_DECISIONS: [&str; 10] =
-    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound", "cache_hit", "route"];
+pub const ROUTER_DECISIONS: [&str; 11] =
+    ["model", "transport_retry", "model_failed", "fallback", "cooldown", "verify", "repair", "reply_over_bound", "cache_hit", "route", "embedding"];
 
 /// Repair attempts after a reply fails validation or verification (§4).
 const REPAIRS: u32 = 1;
@@ -295,6 +315,9 @@ pub struct Fabric {
     pub stream_window: stream::Window,
     /// Exploration of `route: measured(…)` chains.
     pub explore: crate::stats::Explore,
+    /// Every embedding model is the built-in hashing embedding (the
+    /// scripted runs of `aosc test`, which reach no provider).
+    offline_embeddings: bool,
 }
 
 impl Fabric {
@@ -309,6 +332,7 @@ impl Fabric {
             deltas: None,
             stream_window: stream::Window::default(),
             explore: crate::stats::Explore::default(),
+            offline_embeddings: false,
         }
     }
 
@@ -379,7 +403,7 @@ impl Fabric {
     /// environment says (the scripted replies of `aosc test`).
     pub fn answered_by(provider: Arc<dyn Provider>) -> Fabric {
         // A test's outcome must not hang on a draw.
-        Fabric { sim: provider, explore: crate::stats::Explore::off(), ..Fabric::simulated() }
+        Fabric { sim: provider, explore: crate::stats::Explore::off(), offline_embeddings: true, ..Fabric::simulated() }
     }
 
     /// Installs a provider for a kind (tests, embedders).
@@ -404,7 +428,18 @@ impl Fabric {
         let mut out: Vec<String> = self.setup_errors.iter().map(|e| format!("warning: {e}")).collect();
         let mut names: Vec<&str> = Vec::new();
         let mut missing: Vec<String> = Vec::new();
+        let in_role = |name: &str, embedding: bool| program.roles.iter().any(|(r, c)| (r == embed::ROLE) == embedding && c.iter().any(|n| n == name));
         for m in program.models.values() {
+            if m.provider != ProviderKind::Sim && !self.configured(m.provider) && !forced_sim() && in_role(&m.name, true) {
+                let var = credential_var(m.provider).unwrap_or("its provider's key");
+                out.push(format!(
+                    "warning: model `{}` of the `embedding` role needs {var}: memory steps that embed fail without it (the simulator does not stand in for an embedding model)",
+                    m.name
+                ));
+                if !in_role(&m.name, false) {
+                    continue;
+                }
+            }
             if m.provider != ProviderKind::Sim && !self.configured(m.provider) {
                 names.push(m.name.as_str());
                 if let Some(var) = credential_var(m.provider).filter(|var| !missing.iter().any(|v| v == var)) {

@@ -3,10 +3,11 @@
 //! server, gateways) speak. Structured output uses `response_format:
 //! {"type": "json_schema", …}`.
 
-use aos_compiler::ir::Structured;
+use aos_compiler::ir::{Model, Structured};
 use serde_json::{json, Value};
 
 use super::agent::{self, Conversation, ToolCall};
+use super::embed;
 use super::stream;
 use super::wire::{self, Endpoint};
 use super::{Completion, Provider, ProviderError, Purpose, Request};
@@ -127,6 +128,39 @@ impl Provider for OpenAi {
             parse(&reply, wrapped)
         })
     }
+
+    /// `POST {base}/embeddings` with `{model, input: [...], encoding_format:
+    /// "float"}`.
+    fn embed<'a>(&'a self, model: &'a Model, texts: &'a [String], _purpose: embed::Purpose) -> BoxFuture<'a, Result<embed::Vectors, ProviderError>> {
+        Box::pin(async move {
+            let base = self.endpoint.base_for(model.base_url.as_deref());
+            let url = format!("{base}/embeddings");
+            let body = json!({"model": model.model_id, "input": texts, "encoding_format": "float"});
+            let auth = format!("Bearer {}", self.endpoint.key);
+            let reply = self.endpoint.post(&url, &[("authorization", &auth)], &body).await?;
+            parse_embeddings(&reply)
+        })
+    }
+}
+
+/// Reads `data[].embedding` in the order of `data[].index` and
+/// `usage.prompt_tokens`.
+pub fn parse_embeddings(reply: &Value) -> Result<embed::Vectors, ProviderError> {
+    let malformed = |what: &str| ProviderError::transport(format!("openai: malformed embeddings response: {what} in {}", wire::clip(&reply.to_string(), 200)));
+    let data = reply.get("data").and_then(Value::as_array).ok_or_else(|| malformed("no `data` list"))?;
+    let mut rows: Vec<(u64, Vec<f32>)> = Vec::with_capacity(data.len());
+    for (i, d) in data.iter().enumerate() {
+        let index = d.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
+        let v = d.get("embedding").and_then(Value::as_array).ok_or_else(|| malformed("an item without an `embedding` list"))?;
+        let v: Option<Vec<f32>> = v.iter().map(|x| x.as_f64().map(|f| f as f32)).collect();
+        rows.push((index, v.ok_or_else(|| malformed("a non-number in an embedding"))?));
+    }
+    rows.sort_by_key(|r| r.0);
+    if rows.iter().enumerate().any(|(i, r)| r.0 != i as u64) {
+        return Err(malformed("`index` values that are not 0..n"));
+    }
+    let input_tokens = wire::at(reply, &["usage", "prompt_tokens"]).and_then(Value::as_u64);
+    Ok(embed::Vectors { vectors: rows.into_iter().map(|r| r.1).collect(), input_tokens })
 }
 
 /// Adds what a user needs to fix a failed request: a server that rejects

@@ -12,6 +12,10 @@
 
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
+#[path = "fleet_parked.rs"]
+mod parked;
+pub use parked::Parked;
+
 use super::postgres::{write_batch, write_batch_locked, PostgresStore, RunHead};
 use super::{Batch, FleetAction, StoreError, StoreResult};
 use crate::bus::dispatch::TaskRef;
@@ -220,7 +224,7 @@ impl PostgresStore {
                 write_batch(&mut tx.tx, run_id, &batch, None).await?;
                 sqlx::query("DELETE FROM run_pauses WHERE run_id = $1").bind(run_id).execute(&mut *tx.tx).await?;
                 let now = ms(now_ms());
-                let rows = sqlx::query("UPDATE tasks SET visible_ms = $2 WHERE run_id = $1 AND visible_ms = $3 RETURNING step, item")
+                let rows = sqlx::query("UPDATE tasks SET visible_ms = $2 WHERE run_id = $1 AND visible_ms = $3 AND parked_run IS NULL RETURNING step, item")
                     .bind(run_id)
                     .bind(now)
                     .bind(HELD)
@@ -410,7 +414,7 @@ impl FleetTx {
             "INSERT INTO tasks (run_id, step, item, attempt, fallback, claimed_by, visible_ms)
              SELECT $1, s, i, a, f, c, v FROM UNNEST($2::int[], $3::int[], $4::int[], $5::bool[], $6::text[], $7::bigint[]) AS t(s, i, a, f, c, v)
              ON CONFLICT (run_id, step, item) DO UPDATE SET attempt = EXCLUDED.attempt, fallback = EXCLUDED.fallback,
-               claimed_by = EXCLUDED.claimed_by, visible_ms = EXCLUDED.visible_ms",
+               claimed_by = EXCLUDED.claimed_by, visible_ms = EXCLUDED.visible_ms, parked_run = NULL, parked_reason = NULL",
         )
         .bind(&self.run_id)
         .bind(&steps)

@@ -235,9 +235,11 @@ pub trait Store: Send + Sync {
     /// The current unexpired holder of a run's lease, if any.
     fn lease<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<Option<(LeaseHolder, u64)>>>;
     fn journal_bytes<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
-    /// Stores (or replaces) a long-term memory entry (`memory.remember`).
-    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
-        let _ = (key, value, embedding);
+    /// Stores (or replaces) a long-term memory entry (`memory.remember`)
+    /// with its embedding and the name of the embedding that produced it
+    /// (its dimension is the vector's length).
+    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding_model: &'a str, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (key, value, embedding_model, embedding);
         Box::pin(async { Err(StoreError::Db("this store has no long-term memory".into())) })
     }
     /// Every long-term memory entry, most recently written first.
@@ -392,6 +394,9 @@ pub struct MemoryRow {
     pub embedding: Vec<f32>,
     /// When it was last written (ms since the epoch).
     pub updated_at_ms: i64,
+    /// The embedding that produced `embedding` (`local-trigram-256` for
+    /// rows written before embeddings had names).
+    pub embedding_model: String,
 }
 
 /// Opens the store that `AOS_DATABASE_URL` (or `AOS_HOME`) names.

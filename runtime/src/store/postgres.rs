@@ -42,9 +42,11 @@ fn migrator() -> Migrator {
             m(3, "memory_updated", include_str!("../../migrations/postgres/0003_memory_updated.sql")),
             m(4, "run_leases", include_str!("../../migrations/postgres/0004_run_leases.sql")),
             m(5, "fleet_tasks", include_str!("../../migrations/postgres/0005_fleet_tasks.sql")),
+            m(10, "memory_embedding_model", include_str!("../../migrations/postgres/0010_memory_embedding_model.sql")),
             m(20, "serve", include_str!("../../migrations/postgres/0020_serve.sql")),
             m(30, "response_cache", include_str!("../../migrations/postgres/0030_response_cache.sql")),
             m(31, "model_stats", include_str!("../../migrations/postgres/0031_model_stats.sql")),
+            m(35, "fleet_parked", include_str!("../../migrations/postgres/0035_fleet_parked.sql")),
         ]),
         ignore_missing: false,
         locking: true,
@@ -278,7 +280,13 @@ pub(crate) async fn write_batch_locked(tx: &mut sqlx::PgConnection, run_id: &str
 fn memory_row(r: &sqlx::postgres::PgRow) -> StoreResult<MemoryRow> {
     let blob: Vec<u8> = r.try_get(2)?;
     let embedding = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    Ok(MemoryRow { key: r.try_get(0)?, value: parse_json(r.try_get(1)?).unwrap_or(Value::Null), embedding, updated_at_ms: r.try_get(3)? })
+    Ok(MemoryRow {
+        key: r.try_get(0)?,
+        value: parse_json(r.try_get(1)?).unwrap_or(Value::Null),
+        embedding,
+        updated_at_ms: r.try_get(3)?,
+        embedding_model: r.try_get(4)?,
+    })
 }
 
 fn parse_json(s: Option<String>) -> Option<Value> {
@@ -545,17 +553,20 @@ impl Store for PostgresStore {
         })
     }
 
-    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
+    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding_model: &'a str, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let blob: Vec<u8> = embedding.iter().flat_map(|f| f.to_le_bytes()).collect();
             sqlx::query(
-                "INSERT INTO memory (key, value, embedding, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, embedding = excluded.embedding, updated_at = excluded.updated_at",
+                "INSERT INTO memory (key, value, embedding, updated_at, embedding_model, dims) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, embedding = excluded.embedding, updated_at = excluded.updated_at,
+                 embedding_model = excluded.embedding_model, dims = excluded.dims",
             )
             .bind(key)
             .bind(value.to_string())
             .bind(blob)
             .bind(i64::try_from(now_ms()).unwrap_or(i64::MAX))
+            .bind(embedding_model)
+            .bind(i32::try_from(embedding.len()).unwrap_or(i32::MAX))
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -564,14 +575,14 @@ impl Store for PostgresStore {
 
     fn memory_all<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory ORDER BY updated_at DESC, key").fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at, embedding_model FROM memory ORDER BY updated_at DESC, key").fetch_all(&self.pool).await?;
             rows.iter().map(memory_row).collect()
         })
     }
 
     fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory WHERE updated_at >= $1 ORDER BY updated_at, key")
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at, embedding_model FROM memory WHERE updated_at >= $1 ORDER BY updated_at, key")
                 .bind(since_ms)
                 .fetch_all(&self.pool)
                 .await?;

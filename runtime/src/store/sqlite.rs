@@ -79,6 +79,12 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../../migrations/sqlite/0050_run_leases.sql")),
             false,
         ), Migration::new(
+            60,
+            Cow::Borrowed("memory_embedding_model"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0060_memory_embedding_model.sql")),
+            false,
+        ), Migration::new(
             80,
             Cow::Borrowed("response_cache"),
             MigrationType::Simple,
@@ -358,7 +364,13 @@ impl SqliteStore {
 fn memory_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<MemoryRow> {
     let blob: Vec<u8> = r.try_get(2)?;
     let embedding = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    Ok(MemoryRow { key: r.try_get(0)?, value: parse_json(r.try_get(1)?).unwrap_or(Value::Null), embedding, updated_at_ms: r.try_get(3)? })
+    Ok(MemoryRow {
+        key: r.try_get(0)?,
+        value: parse_json(r.try_get(1)?).unwrap_or(Value::Null),
+        embedding,
+        updated_at_ms: r.try_get(3)?,
+        embedding_model: r.try_get(4)?,
+    })
 }
 
 /// An audit row of a group commit: (run index, seq, kind, step, data,
@@ -576,17 +588,20 @@ impl Store for SqliteStore {
         })
     }
 
-    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
+    fn memory_put<'a>(&'a self, key: &'a str, value: &'a Value, embedding_model: &'a str, embedding: &'a [f32]) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let blob: Vec<u8> = embedding.iter().flat_map(|f| f.to_le_bytes()).collect();
             sqlx::query(
-                "INSERT INTO memory (key, value, embedding, updated_at) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, embedding = excluded.embedding, updated_at = excluded.updated_at",
+                "INSERT INTO memory (key, value, embedding, updated_at, embedding_model, dims) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, embedding = excluded.embedding, updated_at = excluded.updated_at, \
+                 embedding_model = excluded.embedding_model, dims = excluded.dims",
             )
             .bind(key)
             .bind(value.to_string())
             .bind(blob)
             .bind(i64::try_from(now_ms()).unwrap_or(i64::MAX))
+            .bind(embedding_model)
+            .bind(i64::try_from(embedding.len()).unwrap_or(i64::MAX))
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -595,14 +610,14 @@ impl Store for SqliteStore {
 
     fn memory_all<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory ORDER BY updated_at DESC, key").fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at, embedding_model FROM memory ORDER BY updated_at DESC, key").fetch_all(&self.pool).await?;
             rows.iter().map(memory_row).collect()
         })
     }
 
     fn memory_since<'a>(&'a self, since_ms: i64) -> BoxFuture<'a, StoreResult<Vec<MemoryRow>>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT key, value, embedding, updated_at FROM memory WHERE updated_at >= ? ORDER BY updated_at, key")
+            let rows = sqlx::query("SELECT key, value, embedding, updated_at, embedding_model FROM memory WHERE updated_at >= ? ORDER BY updated_at, key")
                 .bind(since_ms)
                 .fetch_all(&self.pool)
                 .await?;

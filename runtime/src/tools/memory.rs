@@ -10,11 +10,14 @@
 //!   the working backend (so it is gone when its TTL ends, a day by default).
 //!
 //! Recall is by key first (an exact key match ranks first), then by cosine
-//! similarity of a small built-in embedding: character trigrams of the
-//! lower-cased text (key and value), hashed into [`DIMS`] buckets and
-//! L2-normalised. It needs no model and is deterministic, which is what a
-//! durable, replayable runtime wants. Every result says which embedding
-//! ranked it (`"embedding": "local-trigram-256"`).
+//! similarity of embeddings. `long_term` entries are embedded by the
+//! program's `embedding` role when it has one (OpenAI's or Gemini's
+//! embeddings API, see [`crate::fabric::embed`]), else by the built-in
+//! hashing embedding; each entry is stored with the name of its embedding
+//! and recall compares a query only with entries of the same embedding.
+//! `working` and `session` entries are ranked with the built-in embedding
+//! (they store no vectors). Every result, and the step's audited
+//! `embedding` decision, says which embedding ranked it.
 
 pub mod index;
 pub mod working;
@@ -22,15 +25,13 @@ pub mod working;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::{Tool, ToolCtx, ToolError};
+use crate::fabric::embed::{self, Embeddings, Purpose};
 use crate::store::{BoxFuture, Store};
 
-/// Dimensions of the built-in embedding.
-pub const DIMS: usize = 256;
-/// The name results give the built-in embedding.
-pub const LOCAL_EMBEDDING: &str = "local-trigram-256";
+pub use crate::fabric::embed::{DIMS, LOCAL_EMBEDDING};
+
 /// TTL of `working` entries when `ttl_s` is not given.
 pub const DEFAULT_WORKING_TTL_S: u64 = 3600;
 /// TTL of `session` entries.
@@ -38,28 +39,40 @@ pub const SESSION_TTL_S: u64 = 86_400;
 
 /// The built-in embedding of a text.
 pub fn embed(text: &str) -> Vec<f32> {
-    let mut v = vec![0f32; DIMS];
-    let norm: String = text.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
-    let chars: Vec<char> = format!(" {norm} ").chars().collect();
-    for w in chars.windows(3) {
-        let gram: String = w.iter().collect();
-        let h = Sha256::digest(gram.as_bytes());
-        let bucket = usize::from(u16::from_le_bytes([h[0], h[1]])) % DIMS;
-        let sign = if h[2] & 1 == 0 { 1.0 } else { -1.0 };
-        if let Some(slot) = v.get_mut(bucket) {
-            *slot += sign;
-        }
-    }
-    let len = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if len > 0.0 {
-        v.iter_mut().for_each(|x| *x /= len);
-    }
-    v
+    embed::hashing(text)
 }
 
 /// Cosine similarity of two normalised embeddings.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    index::dot(a, b)
+}
+
+/// Embeds `texts` for a call: with the program's `embedding` role inside a
+/// run, with the built-in embedding outside one. What it spent and decided
+/// goes to the call's record.
+async fn embed_for(ctx: &ToolCtx, texts: &[String], purpose: Purpose, tool: &str) -> Result<Embeddings, ToolError> {
+    let Some(m) = &ctx.models else {
+        return Ok(Embeddings::local(texts, None));
+    };
+    let mut decisions = Vec::new();
+    let r = m.fabric.embed(&m.program, texts, purpose, &mut decisions, &ctx.step).await;
+    let usage = r.as_ref().map(|e| e.usage.clone()).unwrap_or_default();
+    ctx.record.add(&usage, decisions);
+    r.map_err(|e| ToolError::Failed(format!("{tool}: {e}")))
+}
+
+/// Records that `working`/`session` recall ranked with the built-in embedding.
+fn record_local(ctx: &ToolCtx, layer: Layer) {
+    let (step, item) = match ctx.step.split_once('#') {
+        Some((s, i)) => (s, Some(i)),
+        None => (ctx.step.as_str(), None),
+    };
+    let d = crate::audit::Decision::new(
+        "embedding",
+        Some(step),
+        json!({"embedding": LOCAL_EMBEDDING, "dims": DIMS, "model": null, "layer": layer.as_str(), "item": item.and_then(|i| i.parse::<u64>().ok())}),
+    );
+    ctx.record.add(&crate::events::Usage::default(), vec![d]);
 }
 
 fn text_of(key: &str, value: &Value) -> String {
@@ -147,9 +160,10 @@ impl Tool for Remember {
             let m = &self.0;
             match layer {
                 Layer::LongTerm => {
-                    let e = embed(&text_of(key, &value));
-                    m.store.memory_put(key, &value, &e).await.map_err(|e| ToolError::Failed(format!("memory.remember: {e}")))?;
-                    m.index.put(key, &value, e);
+                    let e = embed_for(ctx, &[text_of(key, &value)], Purpose::Document, "memory.remember").await?;
+                    let v = e.vectors.first().map(Vec::as_slice).unwrap_or_default();
+                    m.store.memory_put(key, &value, &e.embedding, v).await.map_err(|e| ToolError::Failed(format!("memory.remember: {e}")))?;
+                    m.index.put(key, &value, &e.embedding, v);
                 }
                 Layer::Working => {
                     m.working.put("working", key, &value, ttl.unwrap_or(DEFAULT_WORKING_TTL_S)).await.map_err(named)?;
@@ -191,15 +205,21 @@ impl Tool for Recall {
             let named = |e: ToolError| e.map(|e| format!("memory.recall: {e}"));
             let layer = Layer::parse(&args).map_err(named)?;
             let m = &self.0;
-            let hits = match layer {
+            let (hits, embedding) = match layer {
                 Layer::LongTerm => {
+                    let e = embed_for(ctx, &[query.to_string()], Purpose::Query, "memory.recall").await?;
                     m.index.refresh(m.store.as_ref()).await.map_err(|e| ToolError::Failed(format!("memory.recall: {e}")))?;
-                    m.index.search(query, &embed(query), k)
+                    let q = e.vectors.first().map(Vec::as_slice).unwrap_or_default();
+                    (m.index.search(&e.embedding, query, q, k), e.embedding)
                 }
-                Layer::Working => rank_small(query, m.working.all("working").await.map_err(named)?, k),
+                Layer::Working => {
+                    record_local(ctx, layer);
+                    (rank_small(query, m.working.all("working").await.map_err(named)?, k), LOCAL_EMBEDDING.to_string())
+                }
                 Layer::Session => {
+                    record_local(ctx, layer);
                     let ns = format!("session:{}", session_of(ctx));
-                    rank_small(query, m.working.all(&ns).await.map_err(named)?, k)
+                    (rank_small(query, m.working.all(&ns).await.map_err(named)?, k), LOCAL_EMBEDDING.to_string())
                 }
             };
             Ok(Value::Array(
@@ -208,7 +228,7 @@ impl Tool for Recall {
                         json!({
                             "key": key, "value": value,
                             "score": (f64::from(s.min(1.0)) * 1000.0).round() / 1000.0,
-                            "layer": layer.as_str(), "embedding": LOCAL_EMBEDDING,
+                            "layer": layer.as_str(), "embedding": embedding,
                         })
                     })
                     .collect(),

@@ -29,6 +29,52 @@ pub struct ToolCtx {
     /// The run and step (and fan-out item, as `STEP#ITEM`) making the call.
     pub run_id: String,
     pub step: String,
+    /// The run's program and the model fabric, for tools that ask models
+    /// (the embeddings of `memory.*`); `None` outside a run.
+    pub models: Option<Models>,
+    /// What the call adds to its step's record: model usage and decisions.
+    pub record: CallRecord,
+}
+
+/// The models a tool may ask: the program's (its roles and prices) through
+/// the runtime's fabric.
+#[derive(Clone)]
+pub struct Models {
+    pub fabric: Arc<crate::fabric::Fabric>,
+    pub program: Arc<aos_compiler::ir::Program>,
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models").field("roles", &self.program.roles).finish_non_exhaustive()
+    }
+}
+
+/// What a tool call spent on models and decided, for its step's record
+/// (the usage is billed to the step; the decisions are audited).
+#[derive(Clone, Debug, Default)]
+pub struct Spent {
+    pub usage: crate::events::Usage,
+    pub decisions: Vec<crate::audit::Decision>,
+}
+
+/// Where a tool call accumulates its [`Spent`]; shared, so that what a
+/// failed call spent is recorded too.
+#[derive(Clone, Debug, Default)]
+pub struct CallRecord(Arc<std::sync::Mutex<Spent>>);
+
+impl CallRecord {
+    pub fn add(&self, usage: &crate::events::Usage, decisions: Vec<crate::audit::Decision>) {
+        if let Ok(mut s) = self.0.lock() {
+            s.usage.add(usage);
+            s.decisions.extend(decisions);
+        }
+    }
+
+    /// Everything recorded so far (the record is left empty).
+    pub fn take(&self) -> Spent {
+        self.0.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+    }
 }
 
 /// Why a tool call failed. Each variant carries the message the journal

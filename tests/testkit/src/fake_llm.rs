@@ -16,6 +16,9 @@
 //! sentence). Every reply reports 120 input tokens (20 cached) and 30 output
 //! tokens (10 of them reasoning), in each provider's own usage fields.
 //!
+//! The embeddings endpoints (OpenAI `POST /v1/embeddings`, Gemini
+//! `:batchEmbedContents` and `:embedContent`) are in [`embeddings`].
+//!
 //! Used by `runtime/tests/providers.rs` and `tests/e2e/tests/providers_e2e.rs`
 //! (through `aos-testkit`); it depends only on axum, tokio and serde_json.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +35,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
+
+pub mod embeddings;
 
 /// What the server does with one request for a model.
 #[derive(Clone, Debug)]
@@ -162,6 +167,7 @@ impl Fake {
         let inner = Arc::new(Inner { keys, no_json_schema: Mutex::new(Vec::new()), scripts: Mutex::new(HashMap::new()), seen: Mutex::new(Vec::new()), pace: Mutex::new(None) });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
+            .route("/v1/embeddings", post(openai_embeddings))
             .route("/v1/messages", post(anthropic))
             .route("/v1beta/models/{call}", post(gemini))
             .with_state(inner.clone());
@@ -327,6 +333,11 @@ fn bad_json(provider: &str) -> Response {
         _ => json!({"error": {"message": "We could not parse the JSON body of your request.", "type": "invalid_request_error", "param": null, "code": null}}),
     };
     respond(400, &[], body.to_string())
+}
+
+async fn openai_embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else { return bad_json("openai") };
+    embeddings::openai(inner, headers, req).await
 }
 
 async fn openai(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -519,9 +530,11 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
         let body = json!({"error": {"code": status, "message": message, "status": kind}});
         respond(status, extra, body.to_string())
     };
-    let (model, streamed) = match (call.strip_suffix(":generateContent"), call.strip_suffix(":streamGenerateContent")) {
-        (Some(m), _) => (m.to_string(), false),
-        (None, Some(m)) => (m.to_string(), true),
+    let embed = [(":batchEmbedContents", true), (":embedContent", false)].into_iter().find_map(|(m, batch)| Some((call.strip_suffix(m)?.to_string(), batch)));
+    let (model, streamed) = match (call.strip_suffix(":generateContent"), call.strip_suffix(":streamGenerateContent"), &embed) {
+        (Some(m), _, _) => (m.to_string(), false),
+        (None, Some(m), _) => (m.to_string(), true),
+        (None, None, Some((m, _))) => (m.clone(), false),
         _ => return err(404, "NOT_FOUND", "unknown method", &[]),
     };
     let Ok(req) = serde_json::from_slice::<Value>(&body) else { return bad_json("gemini") };
@@ -529,6 +542,9 @@ async fn gemini(State(inner): State<Arc<Inner>>, Path(call): Path<String>, heade
     if key != inner.keys.gemini {
         record(&inner, "gemini", path, &headers, &req, &model, 400);
         return err(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", &[]);
+    }
+    if let Some((_, batch)) = embed {
+        return embeddings::gemini(inner, model, batch, path, headers, req).await;
     }
     let act = next_act(&inner, &model);
     let status = match &act {

@@ -140,3 +140,22 @@ fn calls_on_one_open_file_keep_their_order() {
     assert!(out.text.contains("step save_file = Slides.save_file() { after: [add_page] }"), "{}", out.text);
     assert!(out.text.contains("step today = Weather.today(city: \"Rome\")\n"), "{}", out.text);
 }
+
+#[test]
+fn an_earlier_result_field_fills_a_parameter_of_its_name_even_an_optional_one() {
+    let tool = |name: &str, params: Vec<ToolParam>, doc: &str| CatalogTool { name: name.into(), params, doc: doc.into(), std_module: None };
+    let opt = |name: &str, ty: Ty| p(name, Ty::Optional(Box::new(ty)));
+    let cat = vec![
+        tool("Map.get_coordinates", vec![p("location", Ty::Str)], "Coordinates.\n\nReturns a JSON object with:\n- latitude: lat\n- longitude: lon"),
+        tool("Map.search_nearby", vec![p("search_term", Ty::Str), opt("latitude", Ty::Float), opt("longitude", Ty::Float), opt("radius", Ty::Int)], "Nearby."),
+    ];
+    let plan = Plan { steps: vec![step("Map.get_coordinates", &[("location", "Louvre")]), step("Map.search_nearby", &[("search_term", "cafe")])] };
+    let out = lower(&plan, &setting(&cat, &[]), &Gates::default());
+    // The optional radius no earlier result has stays out.
+    assert!(
+        out.text.contains("step search_nearby = Map.search_nearby(search_term: \"cafe\", latitude: coordinates.latitude, longitude: coordinates.longitude)"),
+        "{}",
+        out.text
+    );
+    assert_eq!(out.steps.len(), 2);
+}

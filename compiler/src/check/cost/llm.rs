@@ -24,10 +24,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         let reply = reply_bytes(attrs);
         let cap = typed.max_input_tokens;
         let pieces = self.pieces(scope, var, prompt);
-        let mut out = Attempt { usd: Usd::ZERO, prompt: 0, model: None, lines: Vec::new(), unbounded: false };
+        let mut out = Attempt { usd: Usd::ZERO, prompt: 0, model: None, lines: Notes::new(self.exact), unbounded: false };
         let chain = self.chain(&role.name);
         if chain.is_empty() {
-            out.lines.push(format!("role `{}` has no model: not counted", role.name));
+            out.lines.push(|| format!("role `{}` has no model: not counted", role.name));
             return out;
         }
         // The dearest model of the chain, and every model whose window the
@@ -59,37 +59,38 @@ impl<'r, 'a> Analyzer<'r, 'a> {
             self.overflow(scope.file, step, m, bound, &pieces, overflows.len(), false);
         }
         let Some((attempt_usd, model, p, bound)) = best else {
-            out.lines.push("the prompt has no size bound".to_string());
+            out.lines.push(|| "the prompt has no size bound".to_string());
             return out;
         };
         out.model = Some(model.name.clone());
         out.prompt = bound;
-        let mut breakdown = vec![format!("{} of template", p.template)];
-        for piece in &pieces {
-            if let Piece::Value { label, value, .. } = piece {
-                breakdown.push(format!("{} for {label}", value.tokens.map_or("unbounded".to_string(), |t| t.to_string())));
+        let tokenizer = self.tokenizer(model);
+        out.lines.push(|| {
+            let mut breakdown = vec![format!("{} of template", p.template)];
+            for piece in &pieces {
+                if let Piece::Value { label, value, .. } = piece {
+                    breakdown.push(format!("{} for {label}", value.tokens.map_or("unbounded".to_string(), |t| t.to_string())));
+                }
             }
-        }
-        if p.boundaries > 0 {
-            breakdown.push(format!("{} {}", p.boundaries, plural(p.boundaries, "boundary", "boundaries")));
-        }
-        let capped = match (p.total, cap) {
-            (Some(t), Some(c)) if c < t => format!(", capped by `max_input_tokens: {c}`"),
-            (None, Some(c)) => format!(", capped by `max_input_tokens: {c}`"),
-            _ => String::new(),
-        };
-        out.lines.push(format!(
-            "prompt ≤ {bound} tokens ({}{capped}; counted in {})",
-            breakdown.join(" + "),
-            self.tokenizer(model).as_str()
-        ));
-        let dearest = if chain.len() > 1 { format!(" (the dearest of `{}`)", role.name) } else { String::new() };
-        out.lines.push(format!(
-            "one attempt on `{}`{dearest}: {bound} × {} + {max_tokens} × {} = {attempt_usd}",
-            model.name,
-            fmt_price(model.input_per_m),
-            fmt_price(model.output_per_m),
-        ));
+            if p.boundaries > 0 {
+                breakdown.push(format!("{} {}", p.boundaries, plural(p.boundaries, "boundary", "boundaries")));
+            }
+            let capped = match (p.total, cap) {
+                (Some(t), Some(c)) if c < t => format!(", capped by `max_input_tokens: {c}`"),
+                (None, Some(c)) => format!(", capped by `max_input_tokens: {c}`"),
+                _ => String::new(),
+            };
+            format!("prompt ≤ {bound} tokens ({}{capped}; counted in {})", breakdown.join(" + "), tokenizer.as_str())
+        });
+        out.lines.push(|| {
+            let dearest = if chain.len() > 1 { format!(" (the dearest of `{}`)", role.name) } else { String::new() };
+            format!(
+                "one attempt on `{}`{dearest}: {bound} × {} + {max_tokens} × {} = {attempt_usd}",
+                model.name,
+                fmt_price(model.input_per_m),
+                fmt_price(model.output_per_m),
+            )
+        });
         out.usd = attempt_usd;
         if let Some(v) = verifier {
             let vchain = self.chain(&v.name);
@@ -114,7 +115,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 self.overflow(scope.file, step, m, vp, &pieces, 1, true);
             }
             if let Some((vusd, m, vp)) = vbest {
-                out.lines.push(format!(
+                out.lines.push(|| format!(
                     "verified by `{}` on `{}`: ({} prompt + {reply} reply bytes + {VERIFY_INSTRUCTION_TOKENS} instruction) × {} + {VERIFY_MAX_TOKENS} × {} = {vusd} per attempt",
                     v.name,
                     m.name,
@@ -122,7 +123,8 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     fmt_price(m.input_per_m),
                     fmt_price(m.output_per_m),
                 ));
-                out.lines.push(format!("each attempt with its verification: {} + {vusd} = {}", out.usd, out.usd.plus(vusd)));
+                let usd = out.usd;
+                out.lines.push(|| format!("each attempt with its verification: {usd} + {vusd} = {}", usd.plus(vusd)));
                 out.usd = out.usd.plus(vusd);
             }
         }
@@ -185,7 +187,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         let retry = u64::from(typed.retry);
         let tries = retry.saturating_add(1);
         let mut bound = ir::CostBound { items: 1, ..ir::CostBound::default() };
-        let mut lines = Vec::new();
+        let mut lines = Notes::new(self.exact);
         let mut bounded = true;
         let mut per_attempt = Usd::ZERO;
         let mut exact = Usd::ZERO;
@@ -248,9 +250,9 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 exact = a.usd.times(attempts).times(n);
                 per_attempt = a.usd;
                 bounded &= !a.unbounded;
-                lines.push(extra_text);
+                lines.push(|| extra_text);
                 lines.extend(a.lines);
-                lines.push(format!(
+                lines.push(|| format!(
                     "turns: `max_turns: {turns}` × {tries} {} = {attempts}; the listed tools cost nothing",
                     if retry == 0 { "try".to_string() } else { format!("tries (`retry: {retry}`)") }
                 ));
@@ -268,7 +270,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 per_attempt = a.usd;
                 bounded &= !a.unbounded;
                 lines.extend(a.lines);
-                lines.push(format!(
+                lines.push(|| format!(
                     "attempts: (1 + {REPAIRS} repair) × {tries} {} = {attempts}",
                     if retry == 0 { "try".to_string() } else { format!("tries (`retry: {retry}`)") }
                 ));
@@ -278,7 +280,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 bound.attempts = tries;
                 bound.output_tokens = self.call_output(scope, body, attrs).tokens.unwrap_or(0);
                 let tries_text = if retry == 0 { String::new() } else { format!("; {tries} tries (`retry: {retry}`)") };
-                lines.push(format!(
+                lines.push(|| format!(
                     "tool `{}`: no model cost; output ≤ {} tokens{tries_text}",
                     Env::tool_name(callee),
                     bound.output_tokens
@@ -291,11 +293,11 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     match self.workflow(&id.name) {
                         Some(t) => {
                             exact = t.times(tries).times(n);
-                            lines.push(format!("workflow `{}`: up to {t} per run, × {tries} {}", id.name, plural(tries, "try", "tries")));
+                            lines.push(|| format!("workflow `{}`: up to {t} per run, × {tries} {}", id.name, plural(tries, "try", "tries")));
                         }
                         None => {
                             bounded = false;
-                            lines.push(format!("workflow `{}` has no cost bound", id.name));
+                            lines.push(|| format!("workflow `{}` has no cost bound", id.name));
                         }
                     }
                     bound.output_tokens = self.workflow_ret(&id.name).tokens.unwrap_or(0);
@@ -306,8 +308,8 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         };
         if var_name.is_some() {
             match items {
-                Some(n) => lines.push(format!("fan-out: × {n} {}", plural(n, "item", "items"))),
-                None => lines.push("fan-out: no `max_items`, so no bound".to_string()),
+                Some(n) => lines.push(|| format!("fan-out: × {n} {}", plural(n, "item", "items"))),
+                None => lines.push(|| "fan-out: no `max_items`, so no bound".to_string()),
             }
         }
         // A fallback runs once per item after every try failed.
@@ -318,7 +320,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                     let a = self.llm_attempt(scope, var, step, role, prompt, roles::verify_role(step), 0, false);
                     let usd = a.usd.times(1 + REPAIRS).times(n);
                     bounded &= !a.unbounded;
-                    lines.push(format!("fallback `llm {}`: (1 + {REPAIRS} repair) × {} = {usd} (added)", role.name, a.usd));
+                    lines.push(|| format!("fallback `llm {}`: (1 + {REPAIRS} repair) × {} = {usd} (added)", role.name, a.usd));
                     exact = exact.plus(usd);
                 }
                 ExprKind::Call { callee, .. } if callee.len() == 1 => {
@@ -326,7 +328,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                         match self.workflow(&id.name) {
                             Some(t) => {
                                 exact = exact.plus(t.times(n));
-                                lines.push(format!("fallback workflow `{}`: up to {t}", id.name));
+                                lines.push(|| format!("fallback workflow `{}`: up to {t}", id.name));
                             }
                             None => bounded = false,
                         }
@@ -336,14 +338,17 @@ impl<'r, 'a> Analyzer<'r, 'a> {
             }
         }
         if bounded && kind == ir::StepKind::Llm {
-            let items = if n == 1 { String::new() } else { format!(" × {n} items") };
-            lines.push(format!("step total: {} attempts × {per_attempt}{items} = {exact}", bound.attempts));
+            let attempts = bound.attempts;
+            lines.push(|| {
+                let items = if n == 1 { String::new() } else { format!(" × {n} items") };
+                format!("step total: {attempts} attempts × {per_attempt}{items} = {exact}")
+            });
         } else if bounded {
-            lines.push(format!("step total: {exact}"));
+            lines.push(|| format!("step total: {exact}"));
         } else {
-            lines.push("step total: no bound".to_string());
+            lines.push(|| "step total: no bound".to_string());
         }
-        bound.explanation = lines.join("\n");
+        bound.explanation = lines.join();
         bound.usd = exact.to_f64();
         (kind, bound, exact, bounded)
     }

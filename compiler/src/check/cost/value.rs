@@ -146,24 +146,24 @@ impl<'a> Analyzer<'_, 'a> {
         }
     }
 
-    /// The pieces of a prompt.
+    /// The pieces of a prompt (labelled only when explaining, see
+    /// [`super::Notes`]).
     pub(super) fn pieces(&mut self, scope: &Scope<'a>, var: Var<'_>, prompt: &'a ast::Expr) -> Vec<Piece<'a>> {
+        let value = |a: &mut Self, x: &'a ast::Expr| Piece::Value {
+            label: if a.exact { a.label(scope, var, x) } else { String::new() },
+            span: x.span,
+            value: a.value(scope, var, x),
+        };
         match &prompt.kind {
             ExprKind::Str(s) => s
                 .parts
                 .iter()
                 .map(|p| match p {
                     StrPart::Text(t) => Piece::Text(t.as_str()),
-                    StrPart::Interp(x) => {
-                        Piece::Value { label: self.label(scope, var, x), span: x.span, value: self.value(scope, var, x) }
-                    }
+                    StrPart::Interp(x) => value(self, x),
                 })
                 .collect(),
-            _ => vec![Piece::Value {
-                label: self.label(scope, var, prompt),
-                span: prompt.span,
-                value: self.value(scope, var, prompt),
-            }],
+            _ => vec![value(self, prompt)],
         }
     }
 

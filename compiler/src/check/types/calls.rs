@@ -74,7 +74,7 @@ impl<'a> Walker<'_, '_, 'a, '_> {
         path_span: Span,
         _call_span: Span,
     ) {
-        let mut given: HashMap<&str, Span> = HashMap::new();
+        let mut given: FxHashMap<&str, Span> = FxHashMap::default();
         let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
         for a in args {
             let t = self.expr(&a.value);

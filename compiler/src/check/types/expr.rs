@@ -71,7 +71,7 @@ impl<'a> Walker<'_, '_, 'a, '_> {
                 Ty::List(Box::new(item_ty.unwrap_or(Ty::Unknown)))
             }
             ExprKind::Record(fields) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
                 let mut out = Vec::new();
                 for (name, value) in fields {
                     let t = self.expr(value);
