@@ -204,6 +204,10 @@ async fn events_stream_every_transition_and_resume_with_last_event_id() {
     let r = c.post(format!("{base}/v1/runs/{id}/approve")).json(&json!({"step": "publish"})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let all = tokio::time::timeout(Duration::from_secs(30), reader).await.unwrap().unwrap();
+    // Streamed answers come as `llm.delta` events without an id (not
+    // journaled; cli/tests/serve_stream.rs): the journal's events are the rest.
+    let (deltas, all): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, k, _)| k == "llm.delta");
+    assert!(deltas.iter().all(|(id, _, _)| id.is_empty()), "{deltas:?}");
     let kinds: Vec<&str> = all.iter().map(|(_, k, _)| k.as_str()).collect();
     assert_eq!(kinds.first(), Some(&"run.started"));
     assert_eq!(kinds.last(), Some(&"run.succeeded"), "{kinds:?}");

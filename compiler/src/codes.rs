@@ -159,8 +159,8 @@ catalog! {
     "A test runs exactly one workflow, so it has exactly one `run`. `expect` takes `output`, `cost`, `ran`, `skipped`, `approvals`, `status` or `error`; `approve` and `deny` answer steps that have `approval:`; two tests of a file cannot have the same name (filters and reports name them).",
     "test \"x\" {\n  expect outptu == \"Hi\"   // error: unknown expectation `outptu` (did you mean `output`?)\n}";
 
-    E0901: "a malformed agent step (no `tools:`, a tool listed twice, agent attributes on another step, `verify:` or `fallback:` on an agent)",
-    "An agent step (`agent ROLE(prompt) { tools: [...] }`) lets the model call the listed tools for at most `max_turns:` turns; its `tools:` must list one or more declared tools, each once. `tools:`, `max_turns:` and `max_tool_calls:` mean nothing on another step. An agent's answer is not verified and has no fallback, so `verify:` and `fallback:` are refused rather than ignored; an `agent` call stands only as the call of a step (or the body of its fan-out).",
+    E0901: "a malformed agent step (no `tools:`, a tool listed twice, agent attributes on another step, an `agent` as a `fallback:`)",
+    "An agent step (`agent ROLE(prompt) { tools: [...] }`) lets the model call the listed tools for at most `max_turns:` turns; its `tools:` must list one or more declared tools, each once. `tools:`, `max_turns:` and `max_tool_calls:` mean nothing on another step. An agent step takes `verify:` (its final answer is cross-checked) and `fallback:` like an `llm` step, but an `agent` call stands only as the call of a step (or the body of its fan-out), never as a `fallback:`.",
     "step s = agent executor(\"Check {url}\") {\n  max_turns: 4   // error: an agent step needs `tools: [...]`\n}";
 
     W0101: "a step's output is never used and it has no external effect",

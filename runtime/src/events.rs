@@ -88,6 +88,10 @@ pub enum Transition {
         model: String,
         text: String,
         calls: Vec<ToolCall>,
+        /// With `verify:`, the verifier's verdict on this turn's answer
+        /// (its usage is in `usage`); `None`: not an answer, or no `verify:`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verdict: Option<Verdict>,
         usage: Usage,
     },
     /// One tool call of an agent step, finished: its result or its error.
@@ -102,6 +106,15 @@ pub enum Transition {
         output: Option<Value>,
         error: Option<String>,
     },
+}
+
+/// A verifier's verdict on an agent's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Accepted,
+    /// Why: sent back to the agent, or the attempt's error on its last turn.
+    Rejected(String),
 }
 
 /// A tool call a model asked for in an agent step.

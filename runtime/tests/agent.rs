@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aos_compiler::ir::{Program, Provider as Kind, Trust};
 use aos_runtime::bus::InProcessBus;
-use aos_runtime::events::{RunStatus, Transition};
+use aos_runtime::events::{RunStatus, Transition, Verdict};
 use aos_runtime::fabric::anthropic::Anthropic;
 use aos_runtime::fabric::gemini::Gemini;
 use aos_runtime::fabric::openai::OpenAi;
@@ -323,4 +323,162 @@ async fn an_interrupted_agent_resumes_without_repeating_a_turn_or_a_tool_call() 
     // Each turn counted once: the run's cost is the two turns' usage.
     let sum: f64 = after.iter().filter_map(|t| match t { Transition::AgentTurn { usage, .. } => Some(usage.cost_usd), _ => None }).sum();
     assert!((done.cost_usd - sum).abs() < 1e-12, "{} vs {sum}", done.cost_usd);
+}
+
+/// `look` as an agent whose answers `checker` verifies, with a `fallback:`
+/// (a workflow: an `llm` fallback would be verified too).
+fn verified_program(executor: &str, checker: &str) -> Program {
+    compile(&format!(
+        r#"
+{executor}
+{checker}
+model spare = sim("spare") {{ input: $1/M, output: $2/M }}
+role executor = [m]
+role checker = [judge]
+role backup = [spare]
+
+/// Finds a customer by name.
+tool lookup.find(name: String) -> Json {{ risk: low, effect: read, max_output_tokens: 500 }}
+
+workflow find(who: String = "Ada") -> String {{
+  budget: $1
+  step look: String = agent executor("Find {{who}} and say where they live.") {{
+    tools: [lookup.find]
+    max_turns: 3
+    max_tokens: 100
+    verify: checker
+    min_confidence: 0.8
+    fallback: apology(who: who)
+  }}
+  return look
+}}
+
+workflow apology(who: String) -> String {{
+  budget: $1
+  step say: String = llm backup("Say that {{who}} could not be found.") {{
+    max_tokens: 30
+  }}
+  return say
+}}
+"#
+    ))
+}
+
+fn verdicts(t: &[Transition]) -> Vec<Option<Verdict>> {
+    t.iter().filter_map(|t| match t { Transition::AgentTurn { verdict, .. } => Some(verdict.clone()), _ => None }).collect()
+}
+
+#[tokio::test]
+async fn an_agents_answer_is_verified_and_a_rejected_one_goes_back_then_the_fallback_answers() {
+    let m = r#"model m = sim("m") { input: $1/M, output: $2/M, tool_calls: 1 }"#;
+    // A sure verifier accepts the first answer (turn 1, after the tool call).
+    let sure = verified_program(m, r#"model judge = sim("judge") { input: $1/M, output: $2/M, confidence: 0.95 }"#);
+    let (rt, calls) = runtime(Fabric::simulated(), "lookup.find", json!({"city": "London"})).await;
+    let report = rt.run(&sure, "find", BTreeMap::new(), Trust::Basic, RunOptions::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    let t = journal(&rt, &report.run_id).await;
+    assert_eq!(verdicts(&t), vec![None, Some(Verdict::Accepted)]);
+    assert!(!t.iter().any(|t| matches!(t, Transition::AttemptStarted { fallback: true, .. })));
+    // The turns' records carry the verification's usage: they are the cost.
+    let turns: f64 = t.iter().filter_map(|t| match t { Transition::AgentTurn { usage, .. } => Some(usage.cost_usd), _ => None }).sum();
+    assert!((report.cost_usd - turns).abs() < 1e-12, "{} vs {turns}", report.cost_usd);
+    let audit = rt.store.audit(&report.run_id).await.unwrap();
+    assert_eq!(audit.iter().filter(|a| a.kind == "verify").count(), 1);
+    assert!(report.cost_usd <= sure.workflows["find"].cost_bound_usd);
+
+    // An unsure one rejects every answer: the reasons go back to the agent,
+    // the last turn's rejection fails the attempt, the fallback answers.
+    let unsure = verified_program(m, r#"model judge = sim("judge") { input: $1/M, output: $2/M, confidence: 0.2 }"#);
+    let (rt, _) = runtime(Fabric::simulated(), "lookup.find", json!({"city": "London"})).await;
+    let report = rt.run(&unsure, "find", BTreeMap::new(), Trust::Basic, RunOptions::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let t = journal(&rt, &report.run_id).await;
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0], None);
+    assert!(v[1..].iter().all(|v| matches!(v, Some(Verdict::Rejected(why)) if why.contains("below min_confidence 0.80"))), "{v:?}");
+    let failed = t.iter().find_map(|t| match t { Transition::AttemptFailed { error, usage, .. } => Some((error.clone(), usage.cost_usd)), _ => None }).unwrap();
+    assert!(failed.0.contains("verification by `checker`"), "{}", failed.0);
+    assert!(t.iter().any(|t| matches!(t, Transition::AttemptStarted { fallback: true, .. })));
+    let fallback_cost = t.iter().find_map(|t| match t { Transition::StepSucceeded { usage, .. } => Some(usage.cost_usd), _ => None }).unwrap();
+    assert!((report.cost_usd - (failed.1 + fallback_cost)).abs() < 1e-12, "{} vs {} + {}", report.cost_usd, failed.1, fallback_cost);
+    // Within the checker's bound, which counts a verification per turn and the fallback.
+    let bound = unsure.workflows["find"].cost_bound_usd;
+    assert!(report.cost_usd <= bound, "{} > {bound}", report.cost_usd);
+}
+
+#[tokio::test]
+async fn a_verified_agent_against_the_faked_providers_has_exact_cost() {
+    let fake = Fake::start(keys()).await;
+    fake.script("gpt-4o", vec![Act::call_tool("lookup__find", json!({"name": "Ada"})), Act::text("Ada lives in Paris."), Act::text("Ada lives in London.")]);
+    fake.script(
+        "claude-sonnet-4",
+        vec![
+            Act::text(r#"{"agreement": false, "confidence": 0.9, "problems": ["the tool says London"]}"#),
+            Act::text(r#"{"agreement": true, "confidence": 0.95, "problems": []}"#),
+        ],
+    );
+    let program = verified_program(
+        r#"model m = openai("gpt-4o") { input: $2/M, output: $8/M, context: 128000 }"#,
+        r#"model judge = anthropic("claude-sonnet-4") { input: $3/M, output: $15/M, context: 200000 }"#,
+    );
+    let (rt, calls) = runtime(fake_fabric(&fake), "lookup.find", json!({"name": "Ada", "city": "London"})).await;
+    let report = rt.run(&program, "find", BTreeMap::new(), Trust::Basic, RunOptions::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(report.output, Some(json!("Ada lives in London.")));
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    let t = journal(&rt, &report.run_id).await;
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 3);
+    assert!(matches!(&v[1], Some(Verdict::Rejected(why)) if why.contains("disagreed") && why.contains("the tool says London")), "{v:?}");
+    assert_eq!(v[2], Some(Verdict::Accepted));
+    // The rejection went back to the model as a turn of its own.
+    let third = &fake.seen_for("gpt-4o")[2];
+    assert!(third.body.to_string().contains("rejected by a reviewer"), "{}", third.body);
+    // Three turns of gpt-4o and two verdicts of claude, each 120 in / 30 out.
+    let want = 3.0 * (120.0 * 2.0 + 30.0 * 8.0) / 1e6 + 2.0 * (120.0 * 3.0 + 30.0 * 15.0) / 1e6;
+    assert!((report.cost_usd - want).abs() < 1e-12, "cost {} != {want}", report.cost_usd);
+    assert!(report.cost_usd <= program.workflows["find"].cost_bound_usd);
+}
+
+/// The checker bounds an agent's turns each with a verification: adding
+/// `verify:` adds `max_turns` verifications, where it adds (1 + 1 repair)
+/// to an `llm` step of the same prompt and reply bound; a `fallback:` adds
+/// its own bound.
+#[test]
+fn the_cost_bound_counts_a_verification_per_turn_and_the_fallback() {
+    let bound = |step: &str| {
+        let p = compile(&format!(
+            r#"
+use std.http
+model m = sim("m") {{ input: $10/M, output: $30/M, context: 1000000 }}
+model j = sim("j") {{ input: $7/M, output: $20/M, context: 1000000 }}
+role executor = [m]
+role checker = [j]
+
+workflow w(url: String) -> String {{
+  budget: $100
+  {step}
+  return look
+}}
+"#
+        ));
+        p.workflows["w"].cost_bound_usd
+    };
+    let agent = |extra: &str| bound(&format!("step look: String = agent executor(\"Check {{url}}\") {{ tools: [http.get]\n max_turns: 3\n max_tokens: 100\n {extra} }}"));
+    let llm = |extra: &str| bound(&format!("step look: String = llm executor(\"Check {{url}}\") {{ max_tokens: 100\n {extra} }}"));
+    let per_verification = (llm("verify: checker") - llm("")) / 2.0;
+    assert!(per_verification > 0.0);
+    let added = agent("verify: checker") - agent("");
+    assert!((added - 3.0 * per_verification).abs() < 1e-9, "{added} vs 3 × {per_verification}");
+    // An `llm` fallback is bounded like an `llm` step: (1 + 1 repair) attempts.
+    let fallback = llm("");
+    let with_fallback = agent("fallback: llm executor(\"Check {url}\")") - agent("");
+    assert!((with_fallback - fallback).abs() < 1e-9, "{with_fallback} vs {fallback}");
+    // With both, the `llm` fallback is bounded with its verifications too
+    // (the runtime verifies a fallback's reply as the step's own).
+    let both = agent("verify: checker\n fallback: llm executor(\"Check {url}\")") - agent("");
+    let want = 3.0 * per_verification + llm("verify: checker");
+    assert!((both - want).abs() < 1e-9, "{both} vs {want}");
 }

@@ -208,3 +208,37 @@ async fn deltas_are_coalesced_by_time_and_size_and_the_last_one_goes_before_the_
     assert!(timed.len() >= 2 && timed.len() < fake_llm::pieces(expected).len(), "{timed:?}");
     assert!((out.usage.cost_usd - COST).abs() < 1e-15);
 }
+
+/// The figure in docs/benchmarks.md (*Streamed deltas as run events*): a
+/// 200-word reply streamed at one event every 10 ms, with the default
+/// window (50 ms / 1 KiB), becomes this many bus events. Run with
+/// `cargo test -p aos-runtime --test streaming -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement: prints figures for docs/benchmarks.md"]
+async fn measure_bus_events_of_a_fast_stream() {
+    let fake = Fake::start(keys()).await;
+    let words: Vec<String> = (0..200).map(|i| format!("word{i}")).collect();
+    let reply = words.join(" ");
+    fake.script("gpt-4o", vec![Act::text(&reply)]);
+    fake.pace_streams(Duration::from_millis(10));
+    let bus = Arc::new(InProcessBus::new());
+    let mut f = streaming_fabric(&fake, &bus);
+    f.stream_window = Window::default();
+    let mut rx = bus.subscribe_deltas();
+    let t = std::time::Instant::now();
+    let out = ask(&f, &prog(model("m", Kind::Openai, "gpt-4o")), None).await;
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(out.result, Some(json!(reply)));
+    let deltas = drain(&mut rx);
+    assert_eq!(deltas.iter().map(|d| d.text.as_str()).collect::<String>(), reply);
+    let gaps: Vec<u64> = deltas.windows(2).map(|w| w[1].at_ms - w[0].at_ms).collect();
+    println!(
+        "provider events: {} in {secs:.2} s; bus deltas: {} ({:.1}/s); mean gap {:.0} ms, max gap {} ms; cost exact: {}",
+        fake_llm::pieces(&reply).len() + 4,
+        deltas.len(),
+        deltas.len() as f64 / secs,
+        gaps.iter().sum::<u64>() as f64 / gaps.len().max(1) as f64,
+        gaps.iter().max().unwrap_or(&0),
+        (out.usage.cost_usd - COST).abs() < 1e-15
+    );
+}

@@ -22,12 +22,6 @@ pub const DEFAULT_MAX_TURNS: u32 = 4;
 /// The attributes only an agent step takes.
 const AGENT_KEYS: [&str; 3] = ["tools", "max_turns", "max_tool_calls"];
 
-/// The attributes an agent step does not take.
-const NOT_FOR_AGENTS: [(&str, &str); 2] = [
-    ("verify", "an agent's answer is not verified: verify it in a step of its own"),
-    ("fallback", "an agent step has no fallback: `retry:` runs it again"),
-];
-
 /// The call of a step, inside its fan-out when it has one.
 fn body(call: &ast::Expr) -> &ast::Expr {
     match &call.kind {
@@ -97,15 +91,6 @@ fn step(env: &Env, file: FileId, s: &ast::Step, diags: &mut Vec<Diagnostic>) {
             );
         }
         return;
-    }
-    for (key, why) in NOT_FOR_AGENTS {
-        if let Some(a) = Env::attr(attrs, key) {
-            diags.push(
-                Diagnostic::error(Code::E0901, file, a.key.span, format!("an agent step does not take `{key}:`"))
-                    .with_primary_label("not taken by an agent")
-                    .with_help(why),
-            );
-        }
     }
     let Some(list) = Env::attr(attrs, "tools") else {
         diags.push(

@@ -23,6 +23,10 @@ pub enum Mark {
     Start { run: String, step: String, item: Option<u32>, attempt: u32 },
     /// The attempt (`None`: whichever is running) of `(run, step, item)` ended.
     End { run: String, step: String, item: Option<u32>, attempt: Option<u32> },
+    /// The running attempt of `(run, step, item)` has returned: its router
+    /// decisions (`llm.routed`) are journaled with its result, so its
+    /// deltas all came before.
+    Returned { run: String, step: String, item: Option<u32> },
     /// The run stopped: every running attempt has ended.
     RunEnd { run: String },
     Other,
@@ -37,6 +41,7 @@ impl Mark {
             Transition::AttemptFailed { step, item, attempt, .. } | Transition::AttemptInterrupted { step, item, attempt, .. } => at(step, *item, Some(*attempt)),
             Transition::ItemSucceeded { step, item, .. } => at(step, Some(*item), None),
             Transition::StepSucceeded { step, .. } | Transition::StepFailed { step, .. } => at(step, None, None),
+            Transition::Routed { step, item, .. } => Mark::Returned { run: run.into(), step: step.clone(), item: *item },
             Transition::RunSucceeded { .. } | Transition::RunFailed { .. } | Transition::RunInterrupted | Transition::RunPaused { .. } => {
                 Mark::RunEnd { run: run.into() }
             }
@@ -98,6 +103,12 @@ impl Merge {
                     if let Some(a) = attempt {
                         self.ended.insert((k, a));
                     }
+                    out.push(Live::Event(e));
+                }
+                Mark::Returned { run, step, item } => {
+                    let k = (run, step, item);
+                    let attempt = self.running.get(&k).copied();
+                    release(&mut self.held, &mut out, |d| key(d) == k && attempt.is_none_or(|a| d.attempt == a));
                     out.push(Live::Event(e));
                 }
                 Mark::RunEnd { run } => {
@@ -176,6 +187,19 @@ mod tests {
     }
 
     #[test]
+    fn deltas_go_before_the_router_decisions_journaled_with_the_result() {
+        let mut m = Merge::new();
+        let routed = Transition::Routed { step: "a".into(), item: None, kind: "model".into(), data: json!({}) };
+        let out = push(&mut m, vec![started("a", 1), routed.clone(), ok("a")], vec![d("a", 1, 0, "x")]);
+        assert_eq!(out, ["step.started", "a:x", "llm.routed", "step.succeeded"]);
+        // Read in two rounds, the same order.
+        let mut m = Merge::new();
+        let mut out = push(&mut m, vec![started("a", 1)], vec![]);
+        out.extend(push(&mut m, vec![routed, ok("a")], vec![d("a", 1, 0, "x")]));
+        assert_eq!(out, ["step.started", "a:x", "llm.routed", "step.succeeded"]);
+    }
+
+    #[test]
     fn a_delta_read_before_its_start_waits_for_it() {
         let mut m = Merge::new();
         assert_eq!(push(&mut m, vec![], vec![d("a", 1, 0, "Hi")]), Vec::<String>::new());
@@ -214,5 +238,101 @@ mod tests {
         d1.item = Some(1);
         let out = push(&mut m, vec![start(0), start(1), item_ok(1), item_ok(0)], vec![d0, d1]);
         assert_eq!(out, ["step.started", "f:zero", "step.started", "f:one", "item.succeeded", "item.succeeded"]);
+    }
+
+    /// One token of a simulated history: attempt `a`'s start, its delta
+    /// number `n`, or its end (router decision and result, one batch).
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Tok {
+        Start(usize),
+        Delta(usize, usize),
+        End(usize),
+    }
+
+    /// A history of `attempts` (each on a step of its own, `deltas[a]`
+    /// deltas): deltas in order and before the end; the start's commit may
+    /// come after some deltas (the group-commit writer lags), never after
+    /// the end. Interleaved by `order` (picks among the attempts).
+    fn history(deltas: &[usize], start_at: &[usize], order: &[usize]) -> Vec<Tok> {
+        let mut queues: Vec<Vec<Tok>> = deltas
+            .iter()
+            .enumerate()
+            .map(|(a, &n)| {
+                let mut q: Vec<Tok> = (0..n).map(|i| Tok::Delta(a, i)).collect();
+                q.insert(start_at[a].min(n), Tok::Start(a));
+                q.push(Tok::End(a));
+                q
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut pick = order.iter().cycle();
+        while queues.iter().any(|q| !q.is_empty()) {
+            let live: Vec<usize> = (0..queues.len()).filter(|&i| !queues[i].is_empty()).collect();
+            let i = live[pick.next().copied().unwrap_or(0) % live.len()];
+            out.push(queues[i].remove(0));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// However the journal and the deltas are read (rounds of: the
+        /// journal up to a point, then the deltas up to a later one), every
+        /// delta comes once, in order, after its attempt's start and before
+        /// its router decision and its end; journal entries keep their order.
+        #[test]
+        fn every_reading_puts_each_delta_inside_its_attempt(
+            deltas in proptest::collection::vec(0usize..5, 1..4),
+            start_at in proptest::collection::vec(0usize..5, 4),
+            order in proptest::collection::vec(0usize..7, 1..30),
+            cuts in proptest::collection::vec(0usize..40, 0..8),
+        ) {
+            let h = history(&deltas, &start_at, &order);
+            let step = |a: usize| format!("s{a}");
+            // Journal entries and deltas with their times (positions in h).
+            let mut journal: Vec<(usize, Transition)> = Vec::new();
+            let mut sent: Vec<(usize, Delta)> = Vec::new();
+            for (t, tok) in h.iter().enumerate() {
+                match *tok {
+                    Tok::Start(a) => journal.push((t, started(&step(a), 1))),
+                    Tok::Delta(a, n) => sent.push((t, d(&step(a), 1, n as u64, &n.to_string()))),
+                    Tok::End(a) => {
+                        journal.push((t, Transition::Routed { step: step(a), item: None, kind: "model".into(), data: json!({}) }));
+                        journal.push((t, ok(&step(a))));
+                    }
+                }
+            }
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            cuts.push(h.len());
+            cuts.push(h.len());
+            let mut m = Merge::new();
+            let (mut j, mut k) = (0, 0);
+            let mut out: Vec<Live<Transition>> = Vec::new();
+            for pair in cuts.chunks(2) {
+                let (t1, t2) = (pair[0], *pair.get(1).unwrap_or(&pair[0]));
+                let events: Vec<Transition> = journal[j..].iter().take_while(|(t, _)| *t <= t1).map(|(_, e)| e.clone()).collect();
+                j += events.len();
+                let got: Vec<Delta> = sent[k..].iter().take_while(|(t, _)| *t <= t2).map(|(_, d)| d.clone()).collect();
+                k += got.len();
+                out.extend(m.push(events, got, |e| Mark::of("r", e)));
+            }
+            let events: Vec<Transition> = journal[j..].iter().map(|(_, e)| e.clone()).collect();
+            out.extend(m.push(events, sent[k..].iter().map(|(_, d)| d.clone()).collect(), |e| Mark::of("r", e)));
+
+            let journal_out: Vec<&Transition> = out.iter().filter_map(|l| match l { Live::Event(e) => Some(e), _ => None }).collect();
+            proptest::prop_assert_eq!(journal_out, journal.iter().map(|(_, e)| e).collect::<Vec<_>>());
+            for (a, &n) in deltas.iter().enumerate() {
+                let s = step(a);
+                let pos = |pred: &dyn Fn(&Live<Transition>) -> bool| out.iter().position(pred);
+                let start = pos(&|l| matches!(l, Live::Event(Transition::AttemptStarted { step, .. }) if *step == s)).unwrap();
+                let routed = pos(&|l| matches!(l, Live::Event(Transition::Routed { step, .. }) if *step == s)).unwrap();
+                let mine: Vec<(usize, u64)> = out.iter().enumerate().filter_map(|(i, l)| match l {
+                    Live::Delta(x) if x.step == s => Some((i, x.offset)),
+                    _ => None,
+                }).collect();
+                proptest::prop_assert_eq!(mine.iter().map(|(_, o)| *o).collect::<Vec<_>>(), (0..n as u64).collect::<Vec<_>>());
+                proptest::prop_assert!(mine.iter().all(|(i, _)| start < *i && *i < routed), "{:?}", out);
+            }
+        }
     }
 }

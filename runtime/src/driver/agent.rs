@@ -9,6 +9,13 @@
 //! conversation: no completed model call or tool call is repeated. The
 //! attempt's final record (its value or failure) carries the usage of all
 //! its turns, so each turn is counted once.
+//!
+//! With `verify:`, a final answer that is valid is cross-checked by the
+//! verifier role (as an LLM step's reply is) before its turn is journaled:
+//! the turn's record carries the verdict and the verification's usage, so a
+//! resumed run neither asks again nor counts it twice. A rejected answer is
+//! sent back with the verifier's reasons as a turn of its own; on the last
+//! turn it fails the attempt (then `retry:`, then `fallback:`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +26,7 @@ use serde_json::{json, Value};
 use super::attempt::{Attempt, CallError};
 use super::tool;
 use crate::audit::Decision;
-use crate::events::{Entry, Transition, Usage};
+use crate::events::{Entry, Transition, Usage, Verdict};
 use crate::fabric::agent::{Conversation, Exchange, ToolCall, ToolResult};
 use crate::fabric::{FabricError, LlmOutcome, Purpose, Request};
 use crate::interp;
@@ -29,6 +36,7 @@ use crate::store::Batch;
 struct Turn {
     text: String,
     calls: Vec<ToolCall>,
+    verdict: Option<Verdict>,
     usage: Usage,
 }
 
@@ -43,6 +51,8 @@ struct Log {
 pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: &Agent) -> Result<Value, CallError> {
     let (sh, step) = (a.sh, a.step);
     let mut prompt = interp::render(&a.eval(prompt)?);
+    // The verifier reads the request as written (the checker bounds it so).
+    let asked = prompt.clone();
     if let (Some(schema), true) = (&step.schema, step.typed) {
         prompt = format!(
             "{prompt}\n\nWhen you have the answer, reply with only a JSON value (no prose, no code fence) that validates against this JSON Schema:\n{schema}"
@@ -59,11 +69,11 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: 
     let turns = agent.max_turns.max(1);
     for turn in 0..turns {
         let last = turn + 1 == turns;
-        let (text, calls) = match log.turns.get(&turn) {
+        let (text, calls, verdict) = match log.turns.get(&turn) {
             Some(t) => {
                 a.usage.add(&t.usage);
                 a.decisions.push(Decision::new("agent.replayed", Some(&step.name), json!({"turn": turn, "item": a.item})));
-                (t.text.clone(), t.calls.clone())
+                (t.text.clone(), t.calls.clone(), t.verdict.clone())
             }
             None => {
                 let conversation = Conversation { tools: agent.tools.clone(), history: history.clone(), tools_off: last };
@@ -82,7 +92,25 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: 
                 let mut out = LlmOutcome::default();
                 let res = sh.rt.fabric.agent_turn(&sh.ctx.program, &req, &mut out, &step.name).await;
                 a.decisions.append(&mut out.decisions);
-                let (c, usage, model) = res.map_err(CallError::Llm)?;
+                let (c, mut usage, model) = res.map_err(CallError::Llm)?;
+                let mut verdict = None;
+                if let (true, Some(verify)) = (c.tool_calls.is_empty(), &step.verify)
+                    && answer(&c.text, step.typed, validator.as_deref()).is_ok()
+                {
+                    let mut checked = LlmOutcome::default();
+                    let key = format!("{}#turn{turn}", a.call_key());
+                    let res = sh.rt.fabric.verify(&sh.ctx.program, verify, &asked, &c.text, &key, &step.name, &mut checked).await;
+                    a.decisions.append(&mut checked.decisions);
+                    usage.add(&checked.usage);
+                    match res {
+                        Ok(None) => verdict = Some(Verdict::Accepted),
+                        Ok(Some((why, _))) => verdict = Some(Verdict::Rejected(why)),
+                        Err(e) => {
+                            a.usage.add(&usage);
+                            return Err(CallError::Llm(e));
+                        }
+                    }
+                }
                 a.usage.add(&usage);
                 let t = Transition::AgentTurn {
                     step: step.name.clone(),
@@ -92,16 +120,25 @@ pub(super) async fn call(a: &mut Attempt<'_>, role: &str, prompt: &Expr, agent: 
                     model: model.clone(),
                     text: c.text.clone(),
                     calls: c.tool_calls.clone(),
+                    verdict: verdict.clone(),
                     usage,
                 };
                 let names: Vec<&str> = c.tool_calls.iter().map(|c| c.name.as_str()).collect();
                 let d = Decision::new("agent.turn", Some(&step.name), json!({"item": a.item, "turn": turn, "model": model, "calls": names}));
                 journal(a, t, d).await?;
-                (c.text, c.tool_calls)
+                (c.text, c.tool_calls, verdict)
             }
         };
         if calls.is_empty() {
             match answer(&text, step.typed, validator.as_deref()) {
+                Ok(_) if last && let Some(Verdict::Rejected(why)) = verdict => {
+                    return Err(CallError::Llm(FabricError::Unverified { why, replies: vec![text] }));
+                }
+                Ok(_) if let Some(Verdict::Rejected(why)) = verdict => {
+                    let note = format!("Your answer was rejected by a reviewer: {why}. Answer again.");
+                    history.push(Exchange { text, calls, results: Vec::new(), note: Some(note) });
+                    continue;
+                }
                 Ok(v) => return Ok(v),
                 Err(problem) if last => {
                     return Err(CallError::Llm(FabricError::AgentUnusable { step: step.name.clone(), turns, problem: problem.to_string() }));
@@ -218,10 +255,10 @@ async fn read_log(a: &Attempt<'_>) -> Result<Log, CallError> {
     let journal = a.sh.rt.store.journal(&a.sh.ctx.run_id).await?;
     for e in journal {
         match e.transition {
-            Transition::AgentTurn { step, item, attempt, turn, text, calls, usage, .. }
+            Transition::AgentTurn { step, item, attempt, turn, text, calls, verdict, usage, .. }
                 if step == a.step.name && item == a.item && attempt == a.attempt =>
             {
-                log.turns.insert(turn, Turn { text, calls, usage });
+                log.turns.insert(turn, Turn { text, calls, verdict, usage });
             }
             Transition::AgentTool { step, item, attempt, turn, call_id, output, error, .. }
                 if step == a.step.name && item == a.item && attempt == a.attempt =>

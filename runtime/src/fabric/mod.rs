@@ -709,7 +709,7 @@ impl Fabric {
             let mut value_error = None;
             let (problem, problems) = match value {
                 Ok(v) => match call.verify {
-                    Some(verify) => match self.verify(program, verify, &prompt, &text, &call, &mut out).await {
+                    Some(verify) => match self.verify(program, verify, &prompt, &text, &call.call_key, call.step, &mut out).await {
                         Ok(None) => {
                             out.result = Some(v);
                             return out;
@@ -757,15 +757,19 @@ impl Fabric {
         out
     }
 
-    /// Asks the verifier role for a typed verdict. `Ok(None)` when it agrees
-    /// with at least `min_confidence`, `Ok(Some((why, problems)))` when not.
-    async fn verify(
+    /// Asks the verifier role for a typed verdict on `reply` to `prompt`
+    /// (an LLM step's reply, an agent's final answer), its usage added to
+    /// `out`. `Ok(None)` when it agrees with at least `min_confidence`,
+    /// `Ok(Some((why, problems)))` when not.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn verify(
         &self,
         program: &Program,
         verify: &Verify,
         prompt: &str,
         reply: &str,
-        call: &LlmCall<'_>,
+        call_key: &str,
+        step: &str,
         out: &mut LlmOutcome,
     ) -> Result<Option<(String, Vec<String>)>, FabricError> {
         let req = Request {
@@ -775,13 +779,13 @@ impl Fabric {
             ),
             max_tokens: 256,
             schema: Some(verdict_schema()),
-            call_key: format!("{}#verify", call.call_key),
+            call_key: format!("{call_key}#verify"),
             purpose: Purpose::Verify,
             role: verify.role.clone(),
             stream: None,
             conversation: None,
         };
-        let (c, model) = self.ask_chain(program, &verify.role, &req, out, call.step).await?;
+        let (c, model) = self.ask_chain(program, &verify.role, &req, out, step).await?;
         out.usage.add(&usage_of(&model, &c));
         let verdict = serde_json::from_str::<Value>(json_text(&c.text)).ok();
         let stated = c
@@ -809,7 +813,7 @@ impl Fabric {
         let ok = agreement && conf >= min && confidence.is_some();
         out.decisions.push(Decision::new(
             "verify",
-            Some(call.step),
+            Some(step),
             json!({"role": verify.role, "model": model.name, "agreement": agreement, "confidence": confidence,
                    "stated_confidence": stated, "logprob_confidence": c.agreement_probability,
                    "problems": problems, "min_confidence": min, "accepted": ok}),

@@ -237,7 +237,10 @@ impl<'r, 'a> Analyzer<'r, 'a> {
             ExprKind::Llm { role, prompt, agent: true } => {
                 let max_tokens = typed.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
                 let (extra, extra_text) = agent::turn_extra(self.env, step, max_tokens);
-                let a = self.llm_attempt(scope, var, step, role, prompt, None, extra, true);
+                // With `verify:`, any turn may end in an answer the verifier
+                // checks and rejects: each turn is bounded with a verification.
+                let verifier = roles::verify_role(step);
+                let a = self.llm_attempt(scope, var, step, role, prompt, verifier, extra, true);
                 let turns = u64::from(agent::max_turns(step));
                 let attempts = turns.saturating_mul(tries);
                 bound.prompt_tokens = a.prompt;
@@ -313,7 +316,8 @@ impl<'r, 'a> Analyzer<'r, 'a> {
         if let Some(fb) = Env::attr(attrs, "fallback") {
             match &fb.value.kind {
                 ExprKind::Llm { role, prompt, .. } => {
-                    let a = self.llm_attempt(scope, var, step, role, prompt, None, 0, false);
+                    // The runtime verifies a fallback's reply as the step's own.
+                    let a = self.llm_attempt(scope, var, step, role, prompt, roles::verify_role(step), 0, false);
                     let usd = a.usd.times(1 + REPAIRS).times(n);
                     bounded &= !a.unbounded;
                     lines.push(|| format!("fallback `llm {}`: (1 + {REPAIRS} repair) × {} = {usd} (added)", role.name, a.usd));
