@@ -83,8 +83,7 @@ impl LocalModel {
         let grammar = LlamaSampler::grammar(&self.model, &grammar, "root").map_err(|e| gen_err(&e))?;
         let mut sampler = LlamaSampler::chain_simple([grammar, LlamaSampler::greedy()]);
         let mut out: Vec<u8> = Vec::new();
-        let mut pos = tokens.len() as i32;
-        for _ in 0..MAX_NEW_TOKENS {
+        for pos in (tokens.len() as i32..).take(MAX_NEW_TOKENS) {
             let token = sampler.sample(&ctx, batch.n_tokens() - 1);
             if vocab.is_eog(token) {
                 break;
@@ -95,7 +94,6 @@ impl LocalModel {
             }
             batch.clear();
             batch.add(token, pos, &[0], true).map_err(|e| gen_err(&e))?;
-            pos += 1;
             ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
         }
         Ok(String::from_utf8_lossy(&out).into_owned())

@@ -264,10 +264,19 @@ impl<'a> Builder<'a> {
         if let Some(v) = self.result_field(param) {
             return v;
         }
-        if is_id_like(param)
-            && let Some((name, _)) = self.tool_steps.iter().rev().find(|(_, t)| same_kit(t)).or(self.tool_steps.last())
-        {
-            return name.clone();
+        if tool.takes_id(param) {
+            // The earlier step of the toolkit whose result best answers it
+            // (a field that lists ids: its first), else the latest one.
+            let kin: Vec<&(String, &CatalogTool)> = self.tool_steps.iter().filter(|(_, t)| same_kit(t)).collect();
+            // `max_by_key` keeps the last of equals: the latest step.
+            let best = kin.iter().filter_map(|(name, t)| t.produces(tool, param).map(|(f, score)| (name, *t, f, score))).max_by_key(|c| c.3);
+            if let Some((name, t, field, _)) = best {
+                let listed = t.result_field_docs().iter().any(|(f, d)| *f == field && d.to_ascii_lowercase().starts_with("list"));
+                return format!("{name}.{field}{}", if listed { "[0]" } else { "" });
+            }
+            if let Some((name, _)) = kin.last().copied().or(self.tool_steps.last()) {
+                return name.clone();
+            }
         }
         if TEXT_PARAMS.contains(&np.as_str()) && matches!(ty, Ty::Str | Ty::Json) && !self.tool_steps.is_empty() {
             let sources: Vec<String> = self.tool_steps.iter().map(|(n, _)| format!("{{{n}}}")).collect();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::catalog::{CatalogTool, ToolParam, Ty};
-use super::lower::{is_id_like, is_text_param, normalized};
+use super::lower::{is_text_param, normalized};
 
 /// What is known about argument values beyond their types, from outside
 /// the catalog: the database's tables ([`super::database`]).
@@ -178,7 +178,7 @@ pub fn fill_schema(tools: &[&CatalogTool], hints: &Hints) -> Value {
                 .params
                 .iter()
                 .filter(|p| !p.optional())
-                .filter(|p| !(earlier_same_kit && is_id_like(&p.name)))
+                .filter(|p| !(earlier_same_kit && t.takes_id(&p.name)))
                 .filter(|p| !(i > 0 && is_text_param(&p.name)))
                 .filter(|p| !earlier_field(&p.name))
                 .map(|p| {
@@ -256,6 +256,7 @@ pub fn repair_prompt(first: &str, plan: &Plan, diagnostics: &[String]) -> String
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::new::catalog::ToolParam;

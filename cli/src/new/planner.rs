@@ -23,6 +23,8 @@ pub enum PlannerError {
 }
 
 /// Where the plan comes from.
+// One per `aosc new`, made once: the hosted variant's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     Hosted { fabric: Fabric, program: Program, label: String, runtime: tokio::runtime::Runtime },
     #[cfg(feature = "local-model")]

@@ -351,7 +351,8 @@ impl<'a> Retriever<'a> {
                 if producers.is_empty() {
                     producers = same_kit.iter().copied().filter(|&j| !self.takes_an_id(j)).collect();
                 }
-                let best = producers.into_iter().max_by(|a, b| score(*a).total_cmp(&score(*b)).then(b.cmp(a)));
+                let fit = |j: usize| self.tools[j].produces(&self.tools[i], &p.name).map_or(0, |(_, s)| s);
+                let best = producers.into_iter().max_by(|a, b| fit(*a).cmp(&fit(*b)).then(score(*a).total_cmp(&score(*b))).then(b.cmp(a)));
                 if let Some(b) = best
                     && !chosen.contains(&b)
                     && let Some(at) = chosen.iter().position(|c| *c == i)
@@ -365,16 +366,18 @@ impl<'a> Retriever<'a> {
             let name = self.tools[i].name.clone();
             for p in self.tools[i].params.iter().filter(|p| !p.optional() && is_id(&p.name)) {
                 let Some(at) = chosen.iter().position(|c| *c == i) else { continue };
-                let later: Vec<usize> = chosen[at + 1..]
-                    .iter()
-                    .copied()
-                    .filter(|&j| kit(&self.tools[j].name) == kit(&name) && !self.takes_an_id(j))
-                    .collect();
-                if chosen[..at].iter().any(|&j| kit(&self.tools[j].name) == kit(&name) && !self.takes_an_id(j)) {
-                    continue;
-                }
-                let mover = later.iter().copied().find(|&j| self.tools[j].result_fields().contains(&p.name)).or(later.first().copied());
-                if let Some(m) = mover {
+                let kin = |j: &usize| kit(&self.tools[*j].name) == kit(&name) && !self.takes_an_id(*j);
+                // How well a tool's result answers the id (a field that lists ids).
+                let fit = |j: usize| self.tools[j].produces(&self.tools[i], &p.name).map_or(0, |(_, s)| s);
+                let best_before = chosen[..at].iter().copied().filter(kin).map(fit).max();
+                // The best producer asked for later; the first of equals.
+                let mover = chosen[at + 1..].iter().copied().filter(kin).fold(None, |acc: Option<usize>, j| match acc {
+                    Some(a) if fit(a) >= fit(j) => Some(a),
+                    _ => Some(j),
+                });
+                if let Some(m) = mover
+                    && best_before.is_none_or(|b| fit(m) > b)
+                {
                     chosen.retain(|c| *c != m);
                     chosen.insert(at, m);
                 }
