@@ -295,3 +295,51 @@ async fn without_the_role_memory_uses_the_hashing_embedding() {
     assert_eq!((&hits[0]["key"], &hits[0]["embedding"]), (&json!("emea"), &json!("local-trigram-256")));
     assert!(fake.seen().is_empty());
 }
+
+/// `aosc run` says before the run that memory steps will fail without the
+/// embedding model's key, and does not list the model among those the
+/// simulator answers.
+#[test]
+fn the_missing_key_is_said_before_the_run() {
+    let notes = Fabric::simulated().notes(&program(OPENAI)).join("\n");
+    assert!(notes.contains("warning: model `small` of the `embedding` role needs OPENAI_API_KEY"), "{notes}");
+    assert!(!notes.contains("run on the offline simulator"), "{notes}");
+}
+
+/// The fake rejects what the providers document as rejected, and answers
+/// the other shapes they offer (`dimensions`, `:embedContent`).
+#[tokio::test]
+async fn the_fake_embeddings_endpoints_are_faithful() {
+    let fake = Fake::start(keys()).await;
+    let http = reqwest::Client::new();
+    let post = |url: String, key: (&'static str, String), body: Value| {
+        let req = http.post(url).header(key.0, key.1).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let openai = format!("{}/embeddings", fake.openai_base());
+    let bearer = ("authorization", format!("Bearer {OPENAI_KEY}"));
+    let (st, body) = post(openai.clone(), bearer.clone(), json!({"model": "text-embedding-3-small", "input": "hi", "dimensions": 256})).await;
+    assert_eq!((st, body["data"][0]["embedding"].as_array().unwrap().len(), &body["object"]), (200, 256, &json!("list")));
+    let (st, body) = post(openai.clone(), bearer.clone(), json!({"model": "text-embedding-3-small", "input": []})).await;
+    assert_eq!((st, &body["error"]["type"]), (400, &json!("invalid_request_error")));
+    let (st, _) = post(openai.clone(), bearer, json!({"model": "text-embedding-ada-002", "input": "hi", "dimensions": 256})).await;
+    assert_eq!(st, 400);
+    let (st, body) = post(openai, ("authorization", "Bearer wrong".into()), json!({"model": "text-embedding-3-small", "input": "hi"})).await;
+    assert_eq!((st, &body["error"]["code"]), (401, &json!("invalid_api_key")));
+
+    let gkey = ("x-goog-api-key", GEMINI_KEY.to_string());
+    let base = format!("{}/v1beta/models/text-embedding-004", fake.base());
+    let (st, body) = post(format!("{base}:embedContent"), gkey.clone(), json!({"content": {"parts": [{"text": "hi"}]}})).await;
+    assert_eq!((st, body["embedding"]["values"].as_array().unwrap().len()), (200, 768));
+    let other = json!({"requests": [{"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "hi"}]}}]});
+    let (st, body) = post(format!("{base}:batchEmbedContents"), gkey, other).await;
+    assert_eq!((st, &body["error"]["status"]), (400, &json!("INVALID_ARGUMENT")));
+    // Similar texts get similar vectors, the same text the same one.
+    let v = |t: &str| aos_testkit::fake_llm::embeddings::vector("m", t, 64);
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert_eq!(v("EMEA sales"), v("EMEA sales"));
+    assert!(dot(&v("EMEA sales week"), &v("emea sales")) > dot(&v("EMEA sales week"), &v("pager rotation")) + 0.2);
+}

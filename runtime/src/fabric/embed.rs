@@ -124,9 +124,9 @@ pub fn checked(provider: &str, mut v: Vectors, texts: usize) -> Result<Vectors, 
     Ok(v)
 }
 
-/// Where a decision of a call is recorded: the step, and the fan-out item
-/// in the data when the call is one item's (`STEP#ITEM`).
-fn decision(kind: &str, step: &str, mut data: serde_json::Value) -> Decision {
+/// A decision of a call made for `step` (`STEP` or `STEP#ITEM`): recorded
+/// on the step, with the fan-out item in its data.
+pub(crate) fn decision(kind: &str, step: &str, mut data: serde_json::Value) -> Decision {
     let (name, item) = match step.split_once('#') {
         Some((s, i)) => (s, Some(i)),
         None => (step, None),

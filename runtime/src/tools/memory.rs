@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 
 use super::{Tool, ToolCtx, ToolError};
 use crate::fabric::embed::{self, Embeddings, Purpose};
+use crate::fabric::FabricError;
 use crate::store::{BoxFuture, Store};
 
 pub use crate::fabric::embed::{DIMS, LOCAL_EMBEDDING};
@@ -58,20 +59,16 @@ async fn embed_for(ctx: &ToolCtx, texts: &[String], purpose: Purpose, tool: &str
     let r = m.fabric.embed(&m.program, texts, purpose, &mut decisions, &ctx.step).await;
     let usage = r.as_ref().map(|e| e.usage.clone()).unwrap_or_default();
     ctx.record.add(&usage, decisions);
-    r.map_err(|e| ToolError::Failed(format!("{tool}: {e}")))
+    r.map_err(|e| match e {
+        // Configuration, not a failure of this call.
+        FabricError::NoEmbeddings { .. } | FabricError::EmbeddingKeyMissing { .. } => ToolError::Unavailable(format!("{tool}: {e}")),
+        _ => ToolError::Failed(format!("{tool}: {e}")),
+    })
 }
 
 /// Records that `working`/`session` recall ranked with the built-in embedding.
 fn record_local(ctx: &ToolCtx, layer: Layer) {
-    let (step, item) = match ctx.step.split_once('#') {
-        Some((s, i)) => (s, Some(i)),
-        None => (ctx.step.as_str(), None),
-    };
-    let d = crate::audit::Decision::new(
-        "embedding",
-        Some(step),
-        json!({"embedding": LOCAL_EMBEDDING, "dims": DIMS, "model": null, "layer": layer.as_str(), "item": item.and_then(|i| i.parse::<u64>().ok())}),
-    );
+    let d = embed::decision("embedding", &ctx.step, json!({"embedding": LOCAL_EMBEDDING, "dims": DIMS, "model": null, "layer": layer.as_str()}));
     ctx.record.add(&crate::events::Usage::default(), vec![d]);
 }
 

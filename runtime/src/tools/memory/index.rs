@@ -45,6 +45,8 @@ struct Space {
     q8: Vec<i8>,
     /// Per row: `max |v_i| / 127`.
     scales: Vec<f32>,
+    /// Per row: `scale · Σ|q8_i|`, the L1 norm of the quantised row.
+    l1: Vec<f32>,
     pos: HashMap<String, usize>,
 }
 
@@ -58,18 +60,16 @@ fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
     (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
 }
 
-/// The dot product of a query with a quantised row (before its scale).
-fn dot_q8(q: &[f32], r: &[i8]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (cq, cr) = (q.chunks_exact(8), r.chunks_exact(8));
-    let (rq, rr) = (cq.remainder(), cr.remainder());
-    for (x, y) in cq.zip(cr) {
-        for ((s, p), b) in acc.iter_mut().zip(x).zip(y) {
-            *s += p * f32::from(*b);
-        }
-    }
-    let tail: f32 = rq.iter().zip(rr).map(|(x, y)| x * f32::from(*y)).sum();
-    acc.iter().sum::<f32>() + tail
+/// The dot product of two quantised vectors, exact in integers (a row of
+/// 1536 bytes sums to at most 1536 · 127², far below `i32::MAX`). Integer
+/// addition is associative, so the compiler vectorises the sum.
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum()
+}
+
+/// `scale · Σ|q8_i|`.
+fn l1_of(q8: &[i8], scale: f32) -> f32 {
+    scale * q8.iter().map(|x| f32::from(x.unsigned_abs())).sum::<f32>()
 }
 
 impl Space {
@@ -90,12 +90,16 @@ impl Space {
                 if let Some(s) = self.scales.get_mut(i) {
                     *s = scale;
                 }
+                if let Some(l) = self.l1.get_mut(i) {
+                    *l = l1_of(&q8, scale);
+                }
             }
             None => {
                 self.pos.insert(key.to_string(), self.keys.len());
                 self.keys.push(key.to_string());
                 self.values.push(value.clone());
                 self.vecs.extend_from_slice(embedding);
+                self.l1.push(l1_of(&q8, scale));
                 self.q8.extend_from_slice(&q8);
                 self.scales.push(scale);
             }
@@ -109,6 +113,7 @@ impl Space {
         self.keys.swap_remove(i);
         self.values.swap_remove(i);
         self.scales.swap_remove(i);
+        self.l1.swap_remove(i);
         let dims = self.dims;
         if i != last {
             self.vecs.copy_within(last * dims..(last + 1) * dims, i * dims);
@@ -124,21 +129,28 @@ impl Space {
     /// The `k` best rows for `q` as `(score, row)`, best first: exactly
     /// what scoring every row with [`dot`] and keeping the top `k` gives.
     ///
-    /// The first pass reads only the `i8` rows: row r's approximate score
-    /// `a_r = scale_r · Σ q_i·q8_ri` differs from its exact score by at most
-    /// `e_r = scale_r/2 · Σ|q_i|` (each component is off by at most half a
-    /// step), plus a bound on float rounding. The k-th largest lower bound `a_r − e_r` is
-    /// at most the k-th largest exact score, so every row of the exact top
-    /// `k` has an upper bound `a_r + e_r` at least that: only those rows are
-    /// scored exactly, in `f32`.
+    /// The first pass reads only the `i8` rows and multiplies them with
+    /// the query quantised the same way, in integers: with `q = qs·q8 + dq`
+    /// and `v = s·r8 + dv` (each `|dq_i| ≤ qs/2`, `|dv_i| ≤ s/2`), the
+    /// approximate score `a = qs·s·Σ q8_i·r8_i` differs from the exact one
+    /// by at most `s/2 · qs·Σ|q8| + qs/2 · s·Σ|r8| + dims · qs·s/4`, plus a
+    /// bound on float rounding. The k-th largest lower bound `a − e` is at
+    /// most the k-th largest exact score, so every row of the exact top `k`
+    /// has an upper bound `a + e` at least that: only those rows are scored
+    /// exactly, in `f32`.
     fn search(&self, q: &[f32], k: usize, exact: Option<usize>) -> Vec<Hit> {
         let dims = self.dims;
-        let l1: f32 = q.iter().map(|x| x.abs()).sum();
-        let approx: Vec<f32> = self.q8.chunks_exact(dims).zip(&self.scales).map(|(r, s)| s * dot_q8(q, r)).collect();
-        // Half a quantisation step per component, plus a bound on the
-        // rounding of both sums (each of `dims` terms at most `127·scale·|q_i|`).
-        let slack = 0.5 + 127.0 * 2.0 * dims as f32 * f32::EPSILON;
-        let err = |row: usize| self.scales.get(row).map_or(0.0, |s| s * slack * l1) + 1e-6;
+        let (qq, qs) = quantise(q);
+        let ql1 = l1_of(&qq, qs);
+        let approx: Vec<f32> = self.q8.chunks_exact(dims).zip(&self.scales).map(|(r, s)| qs * s * dot_i8(&qq, r) as f32).collect();
+        let quarter = dims as f32 * qs / 4.0;
+        let err = |row: usize| {
+            let (s, l) = (self.scales.get(row).copied().unwrap_or(0.0), self.l1.get(row).copied().unwrap_or(0.0));
+            let e = s / 2.0 * ql1 + qs / 2.0 * l + quarter * s;
+            // Rounding of the exact `f32` score (`dims` terms of at most
+            // `|q_i|·max|v|`) and of the products above.
+            e + 2.0 * dims as f32 * f32::EPSILON * (127.0 * s) * (ql1 + dims as f32 * qs) + 1e-6
+        };
         // The k-th largest lower bound, through a min-heap of k of them.
         let mut lows: BinaryHeap<std::cmp::Reverse<Ordered>> = BinaryHeap::with_capacity(k + 1);
         for (row, a) in approx.iter().enumerate() {
