@@ -200,3 +200,30 @@ async fn working_memory_in_redis_expires() {
 async fn working_memory_in_process_expires() {
     working_entries_expire_after_their_ttl(Arc::new(working::InProcess::default())).await;
 }
+
+/// The task stream's take-over (`aosc worker` with Redis dispatch): entries
+/// delivered to a consumer that never acknowledges them (a worker killed
+/// with SIGKILL) are taken over by another consumer with XAUTOCLAIM once
+/// idle for the given time, and not before; acknowledged entries are not.
+/// (`cli/tests/fleet_dispatch.rs` kills a real worker, whose tasks may all
+/// have been kept for itself rather than delivered by the stream.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_consumers_task_entries_are_taken_over_after_they_idle() {
+    use aos_runtime::bus::dispatch::{Dispatch, TaskRef};
+    let Some(redis) = RedisServer::start() else { return };
+    let d = Dispatch::new(&redis.url()).unwrap();
+    let tasks: Vec<TaskRef> = (0..3).map(|i| TaskRef { run_id: "R".into(), step: 0, item: i }).collect();
+    d.add(&tasks).await.unwrap();
+    let got = d.read("dead", 10, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.task.clone().unwrap()).collect::<Vec<_>>(), tasks);
+    // The first one was committed (acknowledged); the others stay pending.
+    d.ack(&[got[0].id.clone()]).await.unwrap();
+    let idle = Duration::from_millis(400);
+    assert!(d.autoclaim("alive", idle, 10).await.unwrap().is_empty(), "taken over before they were idle");
+    tokio::time::sleep(idle + Duration::from_millis(100)).await;
+    let taken = d.autoclaim("alive", idle, 10).await.unwrap();
+    let ids: Vec<&str> = taken.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, vec![got[1].id.as_str(), got[2].id.as_str()]);
+    let pending = redis.cli(&["XPENDING", "aos:tasks", "aos:workers", "-", "+", "10", "alive"]);
+    assert_eq!(pending.lines().filter(|l| l.trim() == "alive").count(), 2, "{pending}");
+}

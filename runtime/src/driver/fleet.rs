@@ -42,6 +42,10 @@ use crate::store::fleet::{Claimed, NewTask, TaskKey, DECIDE};
 use crate::store::postgres::PostgresStore;
 use crate::{governance, ids, RunOptions, Runtime, RuntimeError};
 
+/// How long a finished attempt's result waits for the other attempts in
+/// flight before it is committed (group commit; see `Worker::linger`).
+const LINGER_MS: u64 = 2;
+
 /// How a worker works.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -235,6 +239,9 @@ impl Worker {
             while let Some(done) = self.set.try_join_next() {
                 self.take(done);
             }
+            if !self.pending.is_empty() {
+                self.linger().await;
+            }
             let res = self.cycle(stopping, &mut last_beat).await;
             let claimed = match res {
                 Err(e) => {
@@ -301,6 +308,23 @@ impl Worker {
         self.start_claimed(claims).await?;
         self.commit_pending().await?;
         Ok(n)
+    }
+
+    /// Group commit: once a result waits to be committed, the attempts
+    /// still in flight get [`LINGER_MS`] to finish, so that one transaction
+    /// carries their results too (a commit holds the run's row lock, which
+    /// every worker of the run queues for: fewer, larger commits go faster).
+    async fn linger(&mut self) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(LINGER_MS);
+        while !self.set.is_empty() {
+            tokio::select! {
+                done = self.set.join_next() => match done {
+                    Some(done) => self.take(done),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(until) => break,
+            }
+        }
     }
 
     /// Waits up to `d` for an attempt to finish (or a stop request).
@@ -459,16 +483,18 @@ impl Worker {
 
     /// The transaction that advances one run.
     async fn advance(&mut self, run_id: &str, p: Pending) -> Result<(), RuntimeError> {
-        self.load(run_id).await?;
+        if !self.caches.contains_key(run_id) {
+            self.load(run_id).await?;
+        }
         let mut tx = self.pg.lock_run(run_id).await?;
         let after = self.caches.get(run_id).map_or(0, |c| c.last_id);
-        let entries = tx.journal_since(after).await?;
         let mut keys: Vec<(TaskKey, u32)> = p.results.iter().map(|(k, r)| (*k, r.attempt)).collect();
         keys.extend(p.reclaims.iter().copied());
         if p.decide {
             keys.push(((DECIDE, -1), 0));
         }
-        let owned: HashSet<TaskKey> = tx.settle(&self.me, &keys).await?.into_iter().collect();
+        let (owned, entries) = tx.settle_and_catch_up(&self.me, &keys, after).await?;
+        let owned: HashSet<TaskKey> = owned.into_iter().collect();
         if matches!(tx.status.as_str(), "succeeded" | "failed") || (tx.status == "cancelled" && !tx.held) {
             // Ended meanwhile (`aosc cancel`): its results are not wanted.
             self.stats.dropped += p.results.len() as u64;
@@ -479,7 +505,6 @@ impl Worker {
             return Ok(());
         }
         let held = tx.held;
-        let self_claim = self.self_claims();
         let now = ids::now_ms();
         let free = self.opts.concurrency.max(1).saturating_sub(self.set.len());
         let lease_until = self.lease_until();
@@ -531,22 +556,16 @@ impl Worker {
             let still_paused = c.paused && tick.batch.transitions.is_empty();
             tx.dequeue(if still_paused { RunStatus::WaitingApproval } else { RunStatus::Running }).await?;
         }
-        if let Some(id) = tx.write(&tick.batch).await? {
-            c.last_id = id;
-        }
-        if let Some(p) = tick.batch.transitions.iter().rev().find_map(pause_word) {
-            c.paused = p;
-        }
         let finished = c.state.finished().is_some();
         let mut mine = Vec::new();
         let mut ready = Vec::new();
-        if finished {
-            tx.clear_tasks().await?;
-        } else {
-            let mut tasks = Vec::with_capacity(tick.launches.len());
+        let mut tasks = Vec::with_capacity(tick.launches.len());
+        if !finished {
             for l in &tick.launches {
                 let (step, item) = key_of(l);
-                let take = self_claim && mine.len() < free;
+                // What this worker has room for it keeps (with Redis
+                // dispatch too: only the rest goes through the stream).
+                let take = mine.len() < free;
                 if !take {
                     ready.push(crate::bus::dispatch::TaskRef { run_id: run_id.to_string(), step, item });
                 }
@@ -562,10 +581,17 @@ impl Worker {
                     mine.push(*l);
                 }
             }
-            tx.put_tasks(&tasks).await?;
-            if let Some(at) = c.state.next_timer() {
-                tx.wake_at(at).await?;
-            }
+        }
+        if let Some(id) = tx.write_with_tasks(&tick.batch, &tasks).await? {
+            c.last_id = id;
+        }
+        if let Some(p) = tick.batch.transitions.iter().rev().find_map(pause_word) {
+            c.paused = p;
+        }
+        if finished {
+            tx.clear_tasks().await?;
+        } else if let Some(at) = c.state.next_timer() {
+            tx.wake_at(at).await?;
         }
         tx.commit().await?;
         self.stats.commits += 1;

@@ -1,9 +1,10 @@
 //! The worker's side of Redis Streams dispatch ([`crate::bus::dispatch`]).
 //!
-//! With a [`Stream`], a worker launches no task for itself: every task a
-//! commit makes ready is committed free in the task table, then added to
-//! the task stream, and whichever worker reads it claims its row (so the
-//! work spreads over the fleet). Each turn the worker claims the rows of
+//! With a [`Stream`], a worker keeps the tasks a commit makes ready that it
+//! has room for (claimed in the same commit, as without Redis); the others
+//! are committed free in the task table, then added to the task stream, and
+//! whichever worker reads one claims its row (so the work spreads over the
+//! fleet). Each turn the worker claims the rows of
 //! the entries it was delivered (entries whose row is taken or gone are
 //! acknowledged at once), every half lease takes over entries idle past the
 //! lease (XAUTOCLAIM: a dead worker's), and every [`SWEEP_MS`] sweeps the
@@ -11,8 +12,8 @@
 //! retry delays that came due) and for claims expired for a whole lease
 //! (what XAUTOCLAIM could not take over). An entry is acknowledged after
 //! the commit that settles its task. While Redis is unreachable the worker
-//! says so once, claims from the task table as without Redis, and launches
-//! tasks for itself again until Redis answers.
+//! says so once and claims from the task table as without Redis until
+//! Redis answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,12 +79,6 @@ fn due(last: Option<Instant>, every: Duration) -> bool {
 }
 
 impl Worker {
-    /// Whether this worker launches tasks for itself at commit (no Redis
-    /// dispatch, or Redis is down).
-    pub(super) fn self_claims(&self) -> bool {
-        self.stream.as_ref().is_none_or(|s| s.down.is_some())
-    }
-
     /// No delivery waits to be claimed.
     pub(super) fn stream_idle(&self) -> bool {
         self.stream.as_ref().is_none_or(|s| s.got.as_ref().is_none_or(|g| g.as_ref().map_or(true, Vec::is_empty)))

@@ -12,6 +12,8 @@
 
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
+#[path = "fleet_commit.rs"]
+mod commit;
 #[path = "fleet_parked.rs"]
 mod parked;
 pub use parked::Parked;

@@ -90,15 +90,17 @@ impl FleetTx {
     }
 
     /// Of `sub_runs`, those where a gate still waits for a decision: in the
-    /// sub-run or in any run it called (`SUB.…`), a step whose last
-    /// approval entry is `approval.requested`.
+    /// sub-run or in any run it called (by `runs.parent`, at any depth), a
+    /// step whose last approval entry is `approval.requested`.
     pub async fn still_gated(&mut self, sub_runs: &[String]) -> StoreResult<Vec<String>> {
         if sub_runs.is_empty() {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
-            "WITH subs AS (SELECT DISTINCT r FROM UNNEST($1::text[]) AS s(r)),
-                  tree AS (SELECT subs.r AS sub, runs.run_id FROM subs JOIN runs ON runs.run_id = subs.r OR starts_with(runs.run_id, subs.r || '.')),
+            "WITH RECURSIVE tree(sub, run_id) AS (
+                    SELECT DISTINCT r, r FROM UNNEST($1::text[]) AS s(r)
+                    UNION ALL
+                    SELECT tree.sub, runs.run_id FROM tree JOIN runs ON runs.parent = tree.run_id),
                   last AS (SELECT DISTINCT ON (j.run_id, j.data::jsonb ->> 'step') j.run_id, j.kind FROM journal j
                            WHERE j.run_id IN (SELECT run_id FROM tree) AND j.kind IN ('approval.requested', 'approval.granted', 'approval.denied')
                            ORDER BY j.run_id, j.data::jsonb ->> 'step', j.id DESC)

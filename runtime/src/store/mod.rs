@@ -8,6 +8,7 @@
 pub mod fleet;
 pub mod postgres;
 pub mod sqlite;
+mod postgres_batch;
 mod postgres_fabric;
 mod postgres_serve;
 mod sqlite_fabric;

@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row};
 
 use super::{Batch, BoxFuture, LeaseHolder, LeaseOutcome, MemoryRow, NewRun, RunRow, Store, StoreError, StoreResult, TokenRow};
-use crate::audit::{hash_record, Record};
+use crate::audit::Record;
 use crate::events::{Entry, RunStatus, Transition};
 use crate::ids::{now_ms, rfc3339};
 
@@ -171,110 +171,70 @@ pub(crate) struct RunHead {
 /// [`write_batch`] for a caller that holds the run's row lock and read its
 /// [`RunHead`] already (one round trip fewer per commit).
 pub(crate) async fn write_batch_locked(tx: &mut sqlx::PgConnection, run_id: &str, batch: &Batch, h: RunHead) -> StoreResult<Option<i64>> {
-    {
-        let at = now_ms();
-        let mut last_id = None;
-        let mut head: String = h.audit_head;
-        let mut count: i64 = h.audit_count;
-        let mut cost: f64 = h.cost_usd;
-        let mut status: Option<RunStatus> = None;
-        let mut output: Option<String> = None;
-        let mut error: Option<String> = None;
-        let mut kinds = Vec::with_capacity(batch.transitions.len());
-        let mut datas = Vec::with_capacity(batch.transitions.len());
-        for t in &batch.transitions {
-            kinds.push(t.kind().to_string());
-            datas.push(serde_json::to_string(t).map_err(|e| StoreError::Db(e.to_string()))?);
-            cost += t.spent();
-            if let Some(s) = RunStatus::after(t) {
-                status = Some(s);
-            }
-            match t {
-                Transition::RunSucceeded { output: o, .. } => output = Some(o.to_string()),
-                Transition::RunFailed { error: e, .. } => error = Some(e.clone()),
-                Transition::RunInterrupted => error = Some("interrupted".into()),
-                _ => {}
-            }
-        }
-        let at_i = i64::try_from(at).unwrap_or(i64::MAX);
-        if !kinds.is_empty() {
-            let ids = sqlx::query(
-                "INSERT INTO journal (run_id, at_ms, kind, data)
-                 SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) ORDER BY n
-                 RETURNING id",
-            )
-            .bind(run_id)
-            .bind(at_i)
-            .bind(&kinds)
-            .bind(&datas)
-            .fetch_all(&mut *tx)
-            .await?;
-            for r in ids {
-                let id: i64 = r.try_get(0)?;
-                last_id = Some(last_id.map_or(id, |l: i64| l.max(id)));
-            }
-        }
-        if !batch.decisions.is_empty() {
-            let n = batch.decisions.len();
-            let (mut seqs, mut dkinds, mut steps, mut ddata, mut prevs, mut hashes) =
-                (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-            for d in &batch.decisions {
-                count += 1;
-                let seq = u64::try_from(count).unwrap_or(0);
-                let hash = hash_record(&head, run_id, seq, at, &d.kind, d.step.as_deref(), &d.data);
-                seqs.push(count);
-                dkinds.push(d.kind.clone());
-                steps.push(d.step.clone());
-                ddata.push(d.data.to_string());
-                prevs.push(std::mem::replace(&mut head, hash.clone()));
-                hashes.push(hash);
-            }
-            sqlx::query(
-                "INSERT INTO audit (run_id, seq, at_ms, kind, step, data, prev_hash, hash)
-                 SELECT $1, s, $2, k, st, d, p, h
-                 FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS t(s, k, st, d, p, h)
-                 ORDER BY s",
-            )
-            .bind(run_id)
-            .bind(at_i)
-            .bind(&seqs)
-            .bind(&dkinds)
-            .bind(&steps)
-            .bind(&ddata)
-            .bind(&prevs)
-            .bind(&hashes)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (key, step, out) in &batch.idempotency {
-            sqlx::query("INSERT INTO idempotency (key, run_id, step, output) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING")
-                .bind(key)
-                .bind(run_id)
-                .bind(step)
-                .bind(out.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let status_s = status.map(RunStatus::as_str);
-        sqlx::query(
-            "UPDATE runs SET audit_head = $1, audit_count = $2, cost_usd = $3, updated_at = $4,
-             status = COALESCE($5, status),
-             output = COALESCE($6, output),
-             error = CASE WHEN $5 = 'running' THEN NULL ELSE COALESCE($7, error) END
-             WHERE run_id = $8",
+    let p = super::postgres_batch::prepare(run_id, batch, h)?;
+    let mut last_id = None;
+    if !p.kinds.is_empty() {
+        let ids = sqlx::query(
+            "INSERT INTO journal (run_id, at_ms, kind, data)
+             SELECT $1, $2, k, d FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) ORDER BY n
+             RETURNING id",
         )
-        .bind(&head)
-        .bind(count)
-        .bind(cost)
-        .bind(rfc3339(at))
-        .bind(status_s)
-        .bind(output.as_deref())
-        .bind(error.as_deref())
         .bind(run_id)
+        .bind(p.at)
+        .bind(&p.kinds)
+        .bind(&p.datas)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in ids {
+            let id: i64 = r.try_get(0)?;
+            last_id = Some(last_id.map_or(id, |l: i64| l.max(id)));
+        }
+    }
+    if !p.seqs.is_empty() {
+        sqlx::query(
+            "INSERT INTO audit (run_id, seq, at_ms, kind, step, data, prev_hash, hash)
+             SELECT $1, s, $2, k, st, d, p, h
+             FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS t(s, k, st, d, p, h)
+             ORDER BY s",
+        )
+        .bind(run_id)
+        .bind(p.at)
+        .bind(&p.seqs)
+        .bind(&p.dkinds)
+        .bind(&p.dsteps)
+        .bind(&p.ddata)
+        .bind(&p.prevs)
+        .bind(&p.hashes)
         .execute(&mut *tx)
         .await?;
-        Ok(last_id)
     }
+    for ((key, step), out) in p.idem_keys.iter().zip(&p.idem_steps).zip(&p.idem_outputs) {
+        sqlx::query("INSERT INTO idempotency (key, run_id, step, output) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(run_id)
+            .bind(step)
+            .bind(out)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE runs SET audit_head = $1, audit_count = $2, cost_usd = $3, updated_at = $4,
+         status = COALESCE($5, status),
+         output = COALESCE($6, output),
+         error = CASE WHEN $5 = 'running' THEN NULL ELSE COALESCE($7, error) END
+         WHERE run_id = $8",
+    )
+    .bind(&p.head)
+    .bind(p.count)
+    .bind(p.cost)
+    .bind(&p.updated_at)
+    .bind(p.status)
+    .bind(p.output.as_deref())
+    .bind(p.error.as_deref())
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(last_id)
 }
 
 fn memory_row(r: &sqlx::postgres::PgRow) -> StoreResult<MemoryRow> {
