@@ -215,18 +215,15 @@ fn an_edit_inside_a_fan_out_block_is_rechecked_as_a_whole_check_does() {
     assert!(first.diagnostics.iter().all(|d| !d.is_error()), "{:?}", first.diagnostics);
     assert!(first.cost.workflows.contains_key("w1.fan"), "{:?}", first.cost.workflows.keys());
     let block = text.find("    step s = llm executor(\"About {r.id}").unwrap();
-    let edits: [(&str, &dyn Fn(&str) -> String); 4] = [
-        ("a typo inside the block", &|t: &str| t.replacen("About {r.id} and {t}", "About {r.idd} and {tt}", 1)),
-        ("a wrong argument type inside the block", &|t: &str| t.replacen("crm.lookup(id: t)", "crm.lookup(id: 5)", 1)),
-        ("a dearer step inside the block", &|t: &str| t.replacen("{ max_tokens: 50 }", "{ max_tokens: 5000 }", 1)),
-        ("a new step inside the block", &|t: &str| {
-            let mut t = t.to_string();
-            t.insert_str(block, "    step q = crm.lookup(id: topci)\n");
-            t
-        }),
+    let mut with_step = text.clone();
+    with_step.insert_str(block, "    step q = crm.lookup(id: topci)\n");
+    let edits = [
+        ("a typo inside the block", text.replacen("About {r.id} and {t}", "About {r.idd} and {tt}", 1)),
+        ("a wrong argument type inside the block", text.replacen("crm.lookup(id: t)", "crm.lookup(id: 5)", 1)),
+        ("a dearer step inside the block", text.replacen("{ max_tokens: 50 }", "{ max_tokens: 5000 }", 1)),
+        ("a new step inside the block", with_step),
     ];
-    for (what, edit) in edits {
-        let next = edit(&text);
+    for (what, next) in edits {
         assert_ne!(next, text, "{what}");
         let (inc, how) = recheck(scratch("gen.aos", &text, false), &next, &FsLoader);
         assert!(matches!(how, Recheck::Incremental { .. }), "{what}: {how:?}");

@@ -64,6 +64,7 @@ fn recovering(tokens: &[(lexer::Token<'_>, Span)], text: &str, file: FileId) -> 
 /// gives up) and the grammar's items and syntax errors, without doc
 /// comments attached.
 #[cfg(feature = "testkit")]
+#[doc(hidden)]
 pub fn both_parsers(text: &str) -> (Option<Vec<ast::Item>>, Vec<ast::Item>, Vec<Diagnostic>) {
     let lexed = lexer::lex(text, FileId(0));
     let fast = fast::file(&lexed.tokens);
