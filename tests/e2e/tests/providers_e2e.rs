@@ -295,3 +295,53 @@ async fn models_lists_prices_context_and_credentials() {
     let flash = table.lines().find(|l| l.starts_with("flash")).unwrap();
     assert!(flash.contains("GEMINI_API_KEY set") && flash.contains(" gemini "), "{table}");
 }
+
+/// `memory.*` with an OpenAI embedding model, through `aosc run` with the
+/// provider's key and base URL from the environment: the entry is
+/// embedded by `POST /v1/embeddings`, recall ranks with the same model, and
+/// `aosc show` lists the step's `embedding` record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_embeds_through_the_provider_named_by_the_embedding_role() {
+    let fake = Fake::start(keys()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("memory.aos");
+    std::fs::write(
+        &file,
+        r#"
+use std.memory
+
+model small = openai("text-embedding-3-small") { input: $0.02/M, output: $0/M, context: 8191 }
+role embedding = [small]
+
+workflow remember(key: String, value: String) -> Bool {
+  step saved = memory.remember(key: key, value: value)
+  return saved
+}
+
+workflow recall(query: String) -> List<Json> {
+  step hits = memory.recall(query: query, k: 2)
+  return hits
+}
+"#,
+    )
+    .unwrap();
+    let home = dir.path().join("home");
+    let file_s = file.to_string_lossy().into_owned();
+    for (k, v) in [("emea", "EMEA sales grew 13% in week 47"), ("pager", "Ada is on call this week")] {
+        let (ka, va) = (format!("key={k}"), format!("value={v}"));
+        let out = aosc_async(home.clone(), &fake, &["run", &file_s, "--workflow", "remember", "--input", &ka, "--input", &va, "--json"]).await;
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        let run = json_of(&out);
+        assert!(run["cost_usd"].as_f64().unwrap() > 0.0, "{run}");
+        let show = json_of(&aosc_async(home.clone(), &fake, &["show", run["run_id"].as_str().unwrap(), "--json"]).await);
+        let rec = routing(step(&show, "saved"), "embedding");
+        assert_eq!(rec.len(), 1, "{show}");
+        assert_eq!((&rec[0]["embedding"], &rec[0]["dims"]), (&json!("openai/text-embedding-3-small"), &json!(1536)), "{}", rec[0]);
+    }
+    let out = aosc_async(home.clone(), &fake, &["run", &file_s, "--workflow", "recall", "--input", "query=how were EMEA sales", "--json"]).await;
+    let run = json_of(&out);
+    assert_eq!((&run["output"][0]["key"], &run["output"][0]["embedding"]), (&json!("emea"), &json!("openai/text-embedding-3-small")), "{run}");
+    let seen = fake.seen_for("text-embedding-3-small");
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|s| s.path == "/v1/embeddings" && s.headers["authorization"] == format!("Bearer {OPENAI_KEY}")));
+}
