@@ -80,6 +80,14 @@ fn gated_sub_workflows_on_the_fleet(redis: Option<&redis_server::RedisServer>) {
         assert_eq!(status, "waiting_approval", "sub-run {sub}");
     }
 
+    // Without --json: the reasons, and that the workers continue it (a
+    // fleet run is not resumed by hand).
+    let o = aosc(dir.path(), Some(&db), &["wait", &id]);
+    assert_eq!(o.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains(&format!("aosc approve {id}.notes.2 sent")) && said.contains("then: the workers continue it"), "{said}");
+    assert!(!said.contains("then: aosc resume"), "{said}");
+
     // One gate decided: the workers continue that sub-run, and the run
     // pauses again at the others.
     let said = approve(dir.path(), Some(&db), &format!("{id}.lead"), "publish");
