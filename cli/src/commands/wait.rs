@@ -62,6 +62,15 @@ pub fn run(args: &WaitArgs) -> u8 {
                         }
                     }
                     let report = RunReport { run_id: row.run_id, status, output: row.output, cost_usd: row.cost_usd, error };
+                    if status == RunStatus::WaitingApproval && !args.json && matches!(rt.store.fleet_queued(&args.run_id).await, Ok(true)) {
+                        // A fleet run is not resumed by hand: each decision wakes the workers.
+                        eprintln!("run {} is waiting for approval:", report.run_id);
+                        for line in report.error.as_deref().unwrap_or("").split("; ") {
+                            eprintln!("  {line}");
+                        }
+                        eprintln!("then: the workers continue it after each `aosc approve`/`aosc deny` (`aosc wait {}` follows it)", report.run_id);
+                        return rtx::status_code(&report);
+                    }
                     return rtx::print_report(&report, args.json);
                 }
             }
