@@ -150,7 +150,7 @@ fn without_any_planner_it_says_what_to_do() {
     if cfg!(feature = "local-model") {
         assert!(stderr.contains("but its model file is at none of"), "{stderr}");
     } else {
-        assert!(stderr.contains("--features local-model"), "{stderr}");
+        assert!(stderr.contains("--features local-model") && stderr.contains("apt-get install -y cmake libclang-dev"), "{stderr}");
     }
 }
 

@@ -127,7 +127,7 @@ pub fn no_planner_help() -> String {
     } else {
         format!(
             "the embedded offline model: it is not in this aosc; build it with the cargo feature `local-model` \
-             (needs cmake and libclang-dev):\n  cargo build --release -p aosc --features local-model\n\
+             (needs cmake and libclang-dev):\n  apt-get install -y cmake libclang-dev\n  cargo build --release -p aosc --features local-model\n\
              then fetch the model file to {first}:\n  {fetch}\n  (or set AOS_PLANNER_MODEL to a GGUF file)"
         )
     };
