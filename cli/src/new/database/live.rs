@@ -31,7 +31,7 @@ pub struct Live {
 }
 
 fn ctx() -> ToolCtx {
-    ToolCtx { workspace: PathBuf::from("."), idempotency_key: None, run_id: "aosc-new".into(), step: "schema".into() }
+    ToolCtx { workspace: PathBuf::from("."), idempotency_key: None, run_id: "aosc-new".into(), step: "schema".into(), ..Default::default() }
 }
 
 impl Live {
