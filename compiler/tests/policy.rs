@@ -1,5 +1,5 @@
 //! Risk and policy over real source: the facts and rules handed to the IR.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 /// Starts a server on a free loopback port that answers every request with
 /// `200` and the JSON `body`, and counts the requests it read whole (head,
 /// then the body by `Content-Length`). Returns its `host:port` and the count.
+#[allow(clippy::unwrap_used)] // a test that cannot bind loopback cannot run
 pub fn counting_server(body: &'static str) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
