@@ -28,15 +28,15 @@ pub fn pipeline(steps: usize) -> String {
                 );
             }
             1 => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "  step s{i}: List<Row> = sql.query(sql: \"select * from t where r = $1\", params: [{prev}, region]) {{ max_output_tokens: 4000, when: limit > 0 and {prev} != null }}\n"
+                    "  step s{i}: List<Row> = sql.query(sql: \"select * from t where r = $1\", params: [{prev}, region]) {{ max_output_tokens: 4000, when: limit > 0 and {prev} != null }}"
                 );
             }
             _ => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "  step s{i} = email.send(to: \"a@example.com\", subject: \"Report {{region}}\", body: \"{{{prev}}}\") {{ approval: \"leads\" }}\n"
+                    "  step s{i} = email.send(to: \"a@example.com\", subject: \"Report {{region}}\", body: \"{{{prev}}}\") {{ approval: \"leads\" }}"
                 );
             }
         }
@@ -78,23 +78,23 @@ pub fn checked_pipeline(steps: usize) -> String {
                 far = std::mem::replace(&mut last, format!("s{i}"));
             }
             1 => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "  step s{i}: List<Row> = sql.query(sql: \"select * from t where r = $1\", params: [{last}, region]) {{ max_output_tokens: 4000, when: limit > 0 }}\n"
+                    "  step s{i}: List<Row> = sql.query(sql: \"select * from t where r = $1\", params: [{last}, region]) {{ max_output_tokens: 4000, when: limit > 0 }}"
                 );
             }
             2 => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "  step s{i} = llm executor(\"Rows: {{s{} ?? []}} after {{{last}}}\") {{ max_tokens: 200 }}\n",
+                    "  step s{i} = llm executor(\"Rows: {{s{} ?? []}} after {{{last}}}\") {{ max_tokens: 200 }}",
                     i - 1
                 );
                 last = format!("s{i}");
             }
             4 => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "  step s{i} = http.get(url: \"https://example.com/{{region}}/{i}\", headers: null) {{ after: [{last}] }}\n"
+                    "  step s{i} = http.get(url: \"https://example.com/{{region}}/{i}\", headers: null) {{ after: [{last}] }}"
                 );
             }
             _ => {
@@ -106,9 +106,9 @@ pub fn checked_pipeline(steps: usize) -> String {
                     );
                     far = format!("s{i}");
                 } else {
-                    let _ = write!(
+                    let _ = writeln!(
                         s,
-                        "  step s{i} = llm executor(\"Check {{s{}}} with {{{last}}}\") {{ max_tokens: 100 }}\n",
+                        "  step s{i} = llm executor(\"Check {{s{}}} with {{{last}}}\") {{ max_tokens: 100 }}",
                         i - 1
                     );
                     last = format!("s{i}");

@@ -122,7 +122,7 @@ fn killed_runs_resume_without_repeating_steps() {
         while report.as_ref().is_none_or(|v| v["status"] != "succeeded") {
             resumes += 1;
             assert!(resumes < 40, "run {id} did not finish");
-            let kill_resume = rng.next() % 3 == 0;
+            let kill_resume = rng.next().is_multiple_of(3);
             let at = if kill_resume { Duration::from_millis(rng.next() % (full_ms + 20)) } else { Duration::from_secs(60) };
             match run_or_kill(aosc(&home, &["resume", &id, "--json"]), at) {
                 Some((0, v)) => report = Some(v),
