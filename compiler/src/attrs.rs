@@ -87,6 +87,8 @@ pub enum AttrType {
     Route,
     /// A list of tool names (`[http.get, sql.query]`).
     ToolList,
+    /// A list of the tool's own parameter names (`[key, value]`).
+    ParamList,
 }
 
 impl AttrType {
@@ -114,6 +116,7 @@ impl AttrType {
             AttrType::CacheScope => "`workflow`, `shared` or `global`".to_string(),
             AttrType::Route => "`measured(latency \\| cost \\| quality)`".to_string(),
             AttrType::ToolList => "list of tools".to_string(),
+            AttrType::ParamList => "list of the tool's parameters".to_string(),
         }
     }
 }
@@ -218,6 +221,8 @@ pub const ATTRIBUTES: &[AttrSpec] = &[
         "What the tool does to the world: `pure`, `read` or `external` (decides how a resume retries it)."),
     attr!(Tool "max_output_tokens": TOKENS, default "8192", e.g. "2000",
         "The token bound of the tool's output (a longer text is truncated)."),
+    attr!(Tool "embeds": AttrType::ParamList, default "", e.g. "[key, value]",
+        "The parameters whose text each call embeds with the `embedding` role; the cost proof bounds their tokens at its dearest model's `input:` price."),
     attr!(Tool "timeout": AttrType::Duration { min_ms: 1 }, default "", e.g. "30s",
         "How long one call may take."),
     attr!(Tool "cache": AttrType::Duration { min_ms: 1 }, default "", e.g. "1h",

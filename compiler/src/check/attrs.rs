@@ -33,6 +33,7 @@ pub fn check(env: &Env, diags: &mut Vec<Diagnostic>) {
     }
     for t in env.tools.values().filter(|t| !t.std) {
         block(Item::Tool, t.file, Env::entries(&t.decl.attrs), diags);
+        embeds(t.file, &t.decl, diags);
     }
     for m in env.models.values().filter(|m| !m.std) {
         block(Item::Model, m.file, Env::entries(&m.decl.attrs), diags);
@@ -58,6 +59,22 @@ fn block(item: Item, file: FileId, entries: &[ast::Attr], diags: &mut Vec<Diagno
                 }
             }
         }
+    }
+}
+
+/// E0201 for a name in a tool's `embeds:` that is not one of its
+/// parameters.
+fn embeds(file: FileId, tool: &ast::ToolDecl, diags: &mut Vec<Diagnostic>) {
+    for id in Block(Env::entries(&tool.attrs)).names("embeds") {
+        if tool.params.iter().any(|p| p.name.name == id.name) {
+            continue;
+        }
+        let mut d = Diagnostic::error(Code::E0201, file, id.span, format!("`embeds:` names `{}`, which is not a parameter of the tool", id.name))
+            .with_primary_label("not a parameter");
+        if let Some(s) = suggest::closest(&id.name, tool.params.iter().map(|p| p.name.name.as_str())) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        diags.push(d);
     }
 }
 
@@ -181,6 +198,8 @@ fn tool_shape(spec: &AttrSpec, file: FileId, a: &ast::Attr) -> Option<Diagnostic
         AttrType::String => matches!(&v.kind, ExprKind::Str(s) if s.parts.iter().all(|p| matches!(p, ast::StrPart::Text(_)))),
         AttrType::StringList => matches!(&v.kind, ExprKind::List(items)
             if items.iter().all(|i| matches!(&i.kind, ExprKind::Str(_)))),
+        AttrType::ParamList => matches!(&v.kind, ExprKind::List(items)
+            if items.iter().all(|i| matches!(&i.kind, ExprKind::Name(_)))),
         // Risk and effect names are the risk pass's (E0101/E0201).
         _ => true,
     };
@@ -223,6 +242,20 @@ impl<'a> Block<'a> {
         match &self.get(key)?.value.kind {
             ExprKind::Duration(d) => duration_ms(d),
             _ => None,
+        }
+    }
+
+    /// A list-of-names attribute (`embeds: [key, value]`): its names.
+    pub fn names(self, key: &str) -> Vec<&'a ast::Ident> {
+        match self.get(key).map(|a| &a.value.kind) {
+            Some(ExprKind::List(items)) => items
+                .iter()
+                .filter_map(|i| match &i.kind {
+                    ExprKind::Name(id) => Some(id),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -24,13 +24,14 @@ use crate::ir;
 use crate::source::FileId;
 use crate::span::Span;
 
-use super::attrs::{StepAttrs, ToolAttrs, WorkflowAttrs};
+use super::attrs::{Block, StepAttrs, ToolAttrs, WorkflowAttrs};
 use super::env::{Env, Local};
 use super::{agent, roles};
 use super::tokens::{self, Tokenizer};
 
 mod value;
 mod llm;
+mod embed;
 mod table;
 
 pub use table::{fmt_price, fmt_usd, render_table};

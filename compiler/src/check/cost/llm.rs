@@ -276,15 +276,31 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 ));
                 ir::StepKind::Llm
             }
-            ExprKind::Call { callee, .. } if callee.len() >= 2 => {
+            ExprKind::Call { callee, args } if callee.len() >= 2 => {
                 bound.attempts = tries;
                 bound.output_tokens = self.call_output(scope, body, attrs).tokens.unwrap_or(0);
                 let tries_text = if retry == 0 { String::new() } else { format!("; {tries} tries (`retry: {retry}`)") };
-                lines.push(|| format!(
-                    "tool `{}`: no model cost; output ≤ {} tokens{tries_text}",
-                    Env::tool_name(callee),
-                    bound.output_tokens
-                ));
+                let name = Env::tool_name(callee);
+                let embedded = match self.env.tools.get(&name) {
+                    Some(tool) => self.embed_cost(scope, var, &tool.decl, args),
+                    None => embed::EmbedCost { usd: Some(Usd::ZERO), line: None },
+                };
+                match (embedded.usd, embedded.line) {
+                    (Some(usd), Some(line)) => {
+                        // Every try of every item may embed once.
+                        exact = usd.times(tries).times(n);
+                        lines.push(|| format!("tool `{name}`: output ≤ {} tokens{tries_text}", bound.output_tokens));
+                        lines.push(|| line);
+                    }
+                    (None, line) => {
+                        bounded = false;
+                        lines.push(|| format!("tool `{name}`: output ≤ {} tokens{tries_text}", bound.output_tokens));
+                        if let Some(line) = line {
+                            lines.push(|| line);
+                        }
+                    }
+                    (Some(_), None) => lines.push(|| format!("tool `{name}`: no model cost; output ≤ {} tokens{tries_text}", bound.output_tokens)),
+                }
                 ir::StepKind::Tool
             }
             ExprKind::Call { callee, .. } => {
