@@ -33,7 +33,7 @@ pub fn check(env: &Env, diags: &mut Vec<Diagnostic>) {
     }
     for t in env.tools.values().filter(|t| !t.std) {
         block(Item::Tool, t.file, Env::entries(&t.decl.attrs), diags);
-        embeds(t.file, &t.decl, diags);
+        embeds(t.file, t.decl, diags);
     }
     for m in env.models.values().filter(|m| !m.std) {
         block(Item::Model, m.file, Env::entries(&m.decl.attrs), diags);

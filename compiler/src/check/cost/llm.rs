@@ -282,7 +282,7 @@ impl<'r, 'a> Analyzer<'r, 'a> {
                 let tries_text = if retry == 0 { String::new() } else { format!("; {tries} tries (`retry: {retry}`)") };
                 let name = Env::tool_name(callee);
                 let embedded = match self.env.tools.get(&name) {
-                    Some(tool) => self.embed_cost(scope, var, &tool.decl, args),
+                    Some(tool) => self.embed_cost(scope, var, tool.decl, args),
                     None => embed::EmbedCost { usd: Some(Usd::ZERO), line: None },
                 };
                 match (embedded.usd, embedded.line) {
