@@ -283,14 +283,7 @@ where
 
         let coalesce = left_assoc(neg, Token::Coalesce, BinaryOp::Coalesce);
 
-        let cmp_op = select! {
-            Token::EqEq => BinaryOp::Eq,
-            Token::NotEq => BinaryOp::Ne,
-            Token::Lt => BinaryOp::Lt,
-            Token::Le => BinaryOp::Le,
-            Token::Gt => BinaryOp::Gt,
-            Token::Ge => BinaryOp::Ge,
-        }
+        let cmp_op = compare_op()
         .map_with(|op, e| (op, e.span()));
         let compare = coalesce
             .clone()
@@ -387,4 +380,21 @@ pub(super) fn fold_path(path: Vec<Ident>) -> Expr {
         };
     }
     e
+}
+
+/// A comparison operator (`==`, `!=`, `<`, `<=`, `>`, `>=`): in expressions
+/// and in a test's `expect` lines.
+pub(super) fn compare_op<'t, 's: 't, I, E>() -> impl Parser<'t, I, BinaryOp, Extra<E>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = Span>,
+    E: PErr<'t, 's, I>,
+{
+    select! {
+        Token::EqEq => BinaryOp::Eq,
+        Token::NotEq => BinaryOp::Ne,
+        Token::Lt => BinaryOp::Lt,
+        Token::Le => BinaryOp::Le,
+        Token::Gt => BinaryOp::Gt,
+        Token::Ge => BinaryOp::Ge,
+    }
 }

@@ -67,14 +67,7 @@ where
             }
             TestStmtKind::Run(call)
         });
-    let cmp_op = select! {
-        Token::EqEq => BinaryOp::Eq,
-        Token::NotEq => BinaryOp::Ne,
-        Token::Lt => BinaryOp::Lt,
-        Token::Le => BinaryOp::Le,
-        Token::Gt => BinaryOp::Gt,
-        Token::Ge => BinaryOp::Ge,
-    };
+    let cmp_op = compare_op();
     let expect = word("expect")
         .ignore_then(ident().labelled("what to expect (`output`, `cost`, `ran`, …)"))
         .then(cmp_op.or_not())
